@@ -1,0 +1,3 @@
+from abmhub.cli import main
+
+main()

@@ -1,0 +1,263 @@
+"""Surface R account endpoints (contract §2.1–§2.7), also served under the `/crm` alias."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from abmhub.accounts import service
+from abmhub.accounts.domains import normalize_domain
+from abmhub.accounts.schemas import (
+    AccountPage,
+    CreateCustomFieldRequest,
+    CrmPushAccountsRequest,
+    CustomFieldRecord,
+    MapExternalIdsRequest,
+    MapExternalIdsResult,
+    MessageResult,
+    MissingExternalId,
+    PushAccountsRequest,
+    PushAccountsResult,
+    UpdateAccountRequest,
+)
+from abmhub.custom_fields import service as custom_fields_service
+from abmhub.custom_fields.model import SELECTION_TYPES, wire
+from abmhub.db.engine import Database
+from abmhub.paging import Page
+from abmhub.tenancy.service import Caller
+from abmhub.timefmt import format_us
+from abmhub.web.dependencies import caller, database, json_body
+from abmhub.web.errors import ValidationFailed
+from abmhub.web.paging import page_body, page_request, parse_limit
+from abmhub.web.responses import envelope
+from abmhub.web.schemas import ERROR_RESPONSES, Envelope, request_body
+from abmhub.web.validation import constraint_text, issue
+
+MAX_DOMAINS_FILTER = 100
+
+
+def account_record(row: Any, extras: service.RecordExtras) -> dict[str, Any]:
+    """An account as GET /accounts returns it (§2.1)."""
+    stored = row.custom_fields or {}
+    return {
+        "rtp_aid": row.rtp_aid,
+        "id": row.uuid,
+        "externalId": row.external_id,
+        "name": row.name,
+        "domain": row.domain,
+        "shortName": row.short_name,
+        "linkedinUrl": row.linkedin_url,
+        "tags": row.tags or [],
+        "rtp_account_score": row.account_score,
+        "rtp_journey_stage": row.journey_stage,
+        "rtp_advertising_activity_score": row.advertising_score,
+        "rtp_website_intent_score": row.website_score,
+        "rtp_g2_intent_score": row.g2_score,
+        "rtp_bombora_intent_score": row.bombora_score,
+        "rtp_last_account_date": format_us(row.change_us),
+        "customFields": {key: stored.get(key) for key in extras.field_keys},
+        "segmentIds": extras.segment_ids.get(row.id, []),
+    }
+
+
+def account_page_body(page: Page[Any], extras: service.RecordExtras) -> dict[str, Any]:
+    return page_body(page, [account_record(row, extras) for row in page.items])
+
+
+def _domains_filter(raw: str | None) -> list[str] | None:
+    """The `domains` query parameter: a JSON array of up to 100 domains, normalised."""
+    if raw is None:
+        return None
+
+    def refuse(constraint: str, text: str) -> ValidationFailed:
+        return ValidationFailed([issue("domains", "domains", {constraint: text})])
+
+    try:
+        values = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise refuse("isJson", "domains must be a JSON array of domain strings") from None
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise refuse("isArray", "domains must be a JSON array of domain strings")
+    if len(values) > MAX_DOMAINS_FILTER:
+        raise refuse("arrayMaxSize", constraint_text("arrayMaxSize", "domains", {"max": MAX_DOMAINS_FILTER}))
+    domains = []
+    for value in values:
+        domain = normalize_domain(value)
+        if domain is None:
+            raise refuse("isDomain", f"domains contains an invalid domain '{value}'")
+        domains.append(domain)
+    return domains
+
+
+def _min_score(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not text.isdigit() or int(text) > 100:
+        raise ValidationFailed(
+            [issue("minScore", "minScore", {"isInt": "minScore must be an integer from 0 to 100"})]
+        )
+    return int(text)
+
+
+def _require_options(body: CreateCustomFieldRequest) -> list[str]:
+    options = body.options or []
+    if body.labelType in SELECTION_TYPES and not options:
+        raise ValidationFailed(
+            [issue("options", "options", {"arrayMinSize": constraint_text("arrayMinSize", "options", {"min": 1})})]
+        )
+    return options
+
+
+def build_router(*, crm: bool) -> APIRouter:
+    """The account routes; with `crm` the push and update use the older `/crm` semantics (§2.2, §2.3)."""
+    router = APIRouter(tags=["crm alias"] if crm else ["accounts"], responses=ERROR_RESPONSES)
+    push_model = CrmPushAccountsRequest if crm else PushAccountsRequest
+
+    @router.post(
+        "/accounts",
+        summary="Push accounts (keyed by externalId)" if crm else "Push accounts",
+        response_model=Envelope[PushAccountsResult],
+        openapi_extra=request_body(push_model),
+    )
+    def push_accounts(
+        request: Request,
+        who: Caller = Depends(caller),
+        body: PushAccountsRequest = Depends(json_body(push_model)),
+        db: Database = Depends(database),
+    ) -> Response:
+        outcome = service.push_accounts(
+            db,
+            workspace_id=who.workspace_id,
+            items=body.accounts,
+            upsert=body.upsert,
+            segment_id=body.segmentId,
+            keyed_by_external_id=crm,
+        )
+        return envelope(request, {"results": outcome.results, "summary": outcome.summary})
+
+    @router.put(
+        "/accounts/{account_key}",
+        summary="Update one account by externalId" if crm else "Update one account",
+        response_model=Envelope[MessageResult],
+        openapi_extra=request_body(UpdateAccountRequest),
+    )
+    def update_account(
+        request: Request,
+        account_key: str,
+        who: Caller = Depends(caller),
+        body: UpdateAccountRequest = Depends(json_body(UpdateAccountRequest)),
+        db: Database = Depends(database),
+    ) -> Response:
+        key = {"external_id": account_key} if crm else {"rtp_aid": account_key}
+        service.update_account(db, workspace_id=who.workspace_id, changes=body, **key)
+        return envelope(request, {"message": "Account updated successfully"})
+
+    if crm:
+        return router
+
+    @router.get("/accounts", summary="List accounts (keyset pages, delta sync)", response_model=Envelope[AccountPage])
+    def list_accounts(
+        request: Request,
+        limit: str | None = Query(None, description="1–1000, default 100"),
+        cursor: str | None = Query(None, description="nextCursor of the previous page"),
+        lastSync: str | None = Query(None, description="ISO 8601: only accounts changed after it"),
+        domains: str | None = Query(None, description='JSON array of up to 100 domains, e.g. ["acme.com"]'),
+        journeyStage: str | None = Query(None, description="Extension: only this journey stage"),
+        minScore: str | None = Query(None, description="Extension: rtp_account_score >= minScore"),
+        segmentId: str | None = Query(None, description="Extension: only members of this segment"),
+        tag: str | None = Query(None, description="Extension: only accounts with this tag"),
+        who: Caller = Depends(caller),
+        db: Database = Depends(database),
+    ) -> Response:
+        page = page_request(limit, cursor, lastSync)
+        filters = service.AccountFilter(
+            domains=_domains_filter(domains),
+            journey_stage=journeyStage,
+            min_score=_min_score(minScore),
+            segment_id=segmentId,
+            tag=tag,
+        )
+        found, extras = service.list_accounts(db, workspace_id=who.workspace_id, page=page, filters=filters)
+        return envelope(request, account_page_body(found, extras))
+
+    @router.patch(
+        "/accounts/external-ids",
+        summary="Map domains to your CRM's ids",
+        response_model=Envelope[MapExternalIdsResult],
+        openapi_extra=request_body(MapExternalIdsRequest),
+    )
+    def map_external_ids(
+        request: Request,
+        who: Caller = Depends(caller),
+        body: MapExternalIdsRequest = Depends(json_body(MapExternalIdsRequest)),
+        db: Database = Depends(database),
+    ) -> Response:
+        outcome = service.map_external_ids(db, workspace_id=who.workspace_id, mappings=body.mappings)
+        return envelope(
+            request, {"matched": outcome.matched, "updated": outcome.updated, "notFound": outcome.not_found}
+        )
+
+    @router.get(
+        "/accounts/missing-external-ids",
+        summary="Accounts without an externalId",
+        response_model=Envelope[list[MissingExternalId]],
+    )
+    def missing_external_ids(
+        request: Request,
+        limit: str | None = Query(None, description="1–1000, default 100"),
+        who: Caller = Depends(caller),
+        db: Database = Depends(database),
+    ) -> Response:
+        rows = service.missing_external_ids(db, workspace_id=who.workspace_id, limit=parse_limit(limit))
+        return envelope(request, [{"name": name, "domain": domain} for name, domain in rows])
+
+    @router.get(
+        "/accounts/custom-fields",
+        summary="Active account custom fields",
+        response_model=Envelope[list[CustomFieldRecord]],
+    )
+    def list_custom_fields(
+        request: Request, who: Caller = Depends(caller), db: Database = Depends(database)
+    ) -> Response:
+        fields = custom_fields_service.list_fields(db, workspace_id=who.workspace_id)
+        return envelope(request, [wire(f) for f in fields])
+
+    @router.post(
+        "/accounts/custom-field",
+        summary="Define an account custom field",
+        response_model=Envelope[list[CustomFieldRecord]],
+        openapi_extra=request_body(CreateCustomFieldRequest),
+    )
+    def create_custom_field(
+        request: Request,
+        who: Caller = Depends(caller),
+        body: CreateCustomFieldRequest = Depends(json_body(CreateCustomFieldRequest)),
+        db: Database = Depends(database),
+    ) -> Response:
+        field = custom_fields_service.create_field(
+            db,
+            workspace_id=who.workspace_id,
+            label=body.label,
+            label_type=body.labelType,
+            description=body.description,
+            options=_require_options(body),
+        )
+        return envelope(request, [wire(field)])
+
+    @router.delete(
+        "/accounts/custom-fields/{key}",
+        summary="Deactivate a custom field (extension; values are kept)",
+        response_model=Envelope[MessageResult],
+    )
+    def deactivate_custom_field(
+        request: Request, key: str, who: Caller = Depends(caller), db: Database = Depends(database)
+    ) -> Response:
+        custom_fields_service.deactivate_field(db, workspace_id=who.workspace_id, key=key)
+        return envelope(request, {"message": f"Custom field '{key}' deactivated"})
+
+    return router

@@ -1,0 +1,636 @@
+"""Accounts: push, update, list, external-id mapping (contract §2.2–§2.6).
+
+A push is one transaction. Every item is decided in memory, in request order, against the
+accounts the request touches (loaded in one query), so one item's outcome never depends on
+a database error and an item that fails leaves nothing behind; the survivors are then
+written in three batched statements at most.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Select, and_, bindparam, exists, func, insert, literal, or_, select, update
+
+from abmhub.accounts.domains import normalize_domain
+from abmhub.accounts.schemas import AccountItem, ExternalIdMapping, UpdateAccountRequest
+from abmhub.custom_fields.model import CustomField, value_problem
+from abmhub.custom_fields.service import active_fields
+from abmhub.db.engine import Database, sync_pass
+from abmhub.db.tables import accounts, segment_members, segments
+from abmhub.errors import Conflict, InvalidInput, NotFound
+from abmhub.ids import is_object_id, new_object_id
+from abmhub.paging import Page, PageRequest
+from abmhub.segments import service as segments_service
+
+# --- errors ------------------------------------------------------------------------------
+
+
+class AccountNotFound(NotFound):
+    def __init__(self, rtp_aid: str) -> None:
+        super().__init__(f"Account '{rtp_aid}' not found")
+
+
+class AccountWithExternalIdNotFound(NotFound):
+    def __init__(self, external_id: str) -> None:
+        super().__init__(f"Account with externalId '{external_id}' not found")
+
+
+class InvalidAccountId(InvalidInput):
+    def __init__(self, rtp_aid: str) -> None:
+        super().__init__(f"Invalid rtp_aid '{rtp_aid}'")
+
+
+class ExternalIdTaken(Conflict):
+    def __init__(self, external_id: str, holder: str) -> None:
+        super().__init__(external_id_taken(external_id, holder))
+
+
+class UnknownCustomFields(InvalidInput):
+    def __init__(self, keys: Sequence[str]) -> None:
+        super().__init__(f"Custom field key(s) not found: {', '.join(keys)}")
+
+
+class InvalidCustomFieldValue(InvalidInput):
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(invalid_value(key, why))
+
+
+def external_id_taken(external_id: str, holder: str) -> str:
+    return f"externalId '{external_id}' already belongs to account {holder}"
+
+
+def invalid_value(key: str, why: str) -> str:
+    return f"Invalid value for custom field '{key}': {why}"
+
+
+# --- the in-memory working set of a write ------------------------------------------------
+
+_STATE_COLUMNS = (
+    accounts.c.id,
+    accounts.c.rtp_aid,
+    accounts.c.uuid,
+    accounts.c.external_id,
+    accounts.c.name,
+    accounts.c.domain,
+    accounts.c.short_name,
+    accounts.c.linkedin_url,
+    accounts.c.tags,
+    accounts.c.custom_fields,
+)
+
+
+@dataclass(slots=True, eq=False)
+class AccountState:
+    """An account as a write sees it: loaded (id set) or created by this request (id None)."""
+
+    id: int | None
+    rtp_aid: str
+    uuid: str
+    external_id: str | None
+    name: str
+    domain: str
+    short_name: str | None
+    linkedin_url: str | None
+    tags: list[str]
+    custom_fields: dict[str, Any]
+    stored_domain: str | None = None
+    stored_external_id: str | None = None
+    dirty: bool = False
+
+    @classmethod
+    def loaded(cls, row: Any) -> AccountState:
+        return cls(
+            *row[:8],
+            tags=list(row.tags or []),
+            custom_fields=dict(row.custom_fields or {}),
+            stored_domain=row.domain,
+            stored_external_id=row.external_id,
+        )
+
+    def apply(self, given: dict[str, Any], field_names: set[str]) -> None:
+        """Overwrite the given fields (customFields merge per key, tags replace)."""
+        before = (self.name, self.short_name, self.linkedin_url, self.tags, dict(self.custom_fields), self.external_id)
+        if "name" in field_names and given.get("name") is not None:
+            self.name = given["name"]
+        if "shortName" in field_names:
+            self.short_name = given.get("shortName")
+        if "linkedinUrl" in field_names:
+            self.linkedin_url = given.get("linkedinUrl")
+        if "tags" in field_names:
+            self.tags = list(given.get("tags") or [])
+        if "externalId" in field_names and given.get("externalId") is not None:
+            self.external_id = given["externalId"]
+        if given.get("customFields"):
+            self.custom_fields.update(given["customFields"])
+        after = (self.name, self.short_name, self.linkedin_url, self.tags, self.custom_fields, self.external_id)
+        self.dirty = self.dirty or before != after
+
+
+@dataclass(slots=True)
+class WorkingSet:
+    """The accounts one write touches, indexed by their two unique keys."""
+
+    by_domain: dict[str, AccountState] = field(default_factory=dict)
+    by_external_id: dict[str, AccountState] = field(default_factory=dict)
+    created: list[AccountState] = field(default_factory=list)
+
+    def add(self, state: AccountState) -> None:
+        self.by_domain[state.domain] = state
+        if state.external_id is not None:
+            self.by_external_id[state.external_id] = state
+
+    def rekey(self, state: AccountState, old_domain: str, old_external_id: str | None) -> None:
+        if old_domain != state.domain:
+            self.by_domain.pop(old_domain, None)
+            self.by_domain[state.domain] = state
+        if old_external_id != state.external_id:
+            if old_external_id is not None:
+                self.by_external_id.pop(old_external_id, None)
+            if state.external_id is not None:
+                self.by_external_id[state.external_id] = state
+
+    def loaded_states(self) -> list[AccountState]:
+        seen: dict[int, AccountState] = {}
+        for state in (*self.by_domain.values(), *self.by_external_id.values()):
+            if state.id is not None:
+                seen[state.id] = state
+        return list(seen.values())
+
+
+def _load_working_set(
+    conn: Connection, workspace_id: int, domains: set[str], external_ids: set[str]
+) -> WorkingSet:
+    conditions = []
+    if domains:
+        conditions.append(accounts.c.domain.in_(sorted(domains)))
+    if external_ids:
+        conditions.append(accounts.c.external_id.in_(sorted(external_ids)))
+    working = WorkingSet()
+    if conditions:
+        rows = conn.execute(
+            select(*_STATE_COLUMNS).where(accounts.c.workspace_id == workspace_id, or_(*conditions))
+        ).all()
+        for row in rows:
+            working.add(AccountState.loaded(row))
+    return working
+
+
+def _new_account(domain: str, name: str) -> AccountState:
+    return AccountState(
+        id=None,
+        rtp_aid=new_object_id(),
+        uuid=str(uuid.uuid4()),
+        external_id=None,
+        name=name,
+        domain=domain,
+        short_name=None,
+        linkedin_url=None,
+        tags=[],
+        custom_fields={},
+        dirty=True,
+    )
+
+
+def custom_field_problem(values: dict[str, Any] | None, fields: dict[str, CustomField]) -> str | None:
+    """The per-item failure text for the `customFields` of a push, or None when they are fine."""
+    if not values:
+        return None
+    unknown = [key for key in values if key not in fields]
+    if unknown:
+        return f"Custom field key(s) not found: {', '.join(unknown)}. Unable to add this account."
+    for key, value in values.items():
+        why = value_problem(fields[key], value)
+        if why:
+            return invalid_value(key, why)
+    return None
+
+
+def _write(conn: Connection, workspace_id: int, working: WorkingSet, now: int) -> None:
+    """Store the outcome: changed accounts first (clearing moved unique keys), then new ones."""
+    changed = [s for s in working.loaded_states() if s.dirty]
+    # Unique keys that move between accounts inside one request would collide if written
+    # in place; release them first, then write every account's final values.
+    released = [
+        {
+            "_id": s.id,
+            "domain": s.stored_domain if s.domain == s.stored_domain else f"~{s.rtp_aid}",
+            "external_id": s.stored_external_id if s.external_id == s.stored_external_id else None,
+        }
+        for s in changed
+        if s.domain != s.stored_domain or s.external_id != s.stored_external_id
+    ]
+    if released:
+        conn.execute(
+            update(accounts)
+            .where(accounts.c.id == bindparam("_id"))
+            .values(domain=bindparam("domain"), external_id=bindparam("external_id")),
+            released,
+        )
+    if changed:
+        conn.execute(
+            update(accounts)
+            .where(accounts.c.id == bindparam("_id"))
+            .values(
+                external_id=bindparam("external_id"),
+                name=bindparam("name"),
+                domain=bindparam("domain"),
+                short_name=bindparam("short_name"),
+                linkedin_url=bindparam("linkedin_url"),
+                tags=bindparam("tags", type_=accounts.c.tags.type),
+                custom_fields=bindparam("custom_fields", type_=accounts.c.custom_fields.type),
+                change_us=bindparam("change_us"),
+            ),
+            [
+                {
+                    "_id": s.id,
+                    "external_id": s.external_id,
+                    "name": s.name,
+                    "domain": s.domain,
+                    "short_name": s.short_name,
+                    "linkedin_url": s.linkedin_url,
+                    "tags": s.tags,
+                    "custom_fields": s.custom_fields,
+                    "change_us": now,
+                }
+                for s in changed
+            ],
+        )
+    if working.created:
+        conn.execute(
+            insert(accounts),
+            [
+                {
+                    "workspace_id": workspace_id,
+                    "rtp_aid": s.rtp_aid,
+                    "uuid": s.uuid,
+                    "external_id": s.external_id,
+                    "name": s.name,
+                    "domain": s.domain,
+                    "short_name": s.short_name,
+                    "linkedin_url": s.linkedin_url,
+                    "tags": s.tags,
+                    "custom_fields": s.custom_fields,
+                    "created_us": now,
+                    "change_us": now,
+                }
+                for s in working.created
+            ],
+        )
+
+
+# --- push --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PushOutcome:
+    results: list[dict[str, Any]]
+    summary: dict[str, int]
+
+
+def _result(
+    state: AccountState | None, domain: str, item: AccountItem, status: str, error: str | None, *, crm: bool
+) -> dict[str, Any]:
+    if crm:
+        result: dict[str, Any] = {"externalId": item.externalId, "rtp_aid": state.rtp_aid if state else None}
+        result["domain"] = domain
+    else:
+        result = {"rtp_aid": state.rtp_aid if state else None, "domain": domain}
+        if item.externalId is not None:
+            result["externalId"] = item.externalId
+    result["status"] = status
+    if error is not None:
+        result["error"] = error
+    return result
+
+
+def _domain_taken(domain: str, owner: AccountState) -> str:
+    if owner.external_id is None:
+        return f"Account with domain '{domain}' already exists"
+    return f"Account with domain '{domain}' already exists with externalId '{owner.external_id}'"
+
+
+def push_accounts(
+    db: Database,
+    *,
+    workspace_id: int,
+    items: Sequence[AccountItem],
+    upsert: bool = False,
+    segment_id: str | None = None,
+    keyed_by_external_id: bool = False,
+) -> PushOutcome:
+    """Create or update accounts, item by item in request order, in one transaction.
+
+    By default the dedup key is the normalised domain (`upsert` decides what a known
+    domain does); `keyed_by_external_id` gives the older `/crm` semantics, where the CRM's
+    id is the key and a known id is always updated.
+    """
+    domains = [normalize_domain(item.domain) for item in items]
+    with db.write(workspace_id) as tx:
+        conn = tx.conn
+        segment_pk = (
+            segments_service.segment_accepting_members(conn, workspace_id, segment_id)
+            if segment_id is not None
+            else None
+        )
+        fields = active_fields(conn, workspace_id)
+        working = _load_working_set(
+            conn,
+            workspace_id,
+            {d for d in domains if d},
+            {item.externalId for item in items if item.externalId is not None},
+        )
+        results: list[dict[str, Any]] = []
+        members: list[AccountState] = []
+        for item, domain in zip(items, domains, strict=True):
+            state, status, error = _decide(working, item, domain, fields, upsert, keyed_by_external_id)
+            results.append(_result(state, domain or item.domain, item, status, error, crm=keyed_by_external_id))
+            if status != "failed" and state is not None:
+                members.append(state)
+        if segment_pk is not None and members:
+            _join_segment(conn, segment_pk, members)
+        _write(conn, workspace_id, working, tx.now_us)
+        if segment_pk is not None and members:
+            segments_service.add_members_by_rtp_aid(
+                conn, workspace_id, segment_pk, [s.rtp_aid for s in members], tx.now_us
+            )
+    summary = {"total": len(results), "created": 0, "updated": 0, "failed": 0}
+    for result in results:
+        summary[result["status"]] += 1
+    return PushOutcome(results, summary)
+
+
+def _decide(
+    working: WorkingSet,
+    item: AccountItem,
+    domain: str | None,
+    fields: dict[str, CustomField],
+    upsert: bool,
+    keyed_by_external_id: bool,
+) -> tuple[AccountState | None, str, str | None]:
+    """Apply one pushed item to the working set: (the account, status, error)."""
+    if domain is None:
+        return None, "failed", f"Invalid domain '{item.domain}'"
+    problem = custom_field_problem(item.customFields, fields)
+    if problem:
+        return None, "failed", problem
+    given = item.model_dump(include=item.model_fields_set)
+    owner = working.by_domain.get(domain)
+    if keyed_by_external_id:
+        target = working.by_external_id.get(item.externalId)
+        if owner is not None and owner is not target:
+            return None, "failed", _domain_taken(domain, owner)
+    else:
+        target = owner
+        if target is not None and not upsert:
+            return (
+                target,
+                "failed",
+                f"Account with domain '{domain}' already exists. Use PUT /accounts/{target.rtp_aid} to update it.",
+            )
+        holder = working.by_external_id.get(item.externalId) if item.externalId is not None else None
+        if holder is not None and holder is not target:
+            return None, "failed", external_id_taken(item.externalId, holder.rtp_aid)
+    if target is None:
+        state = _new_account(domain, item.name)
+        state.apply(given, item.model_fields_set)
+        working.created.append(state)
+        working.add(state)
+        return state, "created", None
+    old_domain, old_external_id = target.domain, target.external_id
+    if target.domain != domain:  # /crm: a known externalId moves to a new, free domain
+        target.domain = domain
+        target.dirty = True
+    target.apply(given, item.model_fields_set)
+    working.rekey(target, old_domain, old_external_id)
+    return target, "updated", None
+
+
+def _join_segment(conn: Connection, segment_pk: int, members: list[AccountState]) -> None:
+    """Mark loaded accounts that are not yet members as changed: their `segmentIds` grow."""
+    loaded = {s.id: s for s in members if s.id is not None}
+    if not loaded:
+        return
+    already = set(
+        conn.execute(
+            select(segment_members.c.account_id).where(
+                segment_members.c.segment_id == segment_pk, segment_members.c.account_id.in_(list(loaded))
+            )
+        ).scalars()
+    )
+    for account_id, state in loaded.items():
+        if account_id not in already:
+            state.dirty = True
+
+
+# --- update one ----------------------------------------------------------------------------
+
+
+def update_account(
+    db: Database,
+    *,
+    workspace_id: int,
+    changes: UpdateAccountRequest,
+    rtp_aid: str | None = None,
+    external_id: str | None = None,
+) -> None:
+    """PUT one account, found by `rtp_aid` (or by `external_id` under `/crm`)."""
+    if rtp_aid is not None and not is_object_id(rtp_aid):
+        raise InvalidAccountId(rtp_aid)
+    with db.write(workspace_id) as tx:
+        conn = tx.conn
+        where = accounts.c.rtp_aid == rtp_aid if rtp_aid is not None else accounts.c.external_id == external_id
+        row = conn.execute(select(*_STATE_COLUMNS).where(accounts.c.workspace_id == workspace_id, where)).first()
+        if row is None:
+            raise AccountNotFound(rtp_aid) if rtp_aid is not None else AccountWithExternalIdNotFound(external_id)
+        state = AccountState.loaded(row)
+        if changes.customFields:
+            fields = active_fields(conn, workspace_id)
+            unknown = [key for key in changes.customFields if key not in fields]
+            if unknown:
+                raise UnknownCustomFields(unknown)
+            for key, value in changes.customFields.items():
+                why = value_problem(fields[key], value)
+                if why:
+                    raise InvalidCustomFieldValue(key, why)
+        working = WorkingSet()
+        working.add(state)
+        new_external_id = changes.externalId
+        if new_external_id is not None and new_external_id != state.external_id:
+            holder = conn.execute(
+                select(accounts.c.rtp_aid).where(
+                    accounts.c.workspace_id == workspace_id, accounts.c.external_id == new_external_id
+                )
+            ).scalar_one_or_none()
+            if holder is not None:
+                raise ExternalIdTaken(new_external_id, holder)
+        old_domain, old_external_id = state.domain, state.external_id
+        state.apply(changes.model_dump(include=changes.model_fields_set), changes.model_fields_set)
+        working.rekey(state, old_domain, old_external_id)
+        _write(conn, workspace_id, working, tx.now_us)
+
+
+# --- external ids ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MappingOutcome:
+    matched: int
+    updated: int
+    not_found: list[str]
+
+
+def map_external_ids(db: Database, *, workspace_id: int, mappings: Sequence[ExternalIdMapping]) -> MappingOutcome:
+    """Set externalIds by domain; all or nothing (a conflict is a 409 and writes nothing)."""
+    final: dict[str, str] = {}  # normalised domain -> externalId, the last mapping wins
+    not_found: list[str] = []
+    for mapping in mappings:
+        domain = normalize_domain(mapping.domain)
+        if domain is None:
+            if mapping.domain not in not_found:
+                not_found.append(mapping.domain)
+            continue
+        final.pop(domain, None)  # keep request order of the *last* mapping of a domain
+        final[domain] = mapping.externalId
+    with db.write(workspace_id) as tx:
+        working = _load_working_set(tx.conn, workspace_id, set(final), set(final.values()))
+        matched = 0
+        for domain, external_id in final.items():
+            state = working.by_domain.get(domain)
+            if state is None:
+                if domain not in not_found:
+                    not_found.append(domain)
+                continue
+            matched += 1
+            holder = working.by_external_id.get(external_id)
+            if holder is not None and holder is not state:
+                raise ExternalIdTaken(external_id, holder.rtp_aid)
+            old_external_id = state.external_id
+            state.external_id = external_id
+            working.rekey(state, domain, old_external_id)
+        changed = [s for s in working.loaded_states() if s.external_id != s.stored_external_id]
+        for state in changed:
+            state.dirty = True
+        _write(tx.conn, workspace_id, working, tx.now_us)
+    return MappingOutcome(matched=matched, updated=len(changed), not_found=not_found)
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+RECORD_COLUMNS = (
+    accounts.c.id,
+    accounts.c.rtp_aid,
+    accounts.c.uuid,
+    accounts.c.external_id,
+    accounts.c.name,
+    accounts.c.domain,
+    accounts.c.short_name,
+    accounts.c.linkedin_url,
+    accounts.c.tags,
+    accounts.c.custom_fields,
+    accounts.c.account_score,
+    accounts.c.journey_stage,
+    accounts.c.advertising_score,
+    accounts.c.website_score,
+    accounts.c.g2_score,
+    accounts.c.bombora_score,
+    accounts.c.change_us,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFilter:
+    domains: list[str] | None = None
+    journey_stage: str | None = None
+    min_score: int | None = None
+    segment_id: str | None = None
+    tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordExtras:
+    """What account records need besides their row: segment ids and the active field keys."""
+
+    segment_ids: dict[int, list[str]]
+    field_keys: list[str]
+
+
+def _has_tag(conn: Connection, tag: str) -> Any:
+    if conn.dialect.name == "postgresql":
+        return accounts.c.tags.contains([tag])
+    each = func.json_each(accounts.c.tags).table_valued("value")
+    return exists(select(literal(1)).select_from(each).where(each.c.value == tag))
+
+
+def _filtered(conn: Connection, query: Select, workspace_id: int, filters: AccountFilter) -> Select:
+    if filters.domains is not None:
+        query = query.where(accounts.c.domain.in_(filters.domains))
+    if filters.journey_stage is not None:
+        query = query.where(accounts.c.journey_stage == filters.journey_stage)
+    if filters.min_score is not None:
+        query = query.where(accounts.c.account_score >= filters.min_score)
+    if filters.tag is not None:
+        query = query.where(_has_tag(conn, filters.tag))
+    if filters.segment_id is not None:
+        query = query.where(
+            exists(
+                select(literal(1))
+                .select_from(segment_members.join(segments, segments.c.id == segment_members.c.segment_id))
+                .where(
+                    segment_members.c.account_id == accounts.c.id,
+                    segments.c.workspace_id == workspace_id,
+                    segments.c.segment_id == filters.segment_id,
+                )
+            )
+        )
+    return query
+
+
+def list_accounts(
+    db: Database, *, workspace_id: int, page: PageRequest, filters: AccountFilter = AccountFilter()
+) -> tuple[Page[Any], RecordExtras]:
+    """One keyset page of accounts by `rtp_aid`, with the delta-sync filter and extension filters."""
+    with sync_pass(db, workspace_id, page.sync_us) as (conn, sync_us):
+        query = select(*RECORD_COLUMNS).where(accounts.c.workspace_id == workspace_id)
+        if page.after is not None:
+            query = query.where(accounts.c.rtp_aid > page.after[0])
+        if page.changed_after_us is not None:
+            query = query.where(accounts.c.change_us > page.changed_after_us)
+        query = _filtered(conn, query, workspace_id, filters).order_by(accounts.c.rtp_aid).limit(page.limit + 1)
+        rows = conn.execute(query).all()
+        has_next = len(rows) > page.limit
+        rows = rows[: page.limit]
+        extras = record_extras(conn, workspace_id, rows)
+    last_key = (rows[-1].rtp_aid,) if rows else None
+    return Page(items=rows, has_next=has_next, last_key=last_key, sync_us=sync_us), extras
+
+
+def record_extras(conn: Connection, workspace_id: int, rows: Sequence[Any]) -> RecordExtras:
+    """Segment memberships of `rows` and the workspace's active field keys: two queries a page."""
+    segment_ids: dict[int, list[str]] = {}
+    if rows:
+        pairs = conn.execute(
+            select(segment_members.c.account_id, segments.c.segment_id)
+            .join(segments, segments.c.id == segment_members.c.segment_id)
+            .where(segment_members.c.account_id.in_([row.id for row in rows]))
+            .order_by(segments.c.segment_id)
+        ).all()
+        for account_id, public_id in pairs:
+            segment_ids.setdefault(account_id, []).append(public_id)
+    field_keys = list(active_fields(conn, workspace_id))
+    return RecordExtras(segment_ids=segment_ids, field_keys=field_keys)
+
+
+def missing_external_ids(db: Database, *, workspace_id: int, limit: int) -> list[tuple[str, str]]:
+    """(name, domain) of accounts without an externalId, by rtp_aid."""
+    with db.read() as conn:
+        rows = conn.execute(
+            select(accounts.c.name, accounts.c.domain)
+            .where(and_(accounts.c.workspace_id == workspace_id, accounts.c.external_id.is_(None)))
+            .order_by(accounts.c.rtp_aid)
+            .limit(limit)
+        ).all()
+    return [(row.name, row.domain) for row in rows]

@@ -1,0 +1,81 @@
+"""The ASGI application: both API surfaces, the error handlers, health and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from sqlalchemy import text
+from starlette.responses import Response
+
+from abmhub import __version__
+from abmhub.accounts.router import build_router as account_routes
+from abmhub.config import Settings
+from abmhub.db.engine import Database
+from abmhub.segments.router import build_router as segment_routes
+from abmhub.web.errors import install_error_handlers
+from abmhub.web.responses import JSONBytes
+from abmhub.web.schemas import BODY_MODELS
+
+SURFACE_R = "/api/v1"
+DESCRIPTION = """\
+abmhub is a self-hostable account-based-marketing data hub.
+
+* **Surface R** (`/api/v1`, header `X-Api-Key`) is wire-compatible with the Recotap External
+  API; every path is also served under the legacy alias `/api/v1/crm`, where pushing and
+  updating accounts use the older externalId-keyed semantics.
+"""
+
+
+def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
+    """Build the application. Migrations are the caller's job (the CLI runs them on start)."""
+    app = FastAPI(
+        title="abmhub",
+        version=__version__,
+        description=DESCRIPTION,
+        default_response_class=JSONBytes,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.database = database or Database(settings.database_url)
+
+    app.include_router(account_routes(crm=False), prefix=SURFACE_R)
+    app.include_router(segment_routes(), prefix=SURFACE_R)
+    # The /crm alias: its own push/update first, then every other Surface R route again.
+    app.include_router(account_routes(crm=True), prefix=f"{SURFACE_R}/crm")
+    app.include_router(account_routes(crm=False), prefix=f"{SURFACE_R}/crm", include_in_schema=False)
+    app.include_router(segment_routes(), prefix=f"{SURFACE_R}/crm", include_in_schema=False)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
+    def healthz() -> Response:
+        try:
+            with app.state.database.read() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+            return JSONBytes({"status": "unhealthy", "database": "unreachable"}, status_code=503)
+        return JSONBytes({"status": "ok", "database": "reachable", "version": __version__})
+
+    install_error_handlers(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the request bodies the handlers validate themselves."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, model in BODY_MODELS.items():
+        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(body.pop("$defs", {}))
+        components[name] = body
+    schema["components"]["securitySchemes"] = {
+        "ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+    }
+    schema["security"] = [{"ApiKey": []}]
+    app.openapi_schema = schema
+    return schema
+
+

@@ -1,0 +1,184 @@
+"""The `abmhub` command. Every command migrates its database first, so any of them can go first."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import make_url
+
+from abmhub import __version__
+from abmhub.config import DEFAULT_DATABASE_URL, Settings, database_url_from_env
+from abmhub.db.engine import Database
+from abmhub.db.migrate import upgrade
+from abmhub.errors import DomainError
+from abmhub.segments import service as segments_service
+from abmhub.tenancy import service as tenancy
+from abmhub.timefmt import format_us
+
+app = typer.Typer(help="abmhub — a self-hostable account-based-marketing data hub.", no_args_is_help=True)
+workspaces_app = typer.Typer(help="Manage workspaces.", no_args_is_help=True)
+keys_app = typer.Typer(help="Issue and revoke API keys.", no_args_is_help=True)
+segments_app = typer.Typer(help="Manage segments.", no_args_is_help=True)
+app.add_typer(workspaces_app, name="workspaces")
+app.add_typer(keys_app, name="keys")
+app.add_typer(segments_app, name="segments")
+
+err = Console(stderr=True)
+out = Console()
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help=f"SQLAlchemy URL (sqlite:///FILE or postgresql://...). Env: ABMHUB_DATABASE_URL. "
+        f"Default: {DEFAULT_DATABASE_URL}",
+        show_default=False,
+    ),
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the value, nothing else.")]
+
+
+def open_database(url: str | None) -> Database:
+    """The database of a command, migrated to the current schema."""
+    try:
+        database = Database(database_url_from_env(url))
+        upgrade(database)
+    except Exception as exc:  # noqa: BLE001 - a CLI reports, it does not dump tracebacks
+        fail(f"cannot open the database: {exc}")
+    return database
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _workspace_id(database: Database, name: str) -> int:
+    for workspace in tenancy.list_workspaces(database):
+        if workspace.name == name:
+            return workspace.id
+    fail(f"workspace '{name}' not found (see `abmhub workspaces list`)")
+    raise AssertionError  # unreachable
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    database_url: DatabaseUrl = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Start the API server (migrating the database; on an empty one, creating a first key)."""
+    import uvicorn
+
+    from abmhub.app import create_app
+
+    url = database_url_from_env(database_url)
+    database = open_database(url)
+    key = tenancy.bootstrap(database)
+    if key is not None:
+        out.print(
+            f"Created workspace '{tenancy.DEFAULT_WORKSPACE}' and user {tenancy.DEFAULT_USER}.\n"
+            "API key (shown once, store it now):",
+            highlight=False,
+        )
+        print(key, flush=True)
+    print(f"abmhub {__version__} on http://{host}:{port}  (database: {safe_url(database.url)})")
+    print(f"API docs: http://{host}:{port}/docs", flush=True)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    application = create_app(Settings(database_url=url), database)
+    uvicorn.run(application, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+
+
+@workspaces_app.command("create")
+def workspaces_create(name: str, database_url: DatabaseUrl = None, quiet: Quiet = False) -> None:
+    """Create a workspace."""
+    database = open_database(database_url)
+    try:
+        tenancy.create_workspace(database, name=name)
+    except (DomainError, ValueError) as exc:
+        fail(getattr(exc, "message", str(exc)))
+    if not quiet:
+        out.print(f"Created workspace '{name.strip()}'.", highlight=False)
+
+
+@workspaces_app.command("list")
+def workspaces_list(database_url: DatabaseUrl = None) -> None:
+    """List workspaces."""
+    database = open_database(database_url)
+    table = Table("name", "users", "created")
+    for workspace in tenancy.list_workspaces(database):
+        table.add_row(workspace.name, str(workspace.users), format_us(workspace.created_us))
+    out.print(table)
+
+
+@keys_app.command("create")
+def keys_create(
+    workspace: Annotated[str, typer.Option(help="Workspace name.")],
+    user: Annotated[str, typer.Option(help="User email; the user is created if new.")],
+    database_url: DatabaseUrl = None,
+    quiet: Quiet = False,
+) -> None:
+    """Issue a new API key for a user (revoking the user's previous key at once)."""
+    database = open_database(database_url)
+    try:
+        key = tenancy.create_key(database, workspace=workspace, user_email=user)
+    except (DomainError, ValueError) as exc:
+        fail(getattr(exc, "message", str(exc)))
+    if quiet:
+        print(key)
+        return
+    out.print(f"API key for {user} in workspace '{workspace}' (shown once, store it now):", highlight=False)
+    print(key)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    workspace: Annotated[str, typer.Option(help="Workspace name.")],
+    user: Annotated[str, typer.Option(help="User email.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke a user's API key."""
+    database = open_database(database_url)
+    try:
+        revoked = tenancy.revoke_key(database, workspace=workspace, user_email=user)
+    except DomainError as exc:
+        fail(exc.message)
+    out.print("Key revoked." if revoked else "The user had no active key.", highlight=False)
+
+
+@segments_app.command("create")
+def segments_create(
+    workspace: Annotated[str, typer.Option(help="Workspace name.")],
+    name: Annotated[str, typer.Option(help="Segment name.")],
+    type: Annotated[str, typer.Option("--type", help="static or dynamic.")] = "static",
+    status: Annotated[str, typer.Option(help="active, draft or archived.")] = "active",
+    database_url: DatabaseUrl = None,
+    quiet: Quiet = False,
+) -> None:
+    """Create a segment and print its id."""
+    database = open_database(database_url)
+    workspace_id = _workspace_id(database, workspace)
+    try:
+        segment = segments_service.create_segment(
+            database, workspace_id=workspace_id, name=name, type=type, status=status
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    if quiet:
+        print(segment.segment_id)
+        return
+    out.print(f"Created {type} segment '{name}' ({status}):", highlight=False)
+    print(segment.segment_id)
+
+
+def main() -> None:
+    app()

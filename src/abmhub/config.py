@@ -1,0 +1,20 @@
+"""Settings, read once at the edge (CLI flags and ABMHUB_* variables) and passed in."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_DATABASE_URL = "sqlite:///./abmhub.db"
+MAX_BODY_BYTES = 5 * 1024 * 1024
+
+
+def database_url_from_env(explicit: str | None = None) -> str:
+    """The database URL: an explicit flag wins, then ABMHUB_DATABASE_URL, then the embedded default."""
+    return explicit or os.environ.get("ABMHUB_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    max_body_bytes: int = MAX_BODY_BYTES

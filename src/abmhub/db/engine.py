@@ -1,0 +1,147 @@
+"""Engines and transactions for SQLite and PostgreSQL.
+
+Every request runs in exactly one transaction, opened here. Write transactions of a
+workspace are serialised by its *sync clock* (see `tick_clock` and docs/decisions.md):
+that one mechanism gives both the per-workspace write order that bulk items rely on and
+the delta-sync guarantee that no committed change is ever missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import orjson
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+from abmhub.timefmt import now_us
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalise_url(url: str) -> str:
+    """Accept the URLs people type (`postgresql://`, `postgres://`) and pin the psycopg 3 driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+pysqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _json_dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record) -> None:  # noqa: ANN001
+        # Take transaction control away from the driver: we issue BEGIN ourselves so that
+        # writers can say BEGIN IMMEDIATE (take the write lock up front, never fail later
+        # with "database is locked" when another process wrote in between).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("abmhub_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@dataclass(slots=True)
+class WriteTransaction:
+    """A write transaction of one workspace and the clock value that stamps its changes."""
+
+    conn: Connection
+    now_us: int
+
+
+class Database:
+    """One engine plus the two kinds of transaction abmhub uses."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = normalise_url(url)
+        backend = make_url(self.url).get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"Unsupported database '{backend}': use sqlite:/// or postgresql://")
+        self.backend = backend
+        kwargs: dict = {"echo": echo, "json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+        if backend == "sqlite":
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        else:
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self.engine = create_engine(self.url, **kwargs)
+        if backend == "sqlite":
+            _configure_sqlite(self.engine)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.backend == "sqlite"
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (a consistent snapshot on SQLite, read committed on PostgreSQL)."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self, workspace_id: int | None = None) -> Iterator[WriteTransaction]:
+        """A write transaction; with a workspace, it first ticks that workspace's sync clock.
+
+        Committed on normal exit, rolled back on any exception: nothing half-written.
+        """
+        with self.engine.connect().execution_options(abmhub_write=True) as conn, conn.begin():
+            stamp = tick_clock(conn, workspace_id) if workspace_id is not None else now_us()
+            yield WriteTransaction(conn, stamp)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def tick_clock(conn: Connection, workspace_id: int) -> int:
+    """Advance the workspace's sync clock and return its new value (µs since the epoch).
+
+    The clock row is updated as the *first* statement of every write transaction of the
+    workspace, so it is locked until that transaction ends (PostgreSQL row lock; the
+    database-wide write lock on SQLite): writers of one workspace run one after another,
+    and each one's stamp is strictly greater than every stamp committed before it. A
+    delta-sync pass ticks the same clock to get its `syncTimestamp`, so every change with a
+    stamp at or below it was committed before the pass read anything.
+    """
+    row = conn.execute(
+        text(
+            "UPDATE workspaces SET clock_us = "
+            + ("max" if conn.dialect.name == "sqlite" else "greatest")
+            + "(clock_us + 1, :now) WHERE id = :id RETURNING clock_us"
+        ),
+        {"now": now_us(), "id": workspace_id},
+    ).one_or_none()
+    if row is None:
+        raise LookupError(f"workspace {workspace_id} does not exist")
+    return row[0]
+
+
+@contextmanager
+def sync_pass(db: Database, workspace_id: int, sync_us: int | None) -> Iterator[tuple[Connection, int]]:
+    """A transaction for reading one page of a delta-sync pass, and the pass's sync stamp.
+
+    The first page of a pass (no stamp yet) ticks the workspace clock in a short write
+    transaction: it waits for the writer in flight, if any, and every later writer gets a
+    greater stamp, so all changes stamped at or below the pass's stamp are visible to it.
+    Later pages reuse the stamp from their cursor in a plain read transaction.
+    """
+    if sync_us is None:
+        with db.write(workspace_id) as tx:
+            yield tx.conn, tx.now_us
+    else:
+        with db.read() as conn:
+            yield conn, sync_us

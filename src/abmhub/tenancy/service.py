@@ -1,0 +1,176 @@
+"""Workspaces, users and API keys (contract §0). Managed from the CLI; used by every request."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from abmhub.db.engine import Database
+from abmhub.db.tables import api_keys, users, workspaces
+from abmhub.errors import Conflict, NotFound
+from abmhub.tenancy.keys import hash_api_key, new_api_key
+from abmhub.timefmt import now_us
+
+DEFAULT_WORKSPACE = "default"
+DEFAULT_USER = "admin@localhost"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the key's user and the workspace every query is scoped to."""
+
+    workspace_id: int
+    workspace_name: str
+    user_id: int
+    user_uuid: str
+    user_email: str
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    id: int
+    name: str
+    created_us: int
+    users: int
+
+
+class WorkspaceNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Workspace '{name}' not found")
+
+
+class WorkspaceExists(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Workspace '{name}' already exists")
+
+
+class UserNotFound(NotFound):
+    def __init__(self, email: str, workspace: str) -> None:
+        super().__init__(f"User '{email}' not found in workspace '{workspace}'")
+
+
+def create_workspace(db: Database, *, name: str) -> int:
+    name = name.strip()
+    if not name:
+        raise ValueError("a workspace needs a name")
+    with db.write() as tx:
+        if tx.conn.execute(select(workspaces.c.id).where(workspaces.c.name == name)).first():
+            raise WorkspaceExists(name)
+        return tx.conn.execute(
+            insert(workspaces).values(name=name, created_us=now_us(), clock_us=0).returning(workspaces.c.id)
+        ).scalar_one()
+
+
+def list_workspaces(db: Database) -> list[Workspace]:
+    user_count = (
+        select(func.count()).select_from(users).where(users.c.workspace_id == workspaces.c.id).scalar_subquery()
+    )
+    with db.read() as conn:
+        rows = conn.execute(
+            select(workspaces.c.id, workspaces.c.name, workspaces.c.created_us, user_count).order_by(workspaces.c.id)
+        ).all()
+    return [Workspace(*row) for row in rows]
+
+
+def _workspace_id(conn: Connection, name: str) -> int:
+    found = conn.execute(select(workspaces.c.id).where(workspaces.c.name == name)).scalar_one_or_none()
+    if found is None:
+        raise WorkspaceNotFound(name)
+    return found
+
+
+def create_key(db: Database, *, workspace: str, user_email: str) -> str:
+    """Issue a new key for the user (created on first use), revoking the user's old key at once."""
+    email = user_email.strip().lower()
+    if not email or "@" not in email:
+        raise ValueError(f"'{user_email}' is not an email address")
+    key = new_api_key()
+    stamp = now_us()
+    with db.write() as tx:
+        conn = tx.conn
+        workspace_id = _workspace_id(conn, workspace)
+        user_id = conn.execute(
+            select(users.c.id).where(users.c.workspace_id == workspace_id, users.c.email == email)
+        ).scalar_one_or_none()
+        if user_id is None:
+            user_id = conn.execute(
+                insert(users)
+                .values(uuid=str(uuid.uuid4()), workspace_id=workspace_id, email=email, created_us=stamp)
+                .returning(users.c.id)
+            ).scalar_one()
+        conn.execute(
+            update(api_keys)
+            .where(api_keys.c.user_id == user_id, api_keys.c.revoked_us.is_(None))
+            .values(revoked_us=stamp)
+        )
+        conn.execute(
+            insert(api_keys).values(
+                user_id=user_id, workspace_id=workspace_id, key_hash=hash_api_key(key), created_us=stamp
+            )
+        )
+    return key
+
+
+def revoke_key(db: Database, *, workspace: str, user_email: str) -> int:
+    """Revoke the user's active key; returns how many keys were revoked (0 or 1)."""
+    email = user_email.strip().lower()
+    with db.write() as tx:
+        workspace_id = _workspace_id(tx.conn, workspace)
+        user_id = tx.conn.execute(
+            select(users.c.id).where(users.c.workspace_id == workspace_id, users.c.email == email)
+        ).scalar_one_or_none()
+        if user_id is None:
+            raise UserNotFound(email, workspace)
+        return tx.conn.execute(
+            update(api_keys)
+            .where(api_keys.c.user_id == user_id, api_keys.c.revoked_us.is_(None))
+            .values(revoked_us=now_us())
+        ).rowcount
+
+
+_CALLER_QUERY = (
+    select(
+        api_keys.c.key_hash,
+        workspaces.c.id,
+        workspaces.c.name,
+        users.c.id,
+        users.c.uuid,
+        users.c.email,
+    )
+    .join(users, users.c.id == api_keys.c.user_id)
+    .join(workspaces, workspaces.c.id == api_keys.c.workspace_id)
+)
+
+
+def authenticate(conn: Connection, key: str) -> Caller | None:
+    """The caller a key belongs to, or None for an unknown or revoked key."""
+    digest = hash_api_key(key)
+    row = conn.execute(
+        _CALLER_QUERY.where(api_keys.c.key_hash == digest, api_keys.c.revoked_us.is_(None))
+    ).first()
+    # The index lookup already matched; the constant-time compare keeps the check honest
+    # should the lookup ever become a prefix or range match.
+    if row is None or not hmac.compare_digest(row[0], digest):
+        return None
+    return Caller(workspace_id=row[1], workspace_name=row[2], user_id=row[3], user_uuid=row[4], user_email=row[5])
+
+
+def bootstrap(db: Database) -> str | None:
+    """On an empty database, create the `default` workspace and user; return the user's new key.
+
+    Returns None when the database already has a workspace. Safe when several processes
+    start at once: only the one that creates the workspace issues a key.
+    """
+    with db.read() as conn:
+        if conn.execute(select(workspaces.c.id).limit(1)).first():
+            return None
+    try:
+        create_workspace(db, name=DEFAULT_WORKSPACE)
+    except (WorkspaceExists, Exception) as exc:  # another process won the race
+        if isinstance(exc, WorkspaceExists) or "unique" in str(exc).lower():
+            return None
+        raise
+    return create_key(db, workspace=DEFAULT_WORKSPACE, user_email=DEFAULT_USER)

@@ -1,0 +1,108 @@
+"""FastAPI dependencies shared by the Surface R routers: database, caller, JSON body.
+
+The contract fixes the order of checks (§6 item 5): unknown route (the router, before any
+dependency) → body size (413) → authentication (401) → Content-Type → JSON syntax →
+validation. `caller` does the first two header-only checks, `json_body` the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import orjson
+from fastapi import Depends
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from abmhub.db.engine import Database
+from abmhub.tenancy.service import Caller, authenticate
+from abmhub.web.errors import ApiError, ValidationFailed, unauthorized
+from abmhub.web.validation import validation_issues
+
+Model = TypeVar("Model", bound=BaseModel)
+
+MAX_JSON_DEPTH = 64
+
+
+def database(request: Request) -> Database:
+    return request.app.state.database
+
+
+def _body_too_large(limit: int) -> ApiError:
+    return ApiError(413, f"Request body exceeds {limit // (1024 * 1024)} MiB", message="Payload Too Large")
+
+
+def caller(request: Request, db: Database = Depends(database)) -> Caller:
+    """The authenticated caller of a Surface R request (X-Api-Key)."""
+    limit = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _body_too_large(limit)
+    key = request.headers.get("x-api-key", "").strip()
+    if not key:
+        raise unauthorized("X-Api-Key header is required")
+    with db.read() as conn:
+        found = authenticate(conn, key)
+    if found is None:
+        raise unauthorized("Invalid API key")
+    return found
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json"
+
+
+def _depth(value: Any, limit: int) -> bool:
+    """True when `value` nests no deeper than `limit` (iterative: no recursion on hostile input)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return True
+
+
+async def read_json(request: Request) -> Any:
+    """The request's JSON document, after the Content-Type, size and syntax checks."""
+    if not _is_json(request.headers.get("content-type")):
+        raise ApiError(400, "Content-Type must be application/json")
+    limit = request.app.state.settings.max_body_bytes
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:  # a chunked body with no Content-Length
+            raise _body_too_large(limit)
+        chunks.append(chunk)
+    try:
+        document = orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "Request body is not valid JSON") from None
+    if not _depth(document, MAX_JSON_DEPTH):
+        raise ApiError(400, f"Request body nests deeper than {MAX_JSON_DEPTH} levels")
+    return document
+
+
+def json_body(model: type[Model]) -> Callable[..., Any]:
+    """A dependency that yields the request body validated as `model` (after authentication)."""
+
+    async def dependency(request: Request, _: Caller = Depends(caller)) -> Model:
+        document = await read_json(request)
+        if not isinstance(document, dict):
+            raise ValidationFailed(
+                [{"property": "", "path": "", "constraints": {"isObject": "request body must be an object"}}]
+            )
+        try:
+            return model.model_validate(document)
+        except ValidationError as exc:
+            raise ValidationFailed(validation_issues(exc)) from None
+
+    return dependency

@@ -1,0 +1,57 @@
+"""Fast JSON responses and the Surface R envelope (contract §1.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from abmhub.timefmt import format_us, now_us
+
+
+class JSONBytes(Response):
+    """A JSON response serialised with orjson (non-str dict keys allowed, no NaN)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def request_path(request: Request) -> str:
+    """The request path as sent, with its query string (the envelope's `path`, observed live)."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("latin-1")
+    query = request.scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+def envelope(request: Request, data: Any, status: int = 200) -> JSONBytes:
+    """A Surface R success body: `{statusCode, timestamp, path, data}`."""
+    return JSONBytes(
+        {"statusCode": status, "timestamp": format_us(now_us()), "path": request_path(request), "data": data},
+        status_code=status,
+    )
+
+
+def error_envelope(
+    request: Request,
+    status: int,
+    message: str,
+    custom_message: str | None = None,
+    data: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONBytes:
+    """A Surface R error body: the envelope plus `message` and, when there is one, `customMessage`."""
+    body: dict[str, Any] = {
+        "statusCode": status,
+        "timestamp": format_us(now_us()),
+        "path": request_path(request),
+        "data": data,
+        "message": message,
+    }
+    if custom_message is not None:
+        body["customMessage"] = custom_message
+    return JSONBytes(body, status_code=status, headers=headers)

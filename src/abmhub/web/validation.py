@@ -1,0 +1,229 @@
+"""Request validation with Pydantic, reported in class-validator's shape (contract §1.3, §6).
+
+Request models are ordinary Pydantic models built from the field types below, validated in
+strict mode so that a wrong JSON type is an error rather than a silent coercion. Rules that
+Pydantic phrases differently raise `PydanticCustomError` whose *type* is the class-validator
+constraint name; `validation_issues` turns any `ValidationError` into the contract's list of
+`{property, path, constraints}`, one entry per offending field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WrapValidator
+from pydantic_core import PydanticCustomError
+
+from abmhub.timefmt import parse_iso8601
+
+
+def _document_required(schema: dict[str, Any]) -> None:
+    """Show fields marked `x-required` as required, non-null strings in the OpenAPI document.
+
+    They are declared optional so that a missing value reaches our own check (and its
+    class-validator wording) instead of Pydantic's generic "field required".
+    """
+    required = list(schema.get("required", []))
+    for name, prop in schema.get("properties", {}).items():
+        if prop.pop("x-required", False):
+            required.append(name)
+            prop.pop("default", None)
+            variants = [v for v in prop.pop("anyOf", []) if v.get("type") != "null"]
+            if len(variants) == 1:
+                prop.update(variants[0])
+    if required:
+        schema["required"] = required
+
+
+class RequestModel(BaseModel):
+    """Base for request bodies: unknown properties are rejected, as the vendor's whitelist does."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_document_required)
+
+
+# --- field types -------------------------------------------------------------------------
+
+
+def _not_empty(value: str | None) -> str:
+    if value is None:
+        raise PydanticCustomError("isDefined", "missing")
+    if not value.strip():
+        raise PydanticCustomError("isNotEmpty", "empty")
+    return value
+
+
+def _not_blank_when_given(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise PydanticCustomError("isNotEmpty", "empty")
+    return value
+
+
+# A required string: missing, null, empty or only white space is an error (§6 item 1).
+RequiredStr = Annotated[
+    str | None,
+    Field(default=None, validate_default=True, json_schema_extra={"x-required": True}),
+    AfterValidator(_not_empty),
+]
+# An optional string that, when given, must not be blank (identifiers such as externalId).
+OptionalNonBlankStr = Annotated[str | None, Field(default=None), AfterValidator(_not_blank_when_given)]
+OptionalStr = Annotated[str | None, Field(default=None)]
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _email(value: str | None) -> str | None:
+    if value is not None and not _EMAIL.match(value):
+        raise PydanticCustomError("isEmail", "not an email")
+    return value
+
+
+OptionalEmail = Annotated[str | None, Field(default=None), AfterValidator(_email)]
+
+
+def _iso8601(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            parse_iso8601(value)
+        except ValueError:
+            raise PydanticCustomError("isIso8601", "not ISO 8601") from None
+    return value
+
+
+OptionalIsoDate = Annotated[str | None, Field(default=None), AfterValidator(_iso8601)]
+
+
+def one_of(*values: str) -> Callable[[str | None], str | None]:
+    """A validator accepting only `values` (class-validator's `isIn`)."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in values:
+            raise PydanticCustomError("isIn", "not allowed", {"values": ", ".join(values)})
+        return value
+
+    return check
+
+
+def bounded_array(min_items: int, max_items: int) -> WrapValidator:
+    """A required array of `min_items`..`max_items` items: `isArray`, `arrayMinSize`, `arrayMaxSize`.
+
+    The size is checked before the items, so an oversized request is refused without
+    validating thousands of items first.
+    """
+
+    def check(value: Any, handler: Callable[[Any], Any]) -> Any:
+        if not isinstance(value, list):
+            raise PydanticCustomError("isArray", "not an array")
+        if len(value) < min_items:
+            raise PydanticCustomError("arrayMinSize", "too few", {"min": min_items})
+        if len(value) > max_items:
+            raise PydanticCustomError("arrayMaxSize", "too many", {"max": max_items})
+        return handler(value)
+
+    return WrapValidator(check)
+
+
+def required_array(item: Any, min_items: int, max_items: int) -> Any:
+    """The type of a required array field of `item`s with size limits (see `bounded_array`)."""
+    return Annotated[
+        list[item] | None,
+        Field(
+            default=None,
+            validate_default=True,
+            min_length=min_items,
+            max_length=max_items,
+            json_schema_extra={"x-required": True},
+        ),
+        bounded_array(min_items, max_items),
+    ]
+
+
+# --- reporting ---------------------------------------------------------------------------
+
+_TYPE_CONSTRAINTS = {
+    "string_type": "isString",
+    "int_type": "isNumber",
+    "float_type": "isNumber",
+    "int_from_float": "isNumber",
+    "finite_number": "isNumber",
+    "bool_type": "isBoolean",
+    "list_type": "isArray",
+    "dict_type": "isObject",
+    "model_type": "isObject",
+    "model_attributes_type": "isObject",
+    "extra_forbidden": "whitelistValidation",
+}
+
+
+def constraint_text(constraint: str, prop: str, ctx: dict[str, Any] | None = None) -> str:
+    """The class-validator wording of one constraint for property `prop`."""
+    ctx = ctx or {}
+    match constraint:
+        case "isNotEmpty":
+            return f"{prop} should not be empty"
+        case "isString":
+            return f"{prop} must be a string"
+        case "isNumber":
+            return f"{prop} must be a number conforming to the specified constraints"
+        case "isInt":
+            return f"{prop} must be an integer number"
+        case "isBoolean":
+            return f"{prop} must be a boolean value"
+        case "isArray":
+            return f"{prop} must be an array"
+        case "isObject":
+            return f"{prop} must be an object"
+        case "arrayMinSize":
+            return f"{prop} must contain at least {ctx.get('min')} elements"
+        case "arrayMaxSize":
+            return f"{prop} must contain no more than {ctx.get('max')} elements"
+        case "isEmail":
+            return f"{prop} must be an email"
+        case "isIn":
+            return f"{prop} must be one of the following values: {ctx.get('values')}"
+        case "isIso8601":
+            return f"{prop} must be a valid ISO 8601 date string"
+        case "whitelistValidation":
+            return f"property {prop} should not exist"
+        case "min":
+            return f"{prop} must not be less than {ctx.get('min')}"
+        case "max":
+            return f"{prop} must not be greater than {ctx.get('max')}"
+        case "isUnique":
+            return f"{prop} must not contain duplicate {ctx.get('what', 'values')}"
+        case _:
+            return f"{prop} is invalid"
+
+
+def issue(prop: str, path: str, constraints: dict[str, str]) -> dict[str, Any]:
+    return {"property": prop, "path": path, "constraints": constraints}
+
+
+def validation_issues(error: ValidationError) -> list[dict[str, Any]]:
+    """Translate Pydantic's errors into class-validator's, grouped by field, in input order."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for err in error.errors(include_url=False):
+        loc = list(err["loc"])
+        kind = err["type"]
+        constraint = _TYPE_CONSTRAINTS.get(kind, kind)
+        each = False
+        # An error on an element of a string array (tags.1) is reported on the array itself.
+        if loc and isinstance(loc[-1], int) and constraint in ("isString", "isNumber"):
+            loc.pop()
+            each = True
+        path = ".".join(str(part) for part in loc)
+        prop = str(loc[-1]) if loc else ""
+        entry = grouped.setdefault(path, issue(prop, path, {}))
+        if constraint == "isDefined":  # missing or null required string
+            entry["constraints"]["isNotEmpty"] = constraint_text("isNotEmpty", prop)
+            entry["constraints"]["isString"] = constraint_text("isString", prop)
+            continue
+        if constraint == "missing":
+            entry["constraints"]["isNotEmpty"] = constraint_text("isNotEmpty", prop)
+            continue
+        text = constraint_text(constraint, prop, err.get("ctx"))
+        if each:
+            text = f"each value in {text}"
+        entry["constraints"][constraint] = text
+    return list(grouped.values())

@@ -1,0 +1,353 @@
+"""Small helpers shared by the black-box contract tests.
+
+Everything here is written from `API.md` (the contract), not from the implementation:
+envelope checks (§1.3), error shapes, and a few builders for account pushes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import httpx
+
+TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+HEX24_RE = re.compile(r"^[0-9a-f]{24}$")
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+REASON = {
+    400: "Bad Request",
+    401: "Unauthorized access",
+    404: "Not Found",
+    409: "Conflict",
+    413: "Payload Too Large",
+}
+
+# Every key of an account record (§2.1, §6.15: keys are always present).
+ACCOUNT_KEYS = {
+    "rtp_aid",
+    "id",
+    "externalId",
+    "name",
+    "domain",
+    "shortName",
+    "linkedinUrl",
+    "tags",
+    "rtp_account_score",
+    "rtp_journey_stage",
+    "rtp_advertising_activity_score",
+    "rtp_website_intent_score",
+    "rtp_g2_intent_score",
+    "rtp_bombora_intent_score",
+    "rtp_last_account_date",
+    "customFields",
+    "segmentIds",
+}
+SCORE_KEYS = (
+    "rtp_account_score",
+    "rtp_advertising_activity_score",
+    "rtp_website_intent_score",
+    "rtp_g2_intent_score",
+    "rtp_bombora_intent_score",
+)
+
+
+# --------------------------------------------------------------------------- identifiers
+
+
+def unique_domain(prefix: str = "acct") -> str:
+    """A domain that is already normalised and unique across the whole run."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}.com"
+
+
+def unique_name(prefix: str = "x") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def random_hex24() -> str:
+    return secrets.token_hex(12)
+
+
+def parse_ts(value: str) -> datetime:
+    assert isinstance(value, str) and TIMESTAMP_RE.match(value), f"not an ISO 8601 UTC ms timestamp: {value!r}"
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+# --------------------------------------------------------------------------- envelope
+
+
+def describe(r: httpx.Response) -> str:
+    return f"{r.request.method} {r.request.url} -> {r.status_code}: {r.text[:2000]}"
+
+
+def envelope(r: httpx.Response, status: int, path: str | None = None) -> dict[str, Any]:
+    """Assert the §1.3 envelope and the HTTP status; return the parsed body."""
+    assert r.status_code == status, describe(r)
+    assert "application/json" in r.headers.get("content-type", ""), describe(r)
+    body = r.json()
+    assert isinstance(body, dict), f"envelope must be a JSON object: {describe(r)}"
+    assert body.get("statusCode") == status, f"statusCode must equal the HTTP status: {describe(r)}"
+    assert "timestamp" in body and TIMESTAMP_RE.match(str(body["timestamp"])), f"bad timestamp: {describe(r)}"
+    assert "path" in body, describe(r)
+    assert "data" in body, f"envelope must carry 'data': {describe(r)}"
+    if path is not None:
+        assert body["path"] == path, f"path: expected {path!r}, got {body['path']!r}"
+    return body
+
+
+def ok(r: httpx.Response, path: str | None = None) -> Any:
+    """Assert a 200 success envelope and return its `data`."""
+    body = envelope(r, 200, path)
+    return body["data"]
+
+
+def error(
+    r: httpx.Response,
+    status: int,
+    custom_message: str | None,
+    message: str | None = None,
+) -> dict[str, Any]:
+    """Assert a business/auth error envelope (`data: null`, `message`, `customMessage`)."""
+    body = envelope(r, status)
+    assert body["data"] is None, f"error data must be null: {describe(r)}"
+    assert body.get("message") == (message or REASON[status]), describe(r)
+    if custom_message is not None:
+        assert body.get("customMessage") == custom_message, describe(r)
+    return body
+
+
+def error_prefix(r: httpx.Response, status: int, prefix: str) -> dict[str, Any]:
+    body = error(r, status, None)
+    cm = body.get("customMessage")
+    assert isinstance(cm, str) and cm.startswith(prefix), f"customMessage should start with {prefix!r}: {describe(r)}"
+    return body
+
+
+def not_found_route(r: httpx.Response, method: str, path: str, full_path: str | None = None) -> None:
+    """§6.3: unknown route → 404 with `message: "Cannot <METHOD> <path>"`."""
+    body = envelope(r, 404, full_path if full_path is not None else path)
+    assert body["message"] == f"Cannot {method} {path}", describe(r)
+    assert body["data"] is None, describe(r)
+    assert "customMessage" not in body, f"unknown-route errors carry no customMessage: {describe(r)}"
+
+
+def validation_errors(r: httpx.Response) -> list[dict[str, Any]]:
+    """Assert a §1.3 validation error; return the list of `{property, path, constraints}`."""
+    body = envelope(r, 400)
+    assert body.get("message") == "Bad Request", describe(r)
+    assert "customMessage" not in body, f"validation errors carry no customMessage: {describe(r)}"
+    errors = body["data"]
+    assert isinstance(errors, list) and errors, f"validation data must be a non-empty array: {describe(r)}"
+    for e in errors:
+        assert isinstance(e, dict), describe(r)
+        assert {"property", "path", "constraints"} <= set(e), f"validation item keys: {e}"
+        assert isinstance(e["path"], str) and isinstance(e["property"], str), e
+        assert e["property"] == e["path"].split(".")[-1], f"property must be the leaf of path: {e}"
+        assert isinstance(e["constraints"], dict) and e["constraints"], e
+        assert all(isinstance(v, str) for v in e["constraints"].values()), e
+    return errors
+
+
+def errors_at(errors: list[dict[str, Any]], path: str) -> dict[str, str]:
+    """All constraints reported at `path` (merged)."""
+    found: dict[str, str] = {}
+    for e in errors:
+        if e["path"] == path:
+            found.update(e["constraints"])
+    assert found, f"no validation error at path {path!r}; got {json.dumps(errors)}"
+    return found
+
+
+def assert_constraint(r_or_errors, path: str, key: str | None, text: str | None) -> None:
+    """Assert that a validation error at `path` has constraint `key` (when given) with `text` (when given)."""
+    errors = r_or_errors if isinstance(r_or_errors, list) else validation_errors(r_or_errors)
+    cons = errors_at(errors, path)
+    if key is not None:
+        assert key in cons, f"expected constraint {key!r} at {path!r}; got {cons}"
+        if text is not None:
+            assert cons[key] == text, f"constraint {key!r} at {path!r}: expected {text!r}, got {cons[key]!r}"
+    elif text is not None:
+        assert text in cons.values(), f"expected constraint text {text!r} at {path!r}; got {cons}"
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+def account(domain: str | None = None, name: str | None = None, **fields: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {"domain": domain or unique_domain(), "name": name or unique_name("Co")}
+    item.update(fields)
+    return item
+
+
+def push_raw(api: httpx.Client, accounts: list[dict[str, Any]], prefix: str = "", **extra: Any) -> httpx.Response:
+    return api.post(f"{prefix}/accounts", json={"accounts": accounts, **extra})
+
+
+def push(api: httpx.Client, accounts: list[dict[str, Any]], prefix: str = "", **extra: Any) -> dict[str, Any]:
+    """POST /accounts; assert the bulk-write shape (§1.4); return `data`."""
+    r = push_raw(api, accounts, prefix, **extra)
+    data = ok(r, f"/api/v1{prefix}/accounts")
+    assert set(data) >= {"results", "summary"}, describe(r)
+    results, summary = data["results"], data["summary"]
+    assert len(results) == len(accounts), f"one result per item, in request order: {describe(r)}"
+    for item in results:
+        assert item["status"] in ("created", "updated", "failed"), item
+        assert "rtp_aid" in item and "domain" in item, item
+        if item["status"] == "failed":
+            assert isinstance(item.get("error"), str) and item["error"], item
+        else:
+            assert isinstance(item["rtp_aid"], str) and HEX24_RE.match(item["rtp_aid"]), item
+            assert item.get("error") is None, item
+    counts = {s: sum(1 for i in results if i["status"] == s) for s in ("created", "updated", "failed")}
+    assert {k: summary.get(k) for k in ("total", "created", "updated", "failed")} == {
+        "total": len(accounts),
+        **counts,
+    }, f"summary does not match results: {describe(r)}"
+    return data
+
+
+def push_ok(api: httpx.Client, accounts: list[dict[str, Any]], prefix: str = "", **extra: Any) -> list[dict[str, Any]]:
+    """Push accounts that must all be created; return the results."""
+    data = push(api, accounts, prefix, **extra)
+    bad = [i for i in data["results"] if i["status"] != "created"]
+    assert not bad, f"expected every item created: {bad}"
+    return data["results"]
+
+
+def create_accounts(api: httpx.Client, n: int, prefix: str = "bulk", **fields: Any) -> list[dict[str, Any]]:
+    """Create n accounts in batches of 100; return their push results in creation order."""
+    out: list[dict[str, Any]] = []
+    while len(out) < n:
+        batch = [account(unique_domain(prefix), **fields) for _ in range(min(100, n - len(out)))]
+        out.extend(push_ok(api, batch))
+    return out
+
+
+def page(api: httpx.Client, path: str = "/accounts", **params: Any) -> dict[str, Any]:
+    """One page of a §1.5 list; asserts the page shape and returns `data`."""
+    r = api.get(path, params=params)
+    data = ok(r)
+    assert isinstance(data, dict) and {"data", "nextCursor", "hasNextPage", "syncTimestamp"} <= set(data), describe(r)
+    assert isinstance(data["data"], list), describe(r)
+    assert isinstance(data["hasNextPage"], bool), describe(r)
+    assert TIMESTAMP_RE.match(str(data["syncTimestamp"])), f"syncTimestamp format: {describe(r)}"
+    if data["data"]:
+        assert isinstance(data["nextCursor"], str) and data["nextCursor"], f"nextCursor non-null on a page with rows: {describe(r)}"
+    else:
+        assert data["nextCursor"] is None, f"nextCursor null on an empty page: {describe(r)}"
+        assert data["hasNextPage"] is False, describe(r)
+    return data
+
+
+def list_pass(api: httpx.Client, path: str = "/accounts", max_pages: int = 50, **params: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Follow cursors until hasNextPage is false; return (rows, pages)."""
+    rows: list[dict[str, Any]] = []
+    pages: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(max_pages):
+        p = page(api, path, **params, **({"cursor": cursor} if cursor else {}))
+        pages.append(p)
+        rows.extend(p["data"])
+        if not p["hasNextPage"]:
+            return rows, pages
+        cursor = p["nextCursor"]
+    raise AssertionError(f"pagination did not end within {max_pages} pages")
+
+
+def all_accounts(api: httpx.Client, **params: Any) -> list[dict[str, Any]]:
+    rows, _ = list_pass(api, limit=1000, **params)
+    return rows
+
+
+def accounts_by_domain(api: httpx.Client, domains: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """GET /accounts?domains=[...] → {domain: record}."""
+    domains = list(domains)
+    p = page(api, "/accounts", domains=json.dumps(domains), limit=1000)
+    return {row["domain"]: row for row in p["data"]}
+
+
+def get_account(api: httpx.Client, domain: str) -> dict[str, Any]:
+    found = accounts_by_domain(api, [domain])
+    assert domain in found, f"account {domain!r} not found via GET /accounts?domains"
+    return found[domain]
+
+
+def assert_account_record(rec: dict[str, Any]) -> None:
+    missing = ACCOUNT_KEYS - set(rec)
+    assert not missing, f"account record lacks keys {sorted(missing)}: {rec}"
+    assert HEX24_RE.match(rec["rtp_aid"]), rec
+    assert UUID_RE.match(rec["id"]), rec
+    assert isinstance(rec["tags"], list), rec
+    assert isinstance(rec["customFields"], dict), rec
+    assert isinstance(rec["segmentIds"], list), rec
+    parse_ts(rec["rtp_last_account_date"])
+
+
+# --------------------------------------------------------------------------- other resources
+
+
+def create_field(api: httpx.Client, label: str, label_type: str = "singleLineText", prefix: str = "", **extra: Any) -> dict[str, Any]:
+    r = api.post(f"{prefix}/accounts/custom-field", json={"label": label, "labelType": label_type, **extra})
+    data = ok(r, f"/api/v1{prefix}/accounts/custom-field")
+    assert isinstance(data, list) and len(data) == 1, f"data must be an array holding the created field: {describe(r)}"
+    return data[0]
+
+
+def field_key(label: str) -> str:
+    """§2.7 key derivation."""
+    return label.replace(" ", "_").upper() + "_C"
+
+
+def create_segment(cli, workspace_name: str, type_: str = "static", status: str = "active", name: str | None = None) -> str:
+    proc = cli(
+        "segments",
+        "create",
+        "--workspace",
+        workspace_name,
+        "--name",
+        name or unique_name("Seg"),
+        "--type",
+        type_,
+        "--status",
+        status,
+        "--quiet",
+    )
+    assert proc.returncode == 0, f"segments create failed: rc={proc.returncode} stdout={proc.stdout!r} stderr={proc.stderr!r}"
+    seg_id = proc.stdout.strip()
+    assert HEX24_RE.match(seg_id), f"segments create --quiet must print only a 24-hex id, got {proc.stdout!r}"
+    return seg_id
+
+
+def client_for(server, key: str | None, base: str = "/api/v1") -> httpx.Client:
+    headers = {"X-Api-Key": key} if key is not None else {}
+    return httpx.Client(base_url=f"{server.base_url}{base}", headers=headers, timeout=30)
+
+
+def no_stack_trace(r: httpx.Response) -> None:
+    text = r.text
+    for needle in ("Traceback", 'File "', "sqlalchemy.", "psycopg", "sqlite3."):
+        assert needle not in text, f"response leaks internals ({needle!r}): {describe(r)}"
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def create_key(cli, workspace_name: str, user_email: str) -> str:
+    """`abmhub keys create --workspace W --user EMAIL --quiet` → the key alone on stdout (§5)."""
+    proc = cli("keys", "create", "--workspace", workspace_name, "--user", user_email, "--quiet")
+    assert proc.returncode == 0, f"keys create failed: rc={proc.returncode} stdout={proc.stdout!r} stderr={proc.stderr!r}"
+    key = proc.stdout.strip()
+    assert proc.stdout.strip("\n") == key and len(key) == 64 and not any(c.isspace() for c in key), (
+        f"keys create --quiet must print only a 64-character key, got {proc.stdout!r}"
+    )
+    return key
+
+
+def revoke_key(cli, workspace_name: str, user_email: str):
+    """`abmhub keys revoke` — §5 names the command but not its arguments; we address the key by
+    workspace and user, like `keys create` (a user holds at most one active key, §0)."""
+    return cli("keys", "revoke", "--workspace", workspace_name, "--user", user_email)
