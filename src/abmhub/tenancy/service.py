@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from abmhub.db.engine import Database
 from abmhub.db.tables import api_keys, users, workspaces
@@ -169,8 +170,6 @@ def bootstrap(db: Database) -> str | None:
             return None
     try:
         create_workspace(db, name=DEFAULT_WORKSPACE)
-    except (WorkspaceExists, Exception) as exc:  # another process won the race
-        if isinstance(exc, WorkspaceExists) or "unique" in str(exc).lower():
-            return None
-        raise
+    except (WorkspaceExists, IntegrityError):  # another process won the race
+        return None
     return create_key(db, workspace=DEFAULT_WORKSPACE, user_email=DEFAULT_USER)
