@@ -178,7 +178,10 @@ def assert_constraint(r_or_errors, path: str, key: str | None, text: str | None)
 
 
 def account(domain: str | None = None, name: str | None = None, **fields: Any) -> dict[str, Any]:
-    item: dict[str, Any] = {"domain": domain or unique_domain(), "name": name or unique_name("Co")}
+    item: dict[str, Any] = {
+        "domain": unique_domain() if domain is None else domain,
+        "name": unique_name("Co") if name is None else name,
+    }
     item.update(fields)
     return item
 
