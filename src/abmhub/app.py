@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import swagger_ui_bundle
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import text
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
+from starlette.staticfiles import StaticFiles
 
 from abmhub import __version__
 from abmhub.accounts.router import build_router as account_routes
@@ -15,6 +18,7 @@ from abmhub.config import Settings
 from abmhub.db.engine import Database
 from abmhub.segments.router import build_router as segment_routes
 from abmhub.web.errors import install_error_handlers
+from abmhub.web.metrics import Metrics, MetricsMiddleware
 from abmhub.web.responses import JSONBytes
 from abmhub.web.schemas import BODY_MODELS
 
@@ -35,6 +39,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         default_response_class=JSONBytes,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
@@ -56,9 +61,29 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
             return JSONBytes({"status": "unhealthy", "database": "unreachable"}, status_code=503)
         return JSONBytes({"status": "ok", "database": "reachable", "version": __version__})
 
+    metrics = Metrics()
+    app.add_route("/metrics", metrics.response, include_in_schema=False)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    _serve_docs_offline(app)
+
     install_error_handlers(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _serve_docs_offline(app: FastAPI) -> None:
+    """Swagger UI at /docs from assets shipped in a Python package: no CDN, works offline."""
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="abmhub API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -44,9 +44,9 @@ def test_mappings_normalise_count_and_report_not_found_in_order(api):
         m(f"HTTPS://{unknown.upper()}", "ext-u"),
         m(c["domain"], "new-c"),
         m(b["domain"], "first-b"),
+        m(unknown, "ext-u2"),
         m("not a domain", "ext-z"),
         m(b["domain"].upper(), "second-b"),
-        m(unknown, "ext-u2"),
     ]
     data = patch_ok(api, mappings)
     assert data["matched"] == 3, "matched counts distinct domains found"
@@ -67,7 +67,8 @@ def test_resending_the_same_mappings_updates_nothing(api):
     assert (again["matched"], again["updated"], again["notFound"]) == (2, 0, [])
 
 
-def test_mapping_only_unknown_domains(api):
+def test_repeated_unknown_domain_keeps_its_first_position_in_not_found(api):
+    # "once each, in request order": a domain's place is where the request first names it.
     u1, u2 = unique_domain("u1"), unique_domain("u2")
     data = patch_ok(api, [m(u1, "x1"), m(f"www.{u2}", "x2"), m(u1, "x3")])
     assert (data["matched"], data["updated"], data["notFound"]) == (0, 0, [u1, u2])
