@@ -484,38 +484,32 @@ class MappingOutcome:
 
 
 def map_external_ids(db: Database, *, workspace_id: int, mappings: Sequence[ExternalIdMapping]) -> MappingOutcome:
-    """Set externalIds by domain; all or nothing (a conflict is a 409 and writes nothing)."""
-    final: dict[str, str] = {}  # normalised domain -> externalId, the last mapping wins
-    not_found: list[str] = []
-    for mapping in mappings:
-        domain = normalize_domain(mapping.domain)
-        if domain is None:
-            if mapping.domain not in not_found:
-                not_found.append(mapping.domain)
-            continue
-        final.pop(domain, None)  # keep request order of the *last* mapping of a domain
-        final[domain] = mapping.externalId
+    """Set externalIds by domain, mapping by mapping in request order (so the last one of a
+    domain wins); all or nothing: a conflict is a 409 and writes nothing."""
+    domains = [normalize_domain(mapping.domain) for mapping in mappings]
     with db.write(workspace_id) as tx:
-        working = _load_working_set(tx.conn, workspace_id, set(final), set(final.values()))
-        matched = 0
-        for domain, external_id in final.items():
-            state = working.by_domain.get(domain)
+        working = _load_working_set(
+            tx.conn, workspace_id, {d for d in domains if d}, {m.externalId for m in mappings}
+        )
+        matched: set[str] = set()
+        not_found: dict[str, None] = {}  # an ordered set: first appearance in the request
+        for mapping, domain in zip(mappings, domains, strict=True):
+            state = working.by_domain.get(domain) if domain is not None else None
             if state is None:
-                if domain not in not_found:
-                    not_found.append(domain)
+                not_found.setdefault(domain or mapping.domain)
                 continue
-            matched += 1
-            holder = working.by_external_id.get(external_id)
+            matched.add(domain)
+            holder = working.by_external_id.get(mapping.externalId)
             if holder is not None and holder is not state:
-                raise ExternalIdTaken(external_id, holder.rtp_aid)
+                raise ExternalIdTaken(mapping.externalId, holder.rtp_aid)
             old_external_id = state.external_id
-            state.external_id = external_id
+            state.external_id = mapping.externalId
             working.rekey(state, domain, old_external_id)
         changed = [s for s in working.loaded_states() if s.external_id != s.stored_external_id]
         for state in changed:
             state.dirty = True
         _write(tx.conn, workspace_id, working, tx.now_us)
-    return MappingOutcome(matched=matched, updated=len(changed), not_found=not_found)
+    return MappingOutcome(matched=len(matched), updated=len(changed), not_found=list(not_found))
 
 
 # --- reads -------------------------------------------------------------------------------------

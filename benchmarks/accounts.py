@@ -1,0 +1,640 @@
+"""Account API benchmark: push and pull over HTTP against in-process ceilings.
+
+    python -m benchmarks accounts [--backend sqlite|postgresql] [--accounts N] [--quick]
+
+Phases (each HTTP phase is warmed up first; warm-up traffic goes to a separate `warmup`
+workspace, so the measured workspace holds exactly N accounts):
+
+A. fresh database, server A: push N accounts, 100 per request, 1 client
+   → pull: full keyset scans with limit 100 and limit 1000; page latency at depth
+   → server stopped; in-process scan ceiling on the same data (SQLAlchemy + orjson)
+B. fresh database, server B: push N accounts with 4 concurrent clients
+C. fresh database: in-process insert ceiling — `conn.execute(insert(accounts), rows)`,
+   one transaction per 100 rows, rows prepared before timing, no HTTP, no validation
+D. fresh database: the same insert inside `Database.write(workspace)` (ticks the
+   workspace's sync clock like every abmhub write) — separates the clock's cost
+
+Every HTTP error and every item not `created` fails the run (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from benchmarks.harness import (
+    BACKENDS,
+    RESULTS_DIR,
+    BenchmarkError,
+    CpuMeter,
+    PySpy,
+    Report,
+    Run,
+    Server,
+    abmhub_cli,
+    chunks,
+    create_workspace_key,
+    http_client,
+    latency_summary,
+    log,
+    percentile,
+    summarize_collapsed,
+    utc_stamp,
+)
+
+DEFAULT_ACCOUNTS = 100_000
+QUICK_ACCOUNTS = 5_000
+BATCH = 100
+CONCURRENT_CLIENTS = 4
+PULL_LIMITS = (100, 1000)
+DEEP_FRACTION = 0.95
+SHALLOW_FRACTION = 0.05
+LATENCY_SAMPLES = 30
+LATENCY_WARMUP = 5
+PUSH_PATH = "/api/v1/accounts"
+LIST_PATH = "/api/v1/accounts"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=BACKENDS, default="sqlite", help="database backend (default sqlite)")
+    parser.add_argument(
+        "--accounts", type=int, default=None, metavar="N", help=f"accounts per phase (default {DEFAULT_ACCOUNTS:,})"
+    )
+    parser.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK_ACCOUNTS:,} accounts")
+    parser.add_argument("--clients", type=int, default=CONCURRENT_CLIENTS, help="concurrent push clients (default 4)")
+    parser.add_argument(
+        "--server-log-level", default="warning", help="abmhub serve --log-level (default warning: no access log)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record the server with py-spy during the 1-client push and the limit-100 scan "
+        "(adds sampling overhead; the figures are marked as profiled)",
+    )
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where the JSON goes")
+    parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (databases, server logs)")
+
+
+# --- workload ------------------------------------------------------------------------------
+
+
+def account_item(prefix: str, i: int) -> dict[str, Any]:
+    return {
+        "domain": f"{prefix}-{i}.com",
+        "name": f"{prefix.capitalize()} {i}",
+        "externalId": f"crm-{prefix}-{i}",
+        "tags": ["t1"],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class PushBody:
+    content: bytes
+    count: int
+
+
+def push_bodies(prefix: str, n: int, batch: int = BATCH) -> list[PushBody]:
+    """Request bodies, encoded before any timing so that the client spends little CPU."""
+    bodies = []
+    for start in range(0, n, batch):
+        items = [account_item(prefix, i) for i in range(start, min(n, start + batch))]
+        bodies.append(PushBody(orjson.dumps({"accounts": items}), len(items)))
+    return bodies
+
+
+def check_push(response: httpx.Response, expected: int) -> None:
+    if response.status_code != 200:
+        raise BenchmarkError(f"POST {PUSH_PATH} → HTTP {response.status_code}: {response.text[:500]}")
+    data = orjson.loads(response.content)["data"]
+    results = data["results"]
+    if len(results) != expected or data["summary"].get("created") != expected:
+        failed = next((r for r in results if r.get("status") != "created"), None)
+        raise BenchmarkError(f"push: {data['summary']} for {expected} items; first not created: {failed}")
+    for result in results:
+        if result["status"] != "created":
+            raise BenchmarkError(f"push: item not created: {result}")
+
+
+def check_list(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code != 200:
+        raise BenchmarkError(f"GET {LIST_PATH} → HTTP {response.status_code}: {response.text[:500]}")
+    return orjson.loads(response.content)["data"]
+
+
+def list_url(limit: int, cursor: str | None) -> str:
+    # Cursors are base64url: no quoting needed, and no per-request params encoding in the client.
+    return f"{LIST_PATH}?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+
+
+# --- HTTP phases ---------------------------------------------------------------------------
+
+
+def push_http(base_url: str, key: str, bodies: Sequence[PushBody], clients: int, meter: CpuMeter | None) -> dict:
+    """Push `bodies` with `clients` threads, each its own keep-alive httpx.Client.
+
+    Threads take the next body from a shared counter, so a slow thread does not leave a
+    tail of work behind. The clock starts when all clients are connected and released.
+    """
+    lock = threading.Lock()
+    position = iter(range(len(bodies)))
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    barrier = threading.Barrier(clients + 1)
+    sessions = [http_client(base_url, key) for _ in range(clients)]
+
+    def worker(slot: int) -> None:
+        client = sessions[slot]
+        mine = latencies[slot]
+        try:
+            barrier.wait()
+            while not stop.is_set():
+                with lock:
+                    index = next(position, None)
+                if index is None:
+                    return
+                body = bodies[index]
+                started = time.perf_counter()
+                response = client.post(PUSH_PATH, content=body.content)
+                mine.append(time.perf_counter() - started)
+                check_push(response, body.count)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+            stop.set()
+            with _suppress():
+                barrier.abort()
+
+    threads = [threading.Thread(target=worker, args=(slot,), daemon=True, name=f"push-{slot}") for slot in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        if meter:
+            meter.start()
+        barrier.wait()
+        started = time.perf_counter()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.5)
+        elapsed = time.perf_counter() - started
+        cpu = meter.stop() if meter else {}
+    finally:
+        stop.set()
+    if errors:
+        first = errors[0]
+        raise first if isinstance(first, BenchmarkError) else BenchmarkError(f"push client failed: {first!r}")
+    for session in sessions:
+        session.close()
+    accounts = sum(body.count for body in bodies)
+    every = [s for per_client in latencies for s in per_client]
+    return {
+        "accounts": accounts,
+        "requests": len(bodies),
+        "clients": clients,
+        "elapsed_s": elapsed,
+        "accounts_per_s": accounts / elapsed,
+        "requests_per_s": len(bodies) / elapsed,
+        "latency": latency_summary(every),
+        "cpu": cpu,
+    }
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+def pull_scan(client: httpx.Client, limit: int, expected: int | None, meter: CpuMeter | None = None) -> dict:
+    """A full keyset pass (first page, then nextCursor until hasNextPage is false)."""
+    cursors: list[str] = []  # cursors[k]: the cursor returned with page k (leads to page k+1)
+    latencies: list[float] = []
+    total = 0
+    last_aid = ""
+    cursor: str | None = None
+    sync_stamps = set()
+    if meter:
+        meter.start()
+    started = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        response = client.get(list_url(limit, cursor))
+        latencies.append(time.perf_counter() - t0)
+        data = check_list(response)
+        rows = data["data"]
+        if rows:
+            if rows[0]["rtp_aid"] <= last_aid:
+                raise BenchmarkError(f"pull: page out of order at {total} ({rows[0]['rtp_aid']} after {last_aid})")
+            last_aid = rows[-1]["rtp_aid"]
+        total += len(rows)
+        sync_stamps.add(data["syncTimestamp"])
+        cursor = data["nextCursor"]
+        if cursor is not None:
+            cursors.append(cursor)
+        if not data["hasNextPage"]:
+            break
+        if cursor is None:
+            raise BenchmarkError("pull: hasNextPage true without nextCursor")
+    elapsed = time.perf_counter() - started
+    cpu = meter.stop() if meter else {}
+    if expected is not None and total != expected:
+        raise BenchmarkError(f"pull (limit {limit}): {total} accounts, expected {expected}")
+    if len(sync_stamps) != 1:
+        raise BenchmarkError(f"pull (limit {limit}): {len(sync_stamps)} different syncTimestamps in one pass")
+    return {
+        "limit": limit,
+        "accounts": total,
+        "pages": len(latencies),
+        "elapsed_s": elapsed,
+        "accounts_per_s": total / elapsed,
+        "latency": latency_summary(latencies),
+        "cpu": cpu,
+        "_cursors": cursors,
+    }
+
+
+def page_latency(client: httpx.Client, cursors: list[str], limit: int) -> dict:
+    """Median/p90 of LATENCY_SAMPLES requests each: first page, a page at ~5 % and at ~95 % depth.
+
+    The three kinds are interleaved, so drift on the shared machine hits them alike. The first
+    page of a pass ticks the workspace clock (a short write transaction, §1.5); pages reached
+    through a cursor are plain reads — hence the ~5 % page as a like-for-like reference.
+    """
+    pages = len(cursors) + 1
+    deep_index = max(0, min(len(cursors) - 2, round(DEEP_FRACTION * pages) - 1))
+    shallow_index = max(0, round(SHALLOW_FRACTION * pages) - 1)
+    kinds = {"first": None, "shallow": cursors[shallow_index], "deep": cursors[deep_index]}
+    samples: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for round_no in range(LATENCY_WARMUP + LATENCY_SAMPLES):
+        for kind, cursor in kinds.items():
+            t0 = time.perf_counter()
+            response = client.get(list_url(limit, cursor))
+            took = time.perf_counter() - t0
+            rows = check_list(response)["data"]
+            if len(rows) != limit:
+                raise BenchmarkError(f"page latency: {kind} page has {len(rows)} rows, expected {limit}")
+            if round_no >= LATENCY_WARMUP:
+                samples[kind].append(took)
+    result: dict[str, Any] = {
+        "limit": limit,
+        "pages_in_scan": pages,
+        "shallow_page": shallow_index + 2,  # 1-based page number reached with cursors[shallow_index]
+        "deep_page": deep_index + 2,
+        "deep_depth_fraction": (deep_index + 1) / pages,
+    }
+    for kind, values in samples.items():
+        result[kind] = {
+            "median_ms": percentile(values, 50) * 1000,
+            "p90_ms": percentile(values, 90) * 1000,
+            "samples_ms": [v * 1000 for v in values],
+        }
+    return result
+
+
+# --- in-process ceilings ------------------------------------------------------------------------
+
+
+def _workspace_id(db: Any, name: str) -> int:
+    from sqlalchemy import select
+
+    from abmhub.db.tables import workspaces
+
+    with db.engine.connect() as conn:
+        found = conn.execute(select(workspaces.c.id).where(workspaces.c.name == name)).scalar_one_or_none()
+    if found is None:
+        raise BenchmarkError(f"workspace {name!r} not found")
+    return found
+
+
+def account_rows(workspace_id: int, prefix: str, n: int) -> list[dict[str, Any]]:
+    """Rows as abmhub stores a pushed account (same ids, same JSON columns)."""
+    from abmhub.ids import new_object_id
+    from abmhub.timefmt import now_us
+
+    now = now_us()
+    rows = []
+    for i in range(n):
+        item = account_item(prefix, i)
+        rows.append(
+            {
+                "workspace_id": workspace_id,
+                "rtp_aid": new_object_id(),
+                "uuid": str(uuid.uuid4()),
+                "external_id": item["externalId"],
+                "name": item["name"],
+                "domain": item["domain"],
+                "short_name": None,
+                "linkedin_url": None,
+                "tags": item["tags"],
+                "custom_fields": {},
+                "created_us": now,
+                "change_us": now,
+            }
+        )
+    return rows
+
+
+def insert_ceiling(url: str, n: int, warmup_n: int, *, with_clock: bool) -> dict:
+    """Insert n rows, one transaction per BATCH rows, straight through SQLAlchemy Core."""
+    from sqlalchemy import insert
+
+    from abmhub.db.engine import Database
+    from abmhub.db.tables import accounts
+
+    db = Database(url)
+    try:
+        bench_ws, warm_ws = _workspace_id(db, "bench"), _workspace_id(db, "warmup")
+        rows = account_rows(bench_ws, "acme", n)
+        warm_rows = account_rows(warm_ws, "warm", warmup_n)
+        statement = insert(accounts)
+
+        def write(batch: Sequence[dict[str, Any]], workspace_id: int) -> None:
+            if with_clock:
+                with db.write(workspace_id) as tx:
+                    tx.conn.execute(statement, batch)
+            else:
+                with db.engine.begin() as conn:
+                    conn.execute(statement, batch)
+
+        for batch in chunks(warm_rows, BATCH):
+            write(batch, warm_ws)
+        latencies = []
+        started = time.perf_counter()
+        for batch in chunks(rows, BATCH):
+            t0 = time.perf_counter()
+            write(batch, bench_ws)
+            latencies.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - started
+    finally:
+        db.dispose()
+    return {
+        "accounts": n,
+        "transactions": len(latencies),
+        "with_clock_tick": with_clock,
+        "elapsed_s": elapsed,
+        "accounts_per_s": n / elapsed,
+        "latency": latency_summary(latencies),
+    }
+
+
+def scan_ceiling(url: str, workspace: str, limit: int, expected: int) -> dict:
+    """The keyset query the server runs, through SQLAlchemy, one transaction a page, + orjson."""
+    from sqlalchemy import bindparam, select
+
+    from abmhub.db.engine import Database
+    from abmhub.db.tables import accounts
+
+    c = accounts.c
+    columns = (
+        c.id, c.rtp_aid, c.uuid, c.external_id, c.name, c.domain, c.short_name, c.linkedin_url, c.tags,
+        c.custom_fields, c.account_score, c.journey_stage, c.advertising_score, c.website_score, c.g2_score,
+        c.bombora_score, c.change_us,
+    )  # fmt: skip
+    statement = (
+        select(*columns)
+        .where(c.workspace_id == bindparam("ws"), c.rtp_aid > bindparam("after"))
+        .order_by(c.rtp_aid)
+        .limit(limit)
+    )
+    db = Database(url)
+    try:
+        workspace_id = _workspace_id(db, workspace)
+
+        def scan(max_pages: int | None = None) -> tuple[int, int]:
+            after, total, pages = "", 0, 0
+            while max_pages is None or pages < max_pages:
+                with db.engine.connect() as conn, conn.begin():
+                    rows = conn.execute(statement, {"ws": workspace_id, "after": after}).all()
+                orjson.dumps([row._asdict() for row in rows], option=orjson.OPT_NON_STR_KEYS)
+                total += len(rows)
+                pages += 1
+                if len(rows) < limit:
+                    break
+                after = rows[-1].rtp_aid
+            return total, pages
+
+        scan(max_pages=10)  # warm-up
+        started = time.perf_counter()
+        total, pages = scan()
+        elapsed = time.perf_counter() - started
+    finally:
+        db.dispose()
+    if total != expected:
+        raise BenchmarkError(f"in-process scan (limit {limit}): {total} rows, expected {expected}")
+    return {"limit": limit, "accounts": total, "pages": pages, "elapsed_s": elapsed, "accounts_per_s": total / elapsed}
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def _strip_private(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_private(v) for k, v in value.items() if not k.startswith("_")}
+    return value
+
+
+def _profile(args: argparse.Namespace, server: Server, name: str, stamp: str) -> Any:
+    if not args.profile:
+        return _suppress_none()
+    return PySpy(server.pid, args.results_dir / f"accounts-{args.backend}-{stamp}-{name}.pyspy.txt")
+
+
+class _suppress_none:
+    output = None
+
+    def __enter__(self) -> _suppress_none:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def main(args: argparse.Namespace) -> int:
+    n = args.accounts if args.accounts is not None else (QUICK_ACCOUNTS if args.quick else DEFAULT_ACCOUNTS)
+    if n < 2 * max(PULL_LIMITS):
+        raise SystemExit(f"--accounts must be at least {2 * max(PULL_LIMITS)}")
+    clients = args.clients
+    warmup_requests = 10 if n <= QUICK_ACCOUNTS else 20
+    warmup_n = warmup_requests * BATCH
+    stamp = utc_stamp()
+    config = {
+        "accounts": n,
+        "batch": BATCH,
+        "concurrent_clients": clients,
+        "pull_limits": list(PULL_LIMITS),
+        "warmup_accounts": warmup_n,
+        "latency_samples": LATENCY_SAMPLES,
+        "server_log_level": args.server_log_level,
+        "profiled": bool(args.profile),
+        "http_client": f"httpx {httpx.__version__}, one keep-alive connection per client thread",
+        "quick": bool(args.quick),
+    }
+    report = Report("accounts", args.backend, config)
+    details = report.details
+    started = time.perf_counter()
+
+    with Run(args.backend, keep_temp=args.keep_temp) as run:
+        dbs = run.databases
+
+        # A. push with 1 client, then everything that reads the same data.
+        url_a = dbs.new("bench_push_1")
+        server = run.server(url_a, name="server-a", log_level=args.server_log_level)
+        if server.key is None:
+            raise BenchmarkError(f"abmhub serve printed no API key on an empty database:\n{server.log_tail()}")
+        warm_key = create_workspace_key(url_a, "warmup")
+        log(f"A: server on {server.base_url}; warm-up push ({warmup_n} accounts, workspace 'warmup')")
+        push_http(server.base_url, warm_key, push_bodies("warm", warmup_n), 1, None)
+        bodies = push_bodies("acme", n)
+        log(f"A: push {n:,} accounts, 1 client")
+        with _profile(args, server, "push1", stamp) as spy:
+            push1 = push_http(server.base_url, server.key, bodies, 1, run.cpu_meter(server))
+        if args.profile and spy.output:
+            push1["profile"] = {"file": str(spy.output), **summarize_collapsed(spy.output)}
+        log(f"A: {push1['accounts_per_s']:,.0f} accounts/s, p50 {push1['latency']['p50_ms']:.1f} ms")
+        details["push_1_client"] = push1
+
+        with contextlib.closing(http_client(server.base_url, server.key)) as client:
+            # Warm-up of the read path: a few pages of each size (cursor and first-page paths).
+            for limit in PULL_LIMITS:
+                cursor = None
+                for _ in range(5):
+                    cursor = check_list(client.get(list_url(limit, cursor)))["nextCursor"]
+            scans = {}
+            for limit in PULL_LIMITS:
+                log(f"A: pull scan, limit {limit}")
+                profile_this = limit == 100
+                with _profile(args, server, f"pull{limit}", stamp) if profile_this else _suppress_none() as spy:
+                    scans[limit] = pull_scan(client, limit, n, run.cpu_meter(server))
+                if profile_this and args.profile and spy.output:
+                    scans[limit]["profile"] = {"file": str(spy.output), **summarize_collapsed(spy.output)}
+                log(f"A: {scans[limit]['accounts_per_s']:,.0f} accounts/s over {scans[limit]['pages']} pages")
+            log("A: page latency at depth")
+            depth = page_latency(client, scans[100]["_cursors"], 100)
+        details["pull"] = {str(limit): _strip_private(scan) for limit, scan in scans.items()}
+        details["page_latency"] = depth
+        details["database_size_after_push_1"] = dbs.sizes(url_a)
+        server.stop()
+
+        log("A: in-process scan ceiling")
+        scan_base = {limit: scan_ceiling(url_a, "default", limit, n) for limit in PULL_LIMITS}
+        details["scan_ceiling"] = {str(limit): value for limit, value in scan_base.items()}
+
+        # B. push with several clients, on a fresh database.
+        url_b = dbs.new("bench_push_n")
+        server_b = run.server(url_b, name="server-b", log_level=args.server_log_level)
+        if server_b.key is None:
+            raise BenchmarkError(f"abmhub serve printed no API key on an empty database:\n{server_b.log_tail()}")
+        warm_key = create_workspace_key(url_b, "warmup")
+        push_http(server_b.base_url, warm_key, push_bodies("warm", warmup_n), clients, None)
+        log(f"B: push {n:,} accounts, {clients} clients")
+        push_n = push_http(server_b.base_url, server_b.key, bodies, clients, run.cpu_meter(server_b))
+        log(f"B: {push_n['accounts_per_s']:,.0f} accounts/s, p50 {push_n['latency']['p50_ms']:.1f} ms")
+        details[f"push_{clients}_clients"] = push_n
+        server_b.stop()
+
+        # C/D. in-process insert ceilings, fresh databases migrated by the CLI.
+        ceilings = {}
+        for label, with_clock in (("plain", False), ("clock", True)):
+            url = dbs.new(f"bench_ceiling_{label}")
+            for workspace in ("bench", "warmup"):
+                abmhub_cli(["workspaces", "create", workspace, "--quiet"], url)
+            log(f"C: in-process insert ceiling ({'Database.write + clock tick' if with_clock else 'engine.begin'})")
+            ceilings[label] = insert_ceiling(url, n, warmup_n, with_clock=with_clock)
+            log(f"C: {ceilings[label]['accounts_per_s']:,.0f} accounts/s")
+        details["insert_ceiling"] = ceilings["plain"]
+        details["insert_ceiling_with_clock"] = ceilings["clock"]
+        details["databases"] = dbs.info
+
+    details["total_runtime_s"] = time.perf_counter() - started
+
+    # --- figures --------------------------------------------------------------------------
+    ceiling = ceilings["plain"]["accounts_per_s"]
+    ceiling_label = "in-process insert"
+    report.add(
+        "push_1_client_accounts_per_s", "push, 1 client (100/request)", push1["accounts_per_s"], "accounts/s",
+        baseline=ceiling, baseline_label=ceiling_label,
+    )  # fmt: skip
+    report.add(
+        f"push_{clients}_clients_accounts_per_s", f"push, {clients} clients (100/request)", push_n["accounts_per_s"],
+        "accounts/s", baseline=ceiling, baseline_label=ceiling_label,
+    )  # fmt: skip
+    report.add(
+        "push_4_vs_1", f"push, {clients} clients vs 1 client", push_n["accounts_per_s"], "accounts/s",
+        baseline=push1["accounts_per_s"], baseline_label="1 client",
+    )  # fmt: skip
+    report.add(
+        "insert_ceiling_with_clock_accounts_per_s", "in-process insert inside Database.write (clock tick)",
+        ceilings["clock"]["accounts_per_s"], "accounts/s", baseline=ceiling, baseline_label=ceiling_label,
+    )  # fmt: skip
+    for name, result in (("push_1_client", push1), (f"push_{clients}_clients", push_n)):
+        who = "1 client" if result["clients"] == 1 else f"{result['clients']} clients"
+        per_tx = ceilings["plain"]["latency"]
+        report.add(
+            f"{name}_p50_ms", f"push request latency p50, {who}", result["latency"]["p50_ms"], "ms",
+            baseline=per_tx["p50_ms"], baseline_label="in-process 100-row tx p50",
+        )  # fmt: skip
+        report.add(
+            f"{name}_p99_ms", f"push request latency p99, {who}", result["latency"]["p99_ms"], "ms",
+            baseline=per_tx["p99_ms"], baseline_label="in-process 100-row tx p99",
+        )  # fmt: skip
+    for limit in PULL_LIMITS:
+        report.add(
+            f"pull_limit_{limit}_accounts_per_s", f"pull scan, limit {limit}, 1 client", scans[limit]["accounts_per_s"],
+            "accounts/s", baseline=scan_base[limit]["accounts_per_s"], baseline_label=f"in-process scan, limit {limit}",
+        )  # fmt: skip
+    first, shallow, deep = depth["first"], depth["shallow"], depth["deep"]
+    report.add("first_page_median_ms", "first page (limit 100) median", first["median_ms"], "ms")
+    report.add("first_page_p90_ms", "first page (limit 100) p90", first["p90_ms"], "ms")
+    deep_label = f"page {depth['deep_page']} of {depth['pages_in_scan']} (~{depth['deep_depth_fraction']:.0%})"
+    report.add(
+        "deep_page_median_ms", f"{deep_label} median", deep["median_ms"], "ms",
+        baseline=first["median_ms"], baseline_label="first page",
+    )  # fmt: skip
+    report.add(
+        "deep_page_p90_ms", f"{deep_label} p90", deep["p90_ms"], "ms",
+        baseline=first["p90_ms"], baseline_label="first page",
+    )  # fmt: skip
+    report.add(
+        "deep_vs_shallow_cursor_page_median", f"{deep_label} median vs page {depth['shallow_page']} (both by cursor)",
+        deep["median_ms"], "ms", baseline=shallow["median_ms"], baseline_label=f"page {depth['shallow_page']}",
+    )  # fmt: skip
+
+    path = report.write(args.results_dir)
+    print(report.markdown())
+    print()
+    print(_cpu_table(details, clients))
+    print()
+    print(f"results: {path}")
+    log(f"done in {details['total_runtime_s']:.0f} s")
+    return 0
+
+
+def _cpu_table(details: dict[str, Any], clients: int) -> str:
+    """Who burnt the cores during each HTTP phase (CPU seconds per 1,000 accounts)."""
+    phases = [
+        ("push, 1 client", details["push_1_client"]),
+        (f"push, {clients} clients", details[f"push_{clients}_clients"]),
+        *((f"pull, limit {k}", v) for k, v in details["pull"].items()),
+    ]
+    has_pg = any("postgres_cpu_s" in p["cpu"] for _, p in phases)
+    header = "| phase | wall s | client CPU s | server CPU s |" + (" postgres CPU s |" if has_pg else "") + " cores busy |"
+    lines = [header, "|---|---:|---:|---:|" + ("---:|" if has_pg else "") + "---:|"]
+    for name, phase in phases:
+        cpu = phase["cpu"]
+        row = f"| {name} | {cpu['wall_s']:.1f} | {cpu['client_cpu_s']:.1f} | {cpu.get('server_cpu_s', 0):.1f} |"
+        if has_pg:
+            row += f" {cpu.get('postgres_cpu_s', 0):.1f} |"
+        row += f" {cpu['cores_busy']:.2f} |"
+        lines.append(row)
+    return "\n".join(lines)
