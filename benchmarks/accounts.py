@@ -628,13 +628,17 @@ def _cpu_table(details: dict[str, Any], clients: int) -> str:
         *((f"pull, limit {k}", v) for k, v in details["pull"].items()),
     ]
     has_pg = any("postgres_cpu_s" in p["cpu"] for _, p in phases)
-    header = "| phase | wall s | client CPU s | server CPU s |" + (" postgres CPU s |" if has_pg else "") + " cores busy |"
-    lines = [header, "|---|---:|---:|---:|" + ("---:|" if has_pg else "") + "---:|"]
+    header = (
+        "| phase | wall s | client CPU s | server CPU s |"
+        + (" postgres CPU s |" if has_pg else "")
+        + " cores busy (ours) | other processes CPU s |"
+    )
+    lines = [header, "|---|---:|---:|---:|" + ("---:|" if has_pg else "") + "---:|---:|"]
     for name, phase in phases:
         cpu = phase["cpu"]
-        row = f"| {name} | {cpu['wall_s']:.1f} | {cpu['client_cpu_s']:.1f} | {cpu.get('server_cpu_s', 0):.1f} |"
+        row = f"| {name} | {cpu['wall_s']:.2f} | {cpu['client_cpu_s']:.2f} | {cpu.get('server_cpu_s', 0):.2f} |"
         if has_pg:
-            row += f" {cpu.get('postgres_cpu_s', 0):.1f} |"
-        row += f" {cpu['cores_busy']:.2f} |"
+            row += f" {cpu.get('postgres_cpu_s', 0):.2f} |"
+        row += f" {cpu['cores_busy']:.2f} | {cpu.get('other_cpu_s', float('nan')):.2f} |"
         lines.append(row)
     return "\n".join(lines)

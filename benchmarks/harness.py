@@ -131,6 +131,18 @@ def child_pids(parent: int) -> list[int]:
     return found
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (/proc/stat), for foreign-load checks."""
+    try:
+        with open("/proc/stat", "rb") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return math.nan
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    # guest time is already included in user/nice
+    return (sum(fields[:8]) - idle) / _CLOCK_TICKS
+
+
 class CpuMeter:
     """CPU seconds spent by named groups of processes between `start()` and `stop()`.
 
@@ -153,6 +165,7 @@ class CpuMeter:
 
     def start(self) -> None:
         self._start = self._sample()
+        self._machine = machine_busy_seconds()
         self._client = time.process_time()
         self._wall = time.perf_counter()
 
@@ -166,6 +179,11 @@ class CpuMeter:
             result[f"{name}_cpu_s"] = sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in pids.items())
         cpu_total = sum(v for k, v in result.items() if k.endswith("_cpu_s"))
         result["cores_busy"] = cpu_total / wall if wall > 0 else math.nan
+        # Everything else the machine did meanwhile (other users, kernel threads): a run
+        # with a large share here was measured on a busy machine.
+        machine = machine_busy_seconds() - self._machine
+        result["machine_busy_s"] = machine
+        result["other_cpu_s"] = max(0.0, machine - cpu_total)
         self.result = result
         return result
 

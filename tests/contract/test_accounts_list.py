@@ -211,6 +211,9 @@ def test_delta_sync_returns_the_changed_accounts(api):
     assert got[a["domain"]]["name"] == "A2" and got[b["domain"]]["name"] == "B2"
     assert got[d["domain"]]["externalId"] is not None
     assert_untouched_absent(rows, {c["domain"]: before[c["domain"]], e["domain"]: before[e["domain"]]}, sync)
+    now = {r["domain"]: r for r in all_accounts(api)}
+    for dom in (c["domain"], e["domain"]):
+        assert now[dom]["rtp_last_account_date"] == before[dom]["rtp_last_account_date"], f"{dom} did not change"
     for dom in (a["domain"], b["domain"]):
         assert parse_ts(got[dom]["rtp_last_account_date"]) >= s, "rtp_last_account_date moves with a change"
 

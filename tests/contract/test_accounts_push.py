@@ -110,19 +110,19 @@ def test_normalisation_property(api, decorations):
     assert all(g[2] == "created" for g in got), got
 
 
-@pytest.mark.parametrize(
-    "bad",
-    ["localhost", "not a domain.com", "exa$mple.com", "https://", "www.", "http://www./path", "a,b.com"],
-)
-def test_implausible_domain_is_a_per_item_failure(api, bad):
+IMPLAUSIBLE = ["localhost", "not a domain.com", "exa$mple.com", "https://", "www.", "http://www./path", "a,b.com", "user@acme.com"]
+
+
+def test_implausible_domains_are_per_item_failures(api):
     good1, good2 = account(), account()
-    data = push(api, [good1, account(bad), good2])
-    r0, r1, r2 = data["results"]
-    assert r0["status"] == "created" and r2["status"] == "created", data
-    assert r1["status"] == "failed", r1
-    assert r1["error"] == f"Invalid domain '{bad}'", r1
-    assert r1["rtp_aid"] is None, r1
-    assert r1["domain"] == bad, "a domain that cannot be normalised is reported as sent"
+    data = push(api, [good1] + [account(bad) for bad in IMPLAUSIBLE] + [good2])
+    results = data["results"]
+    assert results[0]["status"] == "created" and results[-1]["status"] == "created", results
+    for bad, res in zip(IMPLAUSIBLE, results[1:-1]):
+        assert res["status"] == "failed", (bad, res)
+        assert res["error"] == f"Invalid domain '{bad}'", (bad, res)
+        assert res["rtp_aid"] is None, (bad, res)
+        assert res["domain"] == bad, f"a domain that cannot be normalised is reported as sent: {res}"
     assert {r["domain"] for r in all_accounts(api)} == {good1["domain"], good2["domain"]}
 
 
@@ -223,11 +223,13 @@ def test_domain_repeated_in_one_request_with_upsert(api):
 def test_unknown_custom_field_keys_fail_the_item_listing_keys_in_request_order(api):
     known = create_field(api, unique_name("Known"), "singleLineText")["key"]
     good = account(customFields={known: "ok"})
-    bad = account(customFields={"ZED_C": 1, known: "x", "ALPHA_C": 2})
+    bad_domain = unique_domain("cf")
+    bad = account(f"https://www.{bad_domain}/x", customFields={"ZED_C": 1, known: "x", "ALPHA_C": 2})
     single = account(customFields={"ONLY_C": "v"})
     data = push(api, [bad, good, single])
     r_bad, r_good, r_single = data["results"]
     assert r_bad["status"] == "failed" and r_bad["rtp_aid"] is None, r_bad
+    assert r_bad["domain"] == bad_domain, "failed items also carry the normalised domain"
     assert r_bad["error"] == "Custom field key(s) not found: ZED_C, ALPHA_C. Unable to add this account."
     assert r_single["error"] == "Custom field key(s) not found: ONLY_C. Unable to add this account."
     assert r_good["status"] == "created"
@@ -237,12 +239,14 @@ def test_unknown_custom_field_keys_fail_the_item_listing_keys_in_request_order(a
 def test_unknown_custom_field_on_upsert_leaves_the_account_unchanged(api):
     domain = unique_domain("cfu")
     push_ok(api, [account(domain, name="Before", tags=["x"])])
+    before = get_account(api, domain)
     data = push(api, [account(domain, name="After", tags=["y"], customFields={"NOPE_C": 1})], upsert=True)
     [res] = data["results"]
     assert res["status"] == "failed", res
     assert res["error"] == "Custom field key(s) not found: NOPE_C. Unable to add this account."
     rec = get_account(api, domain)
     assert rec["name"] == "Before" and rec["tags"] == ["x"], "each item is atomic"
+    assert rec["rtp_last_account_date"] == before["rtp_last_account_date"], "a failed item is not a change"
 
 
 @pytest.fixture
@@ -255,29 +259,30 @@ def typed_fields(api):
     }
 
 
-@pytest.mark.parametrize(
-    "kind,value",
-    [
-        ("number", "lots"),
-        ("number", True),
-        ("number", ["1"]),
-        ("date", "not-a-date"),
-        ("date", "2026-02-30"),
-        ("single", "Bronze"),
-        ("single", ["Gold"]),
-        ("multi", ["A", "Z"]),
-        ("multi", ["Z"]),
-    ],
-)
-def test_wrong_typed_custom_field_value_fails_the_item(api, typed_fields, kind, value):
-    key = typed_fields[kind]
+WRONG_VALUES = [
+    ("number", "lots"),
+    ("number", True),
+    ("number", ["1"]),
+    ("date", "not-a-date"),
+    ("date", "2026-02-30"),
+    ("single", "Bronze"),
+    ("single", ["Gold"]),
+    ("multi", ["A", "Z"]),
+    ("multi", ["Z"]),
+]
+
+
+def test_wrong_typed_custom_field_values_fail_their_items(api, typed_fields):
     good = account()
-    data = push(api, [account(customFields={key: value}), good])
-    r_bad, r_good = data["results"]
-    assert r_bad["status"] == "failed" and r_bad["rtp_aid"] is None, r_bad
-    assert r_bad["error"].startswith(f"Invalid value for custom field '{key}': "), r_bad
-    assert len(r_bad["error"]) > len(f"Invalid value for custom field '{key}': "), "the error says why"
-    assert r_good["status"] == "created"
+    items = [account(customFields={typed_fields[kind]: value}) for kind, value in WRONG_VALUES]
+    data = push(api, items + [good])
+    for (kind, value), res in zip(WRONG_VALUES, data["results"]):
+        key = typed_fields[kind]
+        prefix = f"Invalid value for custom field '{key}': "
+        assert res["status"] == "failed" and res["rtp_aid"] is None, (kind, value, res)
+        assert res["error"].startswith(prefix), (kind, value, res)
+        assert len(res["error"]) > len(prefix), f"the error says why: {res}"
+    assert data["results"][-1]["status"] == "created"
     assert {r["domain"] for r in all_accounts(api)} == {good["domain"]}
 
 
@@ -382,6 +387,16 @@ def test_request_shape_errors_are_400_validation_and_write_nothing(api, body, pa
         path = path.replace("accounts.0.", "accounts.1.")
     r = api.post("/accounts", json=body)
     assert_constraint(r, path, key, text)
+
+
+def test_rejected_requests_write_nothing(api):
+    for body in (
+        {"accounts": [account(), {"domain": "", "name": "X"}]},
+        {"accounts": [account(), account(tags="x")]},
+        {"accounts": [account()], "upsert": "yes"},
+        {"accounts": [account(), account(customFields=[1])]},
+    ):
+        validation_errors(api.post("/accounts", json=body))
     assert_nothing_written(api)
 
 

@@ -13,7 +13,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, bindparam, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from abmhub.accounts.domains import normalize_domain
 from abmhub.accounts.schemas import AccountItem, ExternalIdMapping, UpdateAccountRequest
@@ -554,7 +568,7 @@ class RecordExtras:
 
 def _has_tag(conn: Connection, tag: str) -> Any:
     if conn.dialect.name == "postgresql":
-        return accounts.c.tags.contains([tag])
+        return type_coerce(accounts.c.tags, JSONB).contains([tag])
     each = func.json_each(accounts.c.tags).table_valued("value")
     return exists(select(literal(1)).select_from(each).where(each.c.value == tag))
 
