@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shlex
 import threading
 import time
 import uuid
@@ -80,6 +81,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="record the server with py-spy during the 1-client push and the limit-100 scan "
         "(adds sampling overhead; the figures are marked as profiled)",
+    )
+    parser.add_argument(
+        "--server-command",
+        default=None,
+        metavar="CMD",
+        help="run the server as CMD serve ... instead of `python -m abmhub serve ...` "
+        "(for A/B experiments with a patched server)",
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where the JSON goes")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (databases, server logs)")
@@ -171,7 +179,7 @@ def push_http(base_url: str, key: str, bodies: Sequence[PushBody], clients: int,
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
             stop.set()
-            with _suppress():
+            with contextlib.suppress(Exception):
                 barrier.abort()
 
     threads = [threading.Thread(target=worker, args=(slot,), daemon=True, name=f"push-{slot}") for slot in range(clients)]
@@ -206,14 +214,6 @@ def push_http(base_url: str, key: str, bodies: Sequence[PushBody], clients: int,
         "latency": latency_summary(every),
         "cpu": cpu,
     }
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
 
 
 def pull_scan(client: httpx.Client, limit: int, expected: int | None, meter: CpuMeter | None = None) -> dict:
@@ -345,7 +345,7 @@ def account_rows(workspace_id: int, prefix: str, n: int) -> list[dict[str, Any]]
     return rows
 
 
-def insert_ceiling(url: str, n: int, warmup_n: int, *, with_clock: bool) -> dict:
+def insert_ceiling(url: str, n: int, warmup_n: int, *, with_clock: bool, meter: CpuMeter) -> dict:
     """Insert n rows, one transaction per BATCH rows, straight through SQLAlchemy Core."""
     from sqlalchemy import insert
 
@@ -370,12 +370,14 @@ def insert_ceiling(url: str, n: int, warmup_n: int, *, with_clock: bool) -> dict
         for batch in chunks(warm_rows, BATCH):
             write(batch, warm_ws)
         latencies = []
+        meter.start()
         started = time.perf_counter()
         for batch in chunks(rows, BATCH):
             t0 = time.perf_counter()
             write(batch, bench_ws)
             latencies.append(time.perf_counter() - t0)
         elapsed = time.perf_counter() - started
+        cpu = meter.stop()
     finally:
         db.dispose()
     return {
@@ -385,10 +387,11 @@ def insert_ceiling(url: str, n: int, warmup_n: int, *, with_clock: bool) -> dict
         "elapsed_s": elapsed,
         "accounts_per_s": n / elapsed,
         "latency": latency_summary(latencies),
+        "cpu": cpu,
     }
 
 
-def scan_ceiling(url: str, workspace: str, limit: int, expected: int) -> dict:
+def scan_ceiling(url: str, workspace: str, limit: int, expected: int, meter: CpuMeter) -> dict:
     """The keyset query the server runs, through SQLAlchemy, one transaction a page, + orjson."""
     from sqlalchemy import bindparam, select
 
@@ -425,14 +428,23 @@ def scan_ceiling(url: str, workspace: str, limit: int, expected: int) -> dict:
             return total, pages
 
         scan(max_pages=10)  # warm-up
+        meter.start()
         started = time.perf_counter()
         total, pages = scan()
         elapsed = time.perf_counter() - started
+        cpu = meter.stop()
     finally:
         db.dispose()
     if total != expected:
         raise BenchmarkError(f"in-process scan (limit {limit}): {total} rows, expected {expected}")
-    return {"limit": limit, "accounts": total, "pages": pages, "elapsed_s": elapsed, "accounts_per_s": total / elapsed}
+    return {
+        "limit": limit,
+        "accounts": total,
+        "pages": pages,
+        "elapsed_s": elapsed,
+        "accounts_per_s": total / elapsed,
+        "cpu": cpu,
+    }
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -444,20 +456,16 @@ def _strip_private(value: Any) -> Any:
     return value
 
 
-def _profile(args: argparse.Namespace, server: Server, name: str, stamp: str) -> Any:
-    if not args.profile:
-        return _suppress_none()
+def _profile(args: argparse.Namespace, server: Server, name: str, stamp: str, *, enabled: bool = True) -> Any:
+    """py-spy on the server for one phase with --profile, else a no-op context (yielding None)."""
+    if not (args.profile and enabled):
+        return contextlib.nullcontext(None)
     return PySpy(server.pid, args.results_dir / f"accounts-{args.backend}-{stamp}-{name}.pyspy.txt")
 
 
-class _suppress_none:
-    output = None
-
-    def __enter__(self) -> _suppress_none:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+def _attach_profile(result: dict[str, Any], spy: PySpy | None) -> None:
+    if spy is not None:
+        result["profile"] = {"file": str(spy.output), **summarize_collapsed(spy.output)}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -465,6 +473,7 @@ def main(args: argparse.Namespace) -> int:
     if n < 2 * max(PULL_LIMITS):
         raise SystemExit(f"--accounts must be at least {2 * max(PULL_LIMITS)}")
     clients = args.clients
+    server_command = shlex.split(args.server_command) if args.server_command else None
     warmup_requests = 10 if n <= QUICK_ACCOUNTS else 20
     warmup_n = warmup_requests * BATCH
     stamp = utc_stamp()
@@ -476,6 +485,7 @@ def main(args: argparse.Namespace) -> int:
         "warmup_accounts": warmup_n,
         "latency_samples": LATENCY_SAMPLES,
         "server_log_level": args.server_log_level,
+        "server_command": args.server_command or "python -m abmhub",
         "profiled": bool(args.profile),
         "http_client": f"httpx {httpx.__version__}, one keep-alive connection per client thread",
         "quick": bool(args.quick),
@@ -489,7 +499,7 @@ def main(args: argparse.Namespace) -> int:
 
         # A. push with 1 client, then everything that reads the same data.
         url_a = dbs.new("bench_push_1")
-        server = run.server(url_a, name="server-a", log_level=args.server_log_level)
+        server = run.server(url_a, name="server-a", log_level=args.server_log_level, command=server_command)
         if server.key is None:
             raise BenchmarkError(f"abmhub serve printed no API key on an empty database:\n{server.log_tail()}")
         warm_key = create_workspace_key(url_a, "warmup")
@@ -499,8 +509,7 @@ def main(args: argparse.Namespace) -> int:
         log(f"A: push {n:,} accounts, 1 client")
         with _profile(args, server, "push1", stamp) as spy:
             push1 = push_http(server.base_url, server.key, bodies, 1, run.cpu_meter(server))
-        if args.profile and spy.output:
-            push1["profile"] = {"file": str(spy.output), **summarize_collapsed(spy.output)}
+        _attach_profile(push1, spy)
         log(f"A: {push1['accounts_per_s']:,.0f} accounts/s, p50 {push1['latency']['p50_ms']:.1f} ms")
         details["push_1_client"] = push1
 
@@ -513,11 +522,9 @@ def main(args: argparse.Namespace) -> int:
             scans = {}
             for limit in PULL_LIMITS:
                 log(f"A: pull scan, limit {limit}")
-                profile_this = limit == 100
-                with _profile(args, server, f"pull{limit}", stamp) if profile_this else _suppress_none() as spy:
+                with _profile(args, server, f"pull{limit}", stamp, enabled=limit == 100) as spy:
                     scans[limit] = pull_scan(client, limit, n, run.cpu_meter(server))
-                if profile_this and args.profile and spy.output:
-                    scans[limit]["profile"] = {"file": str(spy.output), **summarize_collapsed(spy.output)}
+                _attach_profile(scans[limit], spy)
                 log(f"A: {scans[limit]['accounts_per_s']:,.0f} accounts/s over {scans[limit]['pages']} pages")
             log("A: page latency at depth")
             depth = page_latency(client, scans[100]["_cursors"], 100)
@@ -527,12 +534,12 @@ def main(args: argparse.Namespace) -> int:
         server.stop()
 
         log("A: in-process scan ceiling")
-        scan_base = {limit: scan_ceiling(url_a, "default", limit, n) for limit in PULL_LIMITS}
+        scan_base = {limit: scan_ceiling(url_a, "default", limit, n, run.cpu_meter()) for limit in PULL_LIMITS}
         details["scan_ceiling"] = {str(limit): value for limit, value in scan_base.items()}
 
         # B. push with several clients, on a fresh database.
         url_b = dbs.new("bench_push_n")
-        server_b = run.server(url_b, name="server-b", log_level=args.server_log_level)
+        server_b = run.server(url_b, name="server-b", log_level=args.server_log_level, command=server_command)
         if server_b.key is None:
             raise BenchmarkError(f"abmhub serve printed no API key on an empty database:\n{server_b.log_tail()}")
         warm_key = create_workspace_key(url_b, "warmup")
@@ -550,13 +557,20 @@ def main(args: argparse.Namespace) -> int:
             for workspace in ("bench", "warmup"):
                 abmhub_cli(["workspaces", "create", workspace, "--quiet"], url)
             log(f"C: in-process insert ceiling ({'Database.write + clock tick' if with_clock else 'engine.begin'})")
-            ceilings[label] = insert_ceiling(url, n, warmup_n, with_clock=with_clock)
+            ceilings[label] = insert_ceiling(url, n, warmup_n, with_clock=with_clock, meter=run.cpu_meter())
             log(f"C: {ceilings[label]['accounts_per_s']:,.0f} accounts/s")
         details["insert_ceiling"] = ceilings["plain"]
         details["insert_ceiling_with_clock"] = ceilings["clock"]
         details["databases"] = dbs.info
 
     details["total_runtime_s"] = time.perf_counter() - started
+    # Average number of cores that processes other than this benchmark's kept busy during
+    # the timed phases: on a 2-core machine anything above ~0.2 means a busy machine.
+    timed_phases = [details["push_1_client"], details[f"push_{clients}_clients"], *details["pull"].values(),
+                    *details["scan_ceiling"].values(), ceilings["plain"], ceilings["clock"]]
+    other = sum(p["cpu"]["other_cpu_s"] for p in timed_phases)
+    wall = sum(p["cpu"]["wall_s"] for p in timed_phases)
+    report.machine["other_load_cores_avg"] = other / wall if wall else None
 
     # --- figures --------------------------------------------------------------------------
     ceiling = ceilings["plain"]["accounts_per_s"]
@@ -570,7 +584,7 @@ def main(args: argparse.Namespace) -> int:
         "accounts/s", baseline=ceiling, baseline_label=ceiling_label,
     )  # fmt: skip
     report.add(
-        "push_4_vs_1", f"push, {clients} clients vs 1 client", push_n["accounts_per_s"], "accounts/s",
+        f"push_{clients}_vs_1", f"push, {clients} clients vs 1 client", push_n["accounts_per_s"], "accounts/s",
         baseline=push1["accounts_per_s"], baseline_label="1 client",
     )  # fmt: skip
     report.add(
@@ -615,6 +629,9 @@ def main(args: argparse.Namespace) -> int:
     print()
     print(_cpu_table(details, clients))
     print()
+    other = report.machine["other_load_cores_avg"]
+    print(f"Other processes kept {other:.2f} of {report.machine['nproc']} cores busy on average during the run"
+          + (" — a busy machine: treat the figures with care." if other > 0.2 else "."))
     print(f"results: {path}")
     log(f"done in {details['total_runtime_s']:.0f} s")
     return 0

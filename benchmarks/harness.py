@@ -283,7 +283,11 @@ class Server:
         name: str = "server",
         log_level: str = "warning",
         extra_args: Sequence[str] = (),
+        command: Sequence[str] | None = None,
     ) -> None:
+        # `command` replaces `python -m abmhub` (e.g. a wrapper that patches something for an
+        # A/B experiment); `serve --port ... --database-url ...` is appended to it.
+        self.command = list(command) if command else [sys.executable, "-m", "abmhub"]
         self.database_url = database_url
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -307,7 +311,7 @@ class Server:
 
     def start(self) -> None:
         argv = [
-            sys.executable, "-m", "abmhub", "serve",
+            *self.command, "serve",
             "--port", str(self.port),
             "--database-url", self.database_url,
             "--log-level", self.log_level,
@@ -675,7 +679,7 @@ class PySpy:
         self.output.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [exe, "record", "--pid", str(self.pid), "--format", "raw", "--rate", str(self.rate),
-             "--nonblocking", "--gil", "--output", str(self.output)],
+             "--nonblocking", "--output", str(self.output)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,

@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy import text
 from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from abmhub import __version__
 from abmhub.accounts.router import build_router as account_routes
@@ -41,6 +42,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         default_response_class=JSONBytes,
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.database = database or Database(settings.database_url)
@@ -64,11 +66,27 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     metrics = Metrics()
     app.add_route("/metrics", metrics.response, include_in_schema=False)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(IgnoreTrailingSlash)
     _serve_docs_offline(app)
 
     install_error_handlers(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+class IgnoreTrailingSlash:
+    """Route `/api/v1/accounts/` like `/api/v1/accounts`, as the vendor's Express server does
+    (non-strict routing), instead of answering a redirect. The envelope's `path` still shows
+    the path as sent."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path.rstrip("/") or "/"}
+        await self.app(scope, receive, send)
 
 
 def _serve_docs_offline(app: FastAPI) -> None:

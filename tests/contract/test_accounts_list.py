@@ -64,6 +64,11 @@ def test_ids_are_distinct_per_account(api):
         assert_account_record(r)
 
 
+def test_rtp_aids_are_time_ordered(api):
+    aids = [push_ok(api, [account()])[0]["rtp_aid"] for _ in range(3)]
+    assert aids == sorted(aids) and len(set(aids)) == 3, f"later accounts get larger rtp_aids: {aids}"
+
+
 def test_custom_fields_list_every_active_field_with_null(api):
     item = account()
     push_ok(api, [item])
@@ -82,7 +87,7 @@ def test_custom_fields_list_every_active_field_with_null(api):
 def test_domains_filter_normalises_and_matches(api):
     a, b, c = account(), account(), account()
     push_ok(api, [a, b, c])
-    filt = json.dumps([a["domain"].upper(), f"https://www.{b['domain']}/x", unique_domain("absent")])
+    filt = json.dumps([a["domain"].upper(), f"https://www.{b['domain']}/x", unique_domain("absent"), a["domain"]])
     p = page(api, domains=filt)
     assert sorted(domains_of(p["data"])) == sorted([a["domain"], b["domain"]])
     assert p["hasNextPage"] is False

@@ -129,6 +129,19 @@ def test_unknown_route_or_method_is_404_cannot_method_path(server, workspace, me
     not_found_route(r, method, path)
 
 
+@pytest.mark.parametrize("method,path", [("GET", "/api/v1/accounts/"), ("POST", "/api/v1/accounts/"), ("GET", "/api/v1/segments/")])
+def test_trailing_slash_is_served_or_404_never_a_bare_redirect(server, workspace, method, path):
+    # Every Surface R response is an envelope (§1.3). A trailing slash either names the same
+    # route (200) or an unknown one (404 "Cannot <METHOD> <path>"); a body-less 3xx is neither.
+    with client_for(server, workspace.key, base="") as c:
+        r = c.request(method, path, json={"accounts": [account()]} if method == "POST" else None)
+    assert r.status_code in (200, 404), describe(r)
+    if r.status_code == 404:
+        not_found_route(r, method, path)
+    else:
+        envelope(r, 200)
+
+
 def test_unknown_route_message_excludes_query_string_but_path_includes_it(root):
     r = root.get("/api/v1/nope", params={"a": "1"})
     not_found_route(r, "GET", "/api/v1/nope", full_path="/api/v1/nope?a=1")
@@ -161,6 +174,12 @@ AUTH_ENDPOINTS = [
 def test_missing_key_is_401_on_every_endpoint(anon, method, path, body):
     r = anon.request(method, path, json=body) if body is not None else anon.request(method, path)
     assert_auth_error(r, MISSING_KEY)
+
+
+def test_auth_error_envelope_path_includes_query_string(anon):
+    r = anon.get("/accounts", params={"limit": 1})
+    body = envelope(r, 401, "/api/v1/accounts?limit=1")
+    assert body["customMessage"] == MISSING_KEY
 
 
 def test_empty_key_header_counts_as_missing(server):
@@ -311,8 +330,9 @@ def test_wrong_content_type_is_400(api, content_type):
     assert_bad_content_type(r)
 
 
-def test_content_type_with_charset_is_accepted(api):
-    r = api.post("/accounts", content=valid_push_body(), headers={"Content-Type": "application/json; charset=utf-8"})
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/json;charset=UTF-8"])
+def test_content_type_with_charset_is_accepted(api, content_type):
+    r = api.post("/accounts", content=valid_push_body(), headers={"Content-Type": content_type})
     data = ok(r, "/api/v1/accounts")
     assert data["results"][0]["status"] == "created", data
 

@@ -127,3 +127,15 @@ def test_keys_of_one_workspace_do_not_see_another(api, other, other_api):
     assert len(all_accounts(api)) == 1
     assert len(all_accounts(other_api)) == 2
     assert other.name and other.key
+
+
+def test_a_cursor_from_another_workspace_reveals_nothing(api, other_api):
+    push_ok(api, [account(), account(), account()])
+    mine = page(api, limit=1)
+    push_ok(other_api, [account()])
+    r = other_api.get("/accounts", params={"limit": 1000, "cursor": mine["nextCursor"]})
+    if r.status_code == 200:
+        theirs = {x["domain"] for x in all_accounts(other_api)}
+        assert {x["domain"] for x in ok(r)["data"]} <= theirs
+    else:
+        error(r, 400, "Invalid cursor", "Bad Request")

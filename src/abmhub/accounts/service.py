@@ -529,16 +529,7 @@ def map_external_ids(db: Database, *, workspace_id: int, mappings: Sequence[Exte
 # --- reads -------------------------------------------------------------------------------------
 
 RECORD_COLUMNS = (
-    accounts.c.id,
-    accounts.c.rtp_aid,
-    accounts.c.uuid,
-    accounts.c.external_id,
-    accounts.c.name,
-    accounts.c.domain,
-    accounts.c.short_name,
-    accounts.c.linkedin_url,
-    accounts.c.tags,
-    accounts.c.custom_fields,
+    *_STATE_COLUMNS,
     accounts.c.account_score,
     accounts.c.journey_stage,
     accounts.c.advertising_score,
