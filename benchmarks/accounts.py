@@ -155,7 +155,7 @@ def push_http(base_url: str, key: str, bodies: Sequence[PushBody], clients: int,
     """
     lock = threading.Lock()
     position = iter(range(len(bodies)))
-    latencies: list[list[float]] = [[] for _ in range(clients)]
+    latencies: list[list[tuple[float, float]]] = [[] for _ in range(clients)]  # (start, seconds)
     errors: list[BaseException] = []
     stop = threading.Event()
     barrier = threading.Barrier(clients + 1)
@@ -174,7 +174,7 @@ def push_http(base_url: str, key: str, bodies: Sequence[PushBody], clients: int,
                 body = bodies[index]
                 started = time.perf_counter()
                 response = client.post(PUSH_PATH, content=body.content)
-                mine.append(time.perf_counter() - started)
+                mine.append((started, time.perf_counter() - started))
                 check_push(response, body.count)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
@@ -203,7 +203,8 @@ def push_http(base_url: str, key: str, bodies: Sequence[PushBody], clients: int,
     for session in sessions:
         session.close()
     accounts = sum(body.count for body in bodies)
-    every = [s for per_client in latencies for s in per_client]
+    in_order = sorted(sample for per_client in latencies for sample in per_client)
+    every = [seconds for _, seconds in in_order]
     return {
         "accounts": accounts,
         "requests": len(bodies),
@@ -212,8 +213,17 @@ def push_http(base_url: str, key: str, bodies: Sequence[PushBody], clients: int,
         "accounts_per_s": accounts / elapsed,
         "requests_per_s": len(bodies) / elapsed,
         "latency": latency_summary(every),
+        # Mean latency per tenth of the requests, in the order they were sent: a rising
+        # series means a request's cost grows with the number of stored accounts.
+        "latency_by_decile_ms": deciles(every),
         "cpu": cpu,
     }
+
+
+def deciles(seconds: Sequence[float]) -> list[float]:
+    size = max(1, len(seconds) // 10)
+    parts = [seconds[i : i + size] for i in range(0, len(seconds), size)][:10]
+    return [round(sum(part) / len(part) * 1000, 2) for part in parts if part]
 
 
 def pull_scan(client: httpx.Client, limit: int, expected: int | None, meter: CpuMeter | None = None) -> dict:
@@ -658,4 +668,8 @@ def _cpu_table(details: dict[str, Any], clients: int) -> str:
             row += f" {cpu.get('postgres_cpu_s', 0):.2f} |"
         row += f" {cpu['cores_busy']:.2f} | {cpu.get('other_cpu_s', float('nan')):.2f} |"
         lines.append(row)
+    lines.append("")
+    for name, phase in phases[:2]:
+        lines.append(f"{name}: mean request latency per tenth of the run (ms): "
+                     + ", ".join(f"{v:g}" for v in phase["latency_by_decile_ms"]))
     return "\n".join(lines)

@@ -17,6 +17,8 @@ from abmhub import __version__
 from abmhub.accounts.router import build_router as account_routes
 from abmhub.config import Settings
 from abmhub.db.engine import Database
+from abmhub.activities.router import build_router as activity_routes
+from abmhub.deals.router import build_router as deal_routes
 from abmhub.segments.router import build_router as segment_routes
 from abmhub.web.errors import install_error_handlers
 from abmhub.web.metrics import Metrics, MetricsMiddleware
@@ -47,12 +49,13 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database or Database(settings.database_url)
 
-    app.include_router(account_routes(crm=False), prefix=SURFACE_R)
-    app.include_router(segment_routes(), prefix=SURFACE_R)
-    # The /crm alias: its own push/update first, then every other Surface R route again.
+    surface_r = [account_routes(crm=False), deal_routes(), activity_routes(), segment_routes()]
+    for router in surface_r:
+        app.include_router(router, prefix=SURFACE_R)
+    # The /crm alias: its own account push/update first, then every Surface R route again.
     app.include_router(account_routes(crm=True), prefix=f"{SURFACE_R}/crm")
-    app.include_router(account_routes(crm=False), prefix=f"{SURFACE_R}/crm", include_in_schema=False)
-    app.include_router(segment_routes(), prefix=f"{SURFACE_R}/crm", include_in_schema=False)
+    for router in surface_r:
+        app.include_router(router, prefix=f"{SURFACE_R}/crm", include_in_schema=False)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     def healthz() -> Response:

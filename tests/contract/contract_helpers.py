@@ -354,3 +354,238 @@ def revoke_key(cli, workspace_name: str, user_email: str):
     """`abmhub keys revoke` — §5 names the command but not its arguments; we address the key by
     workspace and user, like `keys create` (a user holds at most one active key, §0)."""
     return cli("keys", "revoke", "--workspace", workspace_name, "--user", user_email)
+
+
+# --------------------------------------------------------------------------- deals (§2.8, §6.18)
+
+DEAL_KEYS = {
+    "id",
+    "externalDealId",
+    "name",
+    "amount",
+    "dealCurrencyCode",
+    "stageId",
+    "stageLabel",
+    "pipelineId",
+    "pipelineLabel",
+    "startDate",
+    "closedDate",
+    "ownerName",
+    "ownerEmail",
+    "ownerId",
+    "associatedAccounts",
+    "stageHistory",
+    "createdAt",
+    "updatedAt",
+}
+ASSOCIATION_KEYS = {"externalId", "domain", "name", "rtp_aid"}
+STAGE_HISTORY_KEYS = {"stageId", "stageLabel", "pipelineId", "enteredAt"}
+
+
+def deal(external_id: str | None = None, name: str | None = None, **fields: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "externalDealId": unique_name("deal") if external_id is None else external_id,
+        "name": unique_name("Deal") if name is None else name,
+    }
+    item.update(fields)
+    return item
+
+
+def push_deals_raw(api: httpx.Client, deals: Any) -> httpx.Response:
+    return api.post("/deals", json={"deals": deals})
+
+
+def push_deals(api: httpx.Client, deals: list[dict[str, Any]]) -> dict[str, Any]:
+    """POST /deals; assert the §2.8 bulk-write shape; return `data`."""
+    r = push_deals_raw(api, deals)
+    data = ok(r, "/api/v1/deals")
+    assert isinstance(data, dict) and {"results", "summary"} <= set(data), describe(r)
+    results, summary = data["results"], data["summary"]
+    assert len(results) == len(deals), f"one result per item, in request order: {describe(r)}"
+    for sent, item in zip(deals, results):
+        assert item.get("externalDealId") == sent.get("externalDealId"), f"results in request order: {item} vs {sent}"
+        assert item["status"] in ("upserted", "failed"), item
+        if item["status"] == "failed":
+            assert isinstance(item.get("error"), str) and item["error"], item
+        else:
+            assert item.get("error") is None, item
+    counts = {s: sum(1 for i in results if i["status"] == s) for s in ("upserted", "failed")}
+    assert {k: summary.get(k) for k in ("total", "upserted", "failed")} == {"total": len(deals), **counts}, (
+        f"summary does not match results: {describe(r)}"
+    )
+    return data
+
+
+def push_deals_ok(api: httpx.Client, deals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    data = push_deals(api, deals)
+    bad = [i for i in data["results"] if i["status"] != "upserted"]
+    assert not bad, f"expected every deal upserted: {bad}"
+    return data["results"]
+
+
+def all_deals(api: httpx.Client, **params: Any) -> list[dict[str, Any]]:
+    rows, _ = list_pass(api, "/deals", limit=1000, **params)
+    return rows
+
+
+def deals_by_ext(api: httpx.Client, **params: Any) -> dict[str, dict[str, Any]]:
+    rows = all_deals(api, **params)
+    out = {row["externalDealId"]: row for row in rows}
+    assert len(out) == len(rows), f"GET /deals returned an externalDealId twice: {[r['externalDealId'] for r in rows]}"
+    return out
+
+
+def get_deal(api: httpx.Client, external_deal_id: str) -> dict[str, Any]:
+    found = deals_by_ext(api)
+    assert external_deal_id in found, f"deal {external_deal_id!r} not in GET /deals"
+    return found[external_deal_id]
+
+
+# --------------------------------------------------------------------------- sales activities (§2.11, §6.28)
+
+ACTIVITY_KEYS = {
+    "id",
+    "externalActivityId",
+    "activityType",
+    "occurredAt",
+    "domain",
+    "rtp_aid",
+    "accountName",
+    "subject",
+    "ownerEmail",
+    "ownerName",
+    "ownerId",
+    "from",
+    "callTitle",
+    "durationMinutes",
+    "outcome",
+    "direction",
+    "openCount",
+    "clickCount",
+    "contacts",
+    "createdAt",
+    "updatedAt",
+}
+CONTACT_KEYS = {"id", "email", "externalContactId", "name", "title", "department", "seniority", "phone", "linkedinUrl"}
+SKIPPED_REASON = "Only call and email activity types are supported"
+
+
+def activity_exists_error(external_activity_id: str) -> str:
+    return f"Activity with externalActivityId '{external_activity_id}' already exists."
+
+
+def activity(
+    domain: str | None = None,
+    external_id: str | None = None,
+    activity_type: str = "call",
+    contacts: list[dict[str, Any]] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A minimal valid activity (only the required fields) plus `fields`."""
+    item: dict[str, Any] = {
+        "externalActivityId": unique_name("act") if external_id is None else external_id,
+        "activityType": activity_type,
+        "occurredAt": "2026-04-22T10:30:00Z",
+        "domain": unique_domain("act") if domain is None else domain,
+        "ownerEmail": "rep@yourcompany.com",
+        "contacts": [{"email": f"{unique_name('c')}@example.com"}] if contacts is None else contacts,
+    }
+    item.update(fields)
+    return item
+
+
+def push_activities_raw(api: httpx.Client, activities: Any) -> httpx.Response:
+    return api.post("/sales-activities", json={"activities": activities})
+
+
+def check_activity_results(r: httpx.Response, activities: list[dict[str, Any]]) -> dict[str, Any]:
+    data = ok(r, "/api/v1/sales-activities")
+    assert isinstance(data, dict) and {"results", "summary"} <= set(data), describe(r)
+    results, summary = data["results"], data["summary"]
+    assert len(results) == len(activities), f"one result per item, in request order: {describe(r)}"
+    for sent, item in zip(activities, results):
+        assert item.get("externalActivityId") == sent.get("externalActivityId"), f"request order: {item} vs {sent}"
+        assert item["status"] in ("created", "failed", "skipped"), item
+        if item["status"] == "failed":
+            assert isinstance(item.get("error"), str) and item["error"], item
+        else:
+            assert item.get("error") is None, item
+        if item["status"] == "skipped":
+            assert isinstance(item.get("reason"), str) and item["reason"], item
+        else:
+            assert item.get("reason") is None, item
+    counts = {s: sum(1 for i in results if i["status"] == s) for s in ("created", "failed", "skipped")}
+    assert {k: summary.get(k) for k in ("total", "created", "failed", "skipped")} == {"total": len(activities), **counts}, (
+        f"summary does not match results: {describe(r)}"
+    )
+    return data
+
+
+def push_activities(api: httpx.Client, activities: list[dict[str, Any]]) -> dict[str, Any]:
+    """POST /sales-activities; assert the §2.11 bulk-write shape; return `data`."""
+    return check_activity_results(push_activities_raw(api, activities), activities)
+
+
+def push_activities_ok(api: httpx.Client, activities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    data = push_activities(api, activities)
+    bad = [i for i in data["results"] if i["status"] != "created"]
+    assert not bad, f"expected every activity created: {bad}"
+    return data["results"]
+
+
+def all_activities(api: httpx.Client, **params: Any) -> list[dict[str, Any]]:
+    rows, _ = list_pass(api, "/sales-activities", limit=1000, **params)
+    return rows
+
+
+def activities_by_ext(api: httpx.Client, **params: Any) -> dict[str, dict[str, Any]]:
+    rows = all_activities(api, **params)
+    out = {row["externalActivityId"]: row for row in rows}
+    assert len(out) == len(rows), f"GET /sales-activities returned an id twice: {[r['externalActivityId'] for r in rows]}"
+    return out
+
+
+# --------------------------------------------------------------------------- deal stages (§2.9)
+
+
+def pipeline(pipeline_id: str | None = None, label: str | None = None, stages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    pid = unique_name("pipe") if pipeline_id is None else pipeline_id
+    return {
+        "pipelineId": pid,
+        "pipelineLabel": label or f"Pipeline {pid}",
+        "stages": stages
+        if stages is not None
+        else [{"stageId": "s1", "stageLabel": "Discovery"}, {"stageId": "s2", "stageLabel": "Closed Won"}],
+    }
+
+
+def deal_stages(api: httpx.Client) -> list[dict[str, Any]]:
+    """GET /deal-stages: a bare JSON array (no envelope)."""
+    r = api.get("/deal-stages")
+    assert r.status_code == 200, describe(r)
+    assert "application/json" in r.headers.get("content-type", ""), describe(r)
+    body = r.json()
+    assert isinstance(body, list), f"GET /deal-stages must be a bare array, not an envelope: {describe(r)}"
+    return body
+
+
+# --------------------------------------------------------------------------- segments management (§2.12)
+
+
+def create_segment_api(
+    api: httpx.Client, type_: str = "static", status: str = "active", name: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """POST /segments; return `data` (asserted to carry a 24-hex `segmentId`)."""
+    body = {"name": name or unique_name("Seg"), "type": type_, "status": status, **extra}
+    r = api.post("/segments", json=body)
+    data = ok(r, "/api/v1/segments")
+    assert isinstance(data, dict), f"POST /segments data must be the segment object: {describe(r)}"
+    assert isinstance(data.get("segmentId"), str) and HEX24_RE.match(data["segmentId"]), (
+        f"POST /segments must return the new segmentId (24 hex): {describe(r)}"
+    )
+    return data
+
+
+def segment_members(api: httpx.Client, segment_id: str, **params: Any) -> list[dict[str, Any]]:
+    rows, _ = list_pass(api, f"/segments/{segment_id}/accounts", limit=1000, **params)
+    return rows

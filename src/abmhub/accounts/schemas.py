@@ -8,10 +8,14 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from abmhub.custom_fields.model import LABEL_TYPES
 from abmhub.web.validation import (
+    KEY_LENGTH,
+    OptionalKey,
     OptionalNonBlankStr,
     OptionalStr,
     RequestModel,
+    RequiredKey,
     RequiredStr,
+    max_chars,
     one_of,
     required_array,
 )
@@ -25,7 +29,7 @@ MAX_MAPPINGS = 100
 class AccountItem(RequestModel):
     domain: RequiredStr
     name: RequiredStr
-    externalId: OptionalNonBlankStr
+    externalId: OptionalKey
     shortName: OptionalStr
     linkedinUrl: OptionalStr
     tags: list[str] | None = None
@@ -35,7 +39,7 @@ class AccountItem(RequestModel):
 class CrmAccountItem(AccountItem):
     """Under the `/crm` alias the CRM's id is required: it is the dedup key (§2.2)."""
 
-    externalId: RequiredStr
+    externalId: RequiredKey
 
 
 class PushAccountsRequest(RequestModel):
@@ -56,12 +60,12 @@ class UpdateAccountRequest(RequestModel):
     shortName: OptionalStr
     linkedinUrl: OptionalStr
     tags: list[str] | None = None
-    externalId: OptionalNonBlankStr
+    externalId: OptionalKey
 
 
 class ExternalIdMapping(RequestModel):
     domain: RequiredStr
-    externalId: RequiredStr
+    externalId: RequiredKey
 
 
 class MapExternalIdsRequest(RequestModel):
@@ -69,7 +73,7 @@ class MapExternalIdsRequest(RequestModel):
 
 
 class CreateCustomFieldRequest(RequestModel):
-    label: RequiredStr
+    label: Annotated[RequiredStr, max_chars(KEY_LENGTH)]
     labelType: Annotated[RequiredStr, AfterValidator(one_of(*LABEL_TYPES))]
     description: OptionalStr
     options: list[str] | None = None

@@ -35,6 +35,8 @@ from abmhub.custom_fields.model import CustomField, value_problem
 from abmhub.custom_fields.service import active_fields
 from abmhub.db.engine import Database, sync_pass
 from abmhub.db.tables import accounts, segment_members, segments
+from abmhub.activities.links import link_activities
+from abmhub.deals.links import resolve_deal_accounts
 from abmhub.errors import Conflict, InvalidInput, NotFound
 from abmhub.ids import is_object_id, new_object_id
 from abmhub.paging import Page, PageRequest
@@ -224,7 +226,31 @@ def custom_field_problem(values: dict[str, Any] | None, fields: dict[str, Custom
 
 
 def _write(conn: Connection, workspace_id: int, working: WorkingSet, now: int) -> None:
-    """Store the outcome: changed accounts first (clearing moved unique keys), then new ones."""
+    """Store the outcome, then link the records that were waiting for these accounts."""
+    _write_accounts(conn, workspace_id, working, now)
+    _link_waiting_records(conn, workspace_id, working, now)
+
+
+def _link_waiting_records(conn: Connection, workspace_id: int, working: WorkingSet, now: int) -> None:
+    """Deal associations and activities pushed before their account resolve once it exists."""
+    appeared = [*working.created, *(s for s in working.loaded_states() if s.dirty)]
+    if not appeared:
+        return
+    resolve_deal_accounts(
+        conn,
+        workspace_id,
+        domains={s.domain for s in appeared},
+        external_ids={s.external_id for s in appeared if s.external_id is not None},
+        names={s.name for s in appeared},
+        now_us=now,
+    )
+    # A domain that moved away (/crm) re-links its activities too.
+    moved_from = {s.stored_domain for s in appeared if s.stored_domain is not None and s.stored_domain != s.domain}
+    link_activities(conn, workspace_id, {s.domain for s in appeared} | moved_from, now)
+
+
+def _write_accounts(conn: Connection, workspace_id: int, working: WorkingSet, now: int) -> None:
+    """Changed accounts first (clearing moved unique keys), then new ones."""
     changed = [s for s in working.loaded_states() if s.dirty]
     # Unique keys that move between accounts inside one request would collide if written
     # in place; release them first, then write every account's final values.

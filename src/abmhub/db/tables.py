@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     Column,
     ForeignKey,
     Index,
@@ -143,4 +144,152 @@ segment_members = Table(
     Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
     Column("added_us", BigInteger, nullable=False),
     Index("ix_segment_members_account", "account_id"),
+)
+
+# --- deals and pipelines -------------------------------------------------------------------
+
+pipelines = Table(
+    "pipelines",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("pipeline_id", String(500), nullable=False),
+    Column("label", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    UniqueConstraint("workspace_id", "pipeline_id"),
+)
+
+pipeline_stages = Table(
+    "pipeline_stages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("pipeline_pk", ForeignKey("pipelines.id", ondelete="CASCADE"), nullable=False),
+    Column("stage_id", String(500), nullable=False),
+    Column("label", Text, nullable=False),
+    # The journey stage a deal in this stage gives its accounts: Opportunity, Customer, or
+    # NULL for a lost stage (counts for nothing).
+    Column("journey_stage", String(20), nullable=True),
+    Column("position", Integer, nullable=False),
+    UniqueConstraint("pipeline_pk", "stage_id"),
+)
+
+deals = Table(
+    "deals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("external_deal_id", String(500), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("amount", Float, nullable=True),
+    Column("currency", String(16), nullable=True),
+    Column("stage_id", String(500), nullable=True),
+    Column("stage_label", Text, nullable=True),
+    Column("pipeline_id", String(500), nullable=True),
+    Column("pipeline_label", Text, nullable=True),
+    Column("start_us", BigInteger, nullable=True),
+    Column("closed_us", BigInteger, nullable=True),
+    Column("owner_name", Text, nullable=True),
+    Column("owner_email", String(320), nullable=True),
+    Column("owner_id", String(500), nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("change_us", BigInteger, nullable=False),
+    UniqueConstraint("workspace_id", "external_deal_id"),
+    Index("ix_deals_workspace_change", "workspace_id", "change_us"),
+)
+
+deal_accounts = Table(
+    "deal_accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("deal_id", ForeignKey("deals.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    # The association as pushed (domain normalised; NULL when absent or not a domain).
+    Column("domain", String(253), nullable=True),
+    Column("external_id", String(500), nullable=True),
+    Column("name", Text, nullable=True),
+    Column("given_domain", Text, nullable=True),
+    # The account it resolved to; NULL until a matching account exists.
+    Column("account_id", ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
+    Index("ix_deal_accounts_deal", "deal_id", "position"),
+    Index("ix_deal_accounts_account", "account_id"),
+    Index("ix_deal_accounts_domain", "workspace_id", "domain"),
+    Index("ix_deal_accounts_external_id", "workspace_id", "external_id"),
+    Index("ix_deal_accounts_name", "workspace_id", "name"),
+)
+
+deal_stage_history = Table(
+    "deal_stage_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deal_id", ForeignKey("deals.id", ondelete="CASCADE"), nullable=False),
+    Column("stage_id", String(500), nullable=False),
+    Column("stage_label", Text, nullable=True),
+    Column("pipeline_id", String(500), nullable=True),
+    Column("entered_us", BigInteger, nullable=False),
+    Index("ix_deal_stage_history_deal", "deal_id", "entered_us"),
+)
+
+# --- contacts and sales activities -----------------------------------------------------------
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("uuid", String(36), nullable=False, unique=True),
+    # Lowercased: the dedup key within the workspace.
+    Column("email", String(320), nullable=False),
+    Column("external_contact_id", String(500), nullable=True),
+    Column("name", Text, nullable=True),
+    Column("title", Text, nullable=True),
+    Column("department", Text, nullable=True),
+    Column("seniority", Text, nullable=True),
+    Column("phone", Text, nullable=True),
+    Column("linkedin_url", Text, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("change_us", BigInteger, nullable=False),
+    UniqueConstraint("workspace_id", "email"),
+)
+
+activities = Table(
+    "activities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("external_activity_id", String(500), nullable=True),
+    Column("kind", String(16), nullable=False),  # call | email
+    Column("occurred_us", BigInteger, nullable=False),
+    Column("domain", String(253), nullable=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
+    Column("account_name", Text, nullable=True),
+    Column("subject", Text, nullable=True),
+    Column("owner_email", String(320), nullable=True),
+    Column("owner_name", Text, nullable=True),
+    Column("owner_id", String(500), nullable=True),
+    Column("from_name", Text, nullable=True),
+    Column("from_email", Text, nullable=True),
+    Column("call_title", Text, nullable=True),
+    Column("duration_minutes", Float, nullable=True),
+    Column("outcome", Text, nullable=True),
+    Column("direction", String(16), nullable=True),
+    Column("open_count", Float, nullable=True),
+    Column("click_count", Float, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("change_us", BigInteger, nullable=False),
+    UniqueConstraint("workspace_id", "external_activity_id"),
+    Index("ix_activities_workspace_change", "workspace_id", "change_us"),
+    Index("ix_activities_workspace_domain", "workspace_id", "domain"),
+    Index("ix_activities_account_time", "account_id", "occurred_us", "id"),
+)
+
+activity_contacts = Table(
+    "activity_contacts",
+    metadata,
+    Column("activity_id", ForeignKey("activities.id", ondelete="CASCADE"), primary_key=True),
+    Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Index("ix_activity_contacts_contact", "contact_id"),
 )

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, insert, literal, select
+from sqlalchemy import BigInteger, Connection, delete, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from abmhub.db.engine import Database, sync_pass
 from abmhub.db.tables import accounts, segment_members, segments
-from abmhub.errors import InvalidInput
+from abmhub.errors import InvalidInput, NotFound
 from abmhub.ids import new_object_id
 from abmhub.paging import Page, PageRequest
 
@@ -26,6 +26,35 @@ class Segment:
     name: str
     type: str
     status: str
+    rule: Any = None
+    created_us: int = 0
+    change_us: int = 0
+
+
+class SegmentNotFound(NotFound):
+    def __init__(self, segment_id: str) -> None:
+        super().__init__(f"Segment '{segment_id}' not found")
+
+
+class SegmentIsDynamic(InvalidInput):
+    def __init__(self, segment_id: str) -> None:
+        super().__init__(f"Segment '{segment_id}' is dynamic; its members come from its rule")
+
+
+class RuleNeedsDynamicSegment(InvalidInput):
+    def __init__(self) -> None:
+        super().__init__("Only a dynamic segment can have a rule")
+
+
+_SEGMENT_COLUMNS = (
+    segments.c.segment_id,
+    segments.c.name,
+    segments.c.type,
+    segments.c.status,
+    segments.c.rule,
+    segments.c.created_us,
+    segments.c.change_us,
+)
 
 
 class SegmentNotUsable(InvalidInput):
@@ -41,8 +70,10 @@ def create_segment(
         raise ValueError(f"status must be one of: {', '.join(STATUSES)}")
     if not name.strip():
         raise ValueError("a segment needs a name")
-    segment = Segment(new_object_id(), name, type, status)
+    if rule is not None and type != "dynamic":
+        raise RuleNeedsDynamicSegment()
     with db.write(workspace_id) as tx:
+        segment = Segment(new_object_id(), name, type, status, rule, tx.now_us, tx.now_us)
         tx.conn.execute(
             insert(segments).values(
                 workspace_id=workspace_id,
@@ -94,7 +125,7 @@ def add_members_by_rtp_aid(
 def list_member_lists(db: Database, *, workspace_id: int, page: PageRequest) -> Page[Segment]:
     """GET /segments: static segments that accept members, by id (keyset pages, delta sync)."""
     with sync_pass(db, workspace_id, page.sync_us) as (conn, sync_us):
-        query = select(segments.c.segment_id, segments.c.name, segments.c.type, segments.c.status).where(
+        query = select(*_SEGMENT_COLUMNS).where(
             segments.c.workspace_id == workspace_id,
             segments.c.type == "static",
             segments.c.status.in_(ACCEPTING_STATUSES),
@@ -109,3 +140,104 @@ def list_member_lists(db: Database, *, workspace_id: int, page: PageRequest) -> 
     return Page(
         items=items, has_next=has_next, last_key=(items[-1].segment_id,) if items else None, sync_us=sync_us
     )
+
+
+def _segment_row(conn: Connection, workspace_id: int, segment_id: str) -> Any:
+    row = conn.execute(
+        select(segments.c.id, *_SEGMENT_COLUMNS).where(
+            segments.c.workspace_id == workspace_id, segments.c.segment_id == segment_id
+        )
+    ).first()
+    if row is None:
+        raise SegmentNotFound(segment_id)
+    return row
+
+
+def get_segment(db: Database, *, workspace_id: int, segment_id: str) -> Segment:
+    with db.read() as conn:
+        return Segment(*_segment_row(conn, workspace_id, segment_id)[1:])
+
+
+def update_segment(db: Database, *, workspace_id: int, segment_id: str, changes: dict[str, Any]) -> Segment:
+    """Rename, change status or replace the rule; `changes` holds only the given keys."""
+    with db.write(workspace_id) as tx:
+        row = _segment_row(tx.conn, workspace_id, segment_id)
+        if changes.get("rule") is not None and row.type != "dynamic":
+            raise RuleNeedsDynamicSegment()
+        values = {key: value for key, value in changes.items() if key in ("name", "status", "rule")}
+        if "name" in values and values["name"] is None:
+            del values["name"]
+        if "status" in values and values["status"] is None:
+            del values["status"]
+        if values:
+            tx.conn.execute(update(segments).where(segments.c.id == row.id).values(change_us=tx.now_us, **values))
+        return Segment(*_segment_row(tx.conn, workspace_id, segment_id)[1:])
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChange:
+    changed: int
+    not_found: list[str]
+
+
+def _member_accounts(conn: Connection, workspace_id: int, rtp_aids: Sequence[str]) -> tuple[dict[str, int], list[str]]:
+    wanted = list(dict.fromkeys(rtp_aids))
+    found = dict(
+        conn.execute(
+            select(accounts.c.rtp_aid, accounts.c.id).where(
+                accounts.c.workspace_id == workspace_id, accounts.c.rtp_aid.in_(wanted)
+            )
+        ).tuples().all()
+    )
+    return found, [r for r in wanted if r not in found]
+
+
+def _static_segment_pk(conn: Connection, workspace_id: int, segment_id: str) -> int:
+    row = _segment_row(conn, workspace_id, segment_id)
+    if row.type != "static":
+        raise SegmentIsDynamic(segment_id)
+    return row.id
+
+
+def add_members(db: Database, *, workspace_id: int, segment_id: str, rtp_aids: Sequence[str]) -> MembershipChange:
+    """Add accounts to a static segment; each new member counts as a change of its account."""
+    with db.write(workspace_id) as tx:
+        segment_pk = _static_segment_pk(tx.conn, workspace_id, segment_id)
+        found, not_found = _member_accounts(tx.conn, workspace_id, rtp_aids)
+        already = set(
+            tx.conn.execute(
+                select(segment_members.c.account_id).where(
+                    segment_members.c.segment_id == segment_pk, segment_members.c.account_id.in_(list(found.values()))
+                )
+            ).scalars()
+        )
+        new = [account_id for account_id in found.values() if account_id not in already]
+        if new:
+            tx.conn.execute(
+                insert(segment_members),
+                [{"segment_id": segment_pk, "account_id": a, "added_us": tx.now_us} for a in new],
+            )
+            tx.conn.execute(update(accounts).where(accounts.c.id.in_(new)).values(change_us=tx.now_us))
+    return MembershipChange(len(new), not_found)
+
+
+def remove_members(
+    db: Database, *, workspace_id: int, segment_id: str, rtp_aids: Sequence[str]
+) -> MembershipChange:
+    """Remove accounts from a static segment; each removal counts as a change of its account."""
+    with db.write(workspace_id) as tx:
+        segment_pk = _static_segment_pk(tx.conn, workspace_id, segment_id)
+        found, not_found = _member_accounts(tx.conn, workspace_id, rtp_aids)
+        removed = list(
+            tx.conn.execute(
+                delete(segment_members)
+                .where(
+                    segment_members.c.segment_id == segment_pk,
+                    segment_members.c.account_id.in_(list(found.values())),
+                )
+                .returning(segment_members.c.account_id)
+            ).scalars()
+        )
+        if removed:
+            tx.conn.execute(update(accounts).where(accounts.c.id.in_(removed)).values(change_us=tx.now_us))
+    return MembershipChange(len(removed), not_found)

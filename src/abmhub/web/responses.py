@@ -55,3 +55,10 @@ def error_envelope(
     if custom_message is not None:
         body["customMessage"] = custom_message
     return JSONBytes(body, status_code=status, headers=headers)
+
+
+def plain_number(value: float | None) -> float | int | None:
+    """A stored number as the client sent it: whole values as integers (30, not 30.0)."""
+    if value is None or not value.is_integer():
+        return value
+    return int(value)

@@ -79,7 +79,27 @@ def _email(value: str | None) -> str | None:
     return value
 
 
-OptionalEmail = Annotated[str | None, Field(default=None), AfterValidator(_email)]
+def max_chars(limit: int) -> AfterValidator:
+    """At most `limit` characters (class-validator's `maxLength`): values stored in keyed,
+    length-limited columns are refused as a request-shape error, never half-stored."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and len(value) > limit:
+            raise PydanticCustomError("maxLength", "too long", {"max": limit})
+        return value
+
+    return AfterValidator(check)
+
+
+KEY_LENGTH = 500  # identifiers from other systems: externalId, externalDealId, stageId, ...
+EMAIL_LENGTH = 320
+
+OptionalEmail = Annotated[str | None, Field(default=None), AfterValidator(_email), max_chars(EMAIL_LENGTH)]
+# An identifier of another system, optional / required.
+OptionalKey = Annotated[OptionalNonBlankStr, max_chars(KEY_LENGTH)]
+RequiredKey = Annotated[RequiredStr, max_chars(KEY_LENGTH)]
+# An optional JSON number; NaN and infinities are not numbers (isNumber).
+OptionalNumber = Annotated[float | None, Field(default=None, allow_inf_nan=False)]
 
 
 def _iso8601(value: str | None) -> str | None:
@@ -92,6 +112,8 @@ def _iso8601(value: str | None) -> str | None:
 
 
 OptionalIsoDate = Annotated[str | None, Field(default=None), AfterValidator(_iso8601)]
+RequiredIsoDate = Annotated[RequiredStr, AfterValidator(_iso8601)]
+RequiredEmail = Annotated[RequiredStr, AfterValidator(_email), max_chars(EMAIL_LENGTH)]
 
 
 def one_of(*values: str) -> Callable[[str | None], str | None]:
@@ -103,6 +125,21 @@ def one_of(*values: str) -> Callable[[str | None], str | None]:
         return value
 
     return check
+
+
+def unique_by(attribute: str) -> AfterValidator:
+    """Items of an array must differ in `attribute` (e.g. stageId within a pipeline)."""
+
+    def check(items: list[Any] | None) -> list[Any] | None:
+        seen: set[Any] = set()
+        for item in items or []:
+            value = getattr(item, attribute)
+            if value in seen:
+                raise PydanticCustomError("isUnique", "duplicate", {"what": f"{attribute} '{value}'"})
+            seen.add(value)
+        return items
+
+    return AfterValidator(check)
 
 
 def bounded_array(min_items: int, max_items: int) -> WrapValidator:
@@ -190,6 +227,8 @@ def constraint_text(constraint: str, prop: str, ctx: dict[str, Any] | None = Non
             return f"{prop} must not be less than {ctx.get('min')}"
         case "max":
             return f"{prop} must not be greater than {ctx.get('max')}"
+        case "maxLength":
+            return f"{prop} must be shorter than or equal to {ctx.get('max')} characters"
         case "isUnique":
             return f"{prop} must not contain duplicate {ctx.get('what', 'values')}"
         case _:

@@ -1,0 +1,141 @@
+"""Surface R deal, pipeline and journey-stage endpoints (contract §2.8–§2.10)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from abmhub.db.engine import Database
+from abmhub.deals import service
+from abmhub.deals.schemas import (
+    JOURNEY_STAGES,
+    CreatePipelinesRequest,
+    DealPage,
+    PipelineRecord,
+    PipelinesCreated,
+    PushDealsRequest,
+    PushDealsResult,
+)
+from abmhub.tenancy.service import Caller
+from abmhub.timefmt import format_us
+from abmhub.web.dependencies import caller, database, json_body
+from abmhub.web.paging import page_body, page_request
+from abmhub.web.responses import JSONBytes, envelope, plain_number
+from abmhub.web.schemas import ERROR_RESPONSES, Envelope, request_body
+
+
+def _time(us: int | None) -> str | None:
+    return format_us(us) if us is not None else None
+
+
+def deal_record(row: Any, extras: service.DealExtras) -> dict[str, Any]:
+    """A deal as GET /deals returns it (§6.18)."""
+    return {
+        "id": row.uuid,
+        "externalDealId": row.external_deal_id,
+        "name": row.name,
+        "amount": plain_number(row.amount),
+        "dealCurrencyCode": row.currency,
+        "stageId": row.stage_id,
+        "stageLabel": row.stage_label,
+        "pipelineId": row.pipeline_id,
+        "pipelineLabel": row.pipeline_label,
+        "startDate": _time(row.start_us),
+        "closedDate": _time(row.closed_us),
+        "ownerName": row.owner_name,
+        "ownerEmail": row.owner_email,
+        "ownerId": row.owner_id,
+        "associatedAccounts": [
+            {
+                "externalId": a.external_id,
+                "domain": a.domain if a.domain is not None else a.given_domain,
+                "name": a.name,
+                "rtp_aid": a.rtp_aid,
+            }
+            for a in extras.associations.get(row.id, [])
+        ],
+        "stageHistory": [
+            {
+                "stageId": h.stage_id,
+                "stageLabel": h.stage_label,
+                "pipelineId": h.pipeline_id,
+                "enteredAt": format_us(h.entered_us),
+            }
+            for h in extras.history.get(row.id, [])
+        ],
+        "createdAt": format_us(row.created_us),
+        "updatedAt": format_us(row.change_us),
+    }
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(tags=["deals"], responses=ERROR_RESPONSES)
+
+    @router.post(
+        "/deals",
+        summary="Upsert deals by externalDealId (stage history kept)",
+        response_model=Envelope[PushDealsResult],
+        openapi_extra=request_body(PushDealsRequest),
+    )
+    def push_deals(
+        request: Request,
+        who: Caller = Depends(caller),
+        body: PushDealsRequest = Depends(json_body(PushDealsRequest)),
+        db: Database = Depends(database),
+    ) -> Response:
+        outcome = service.push_deals(db, workspace_id=who.workspace_id, items=body.deals)
+        return envelope(request, {"results": outcome.results, "summary": outcome.summary})
+
+    @router.get("/deals", summary="List deals (extension; keyset pages, delta sync)", response_model=Envelope[DealPage])
+    def list_deals(
+        request: Request,
+        limit: str | None = Query(None, description="1–1000, default 100"),
+        cursor: str | None = Query(None, description="nextCursor of the previous page"),
+        lastSync: str | None = Query(None, description="ISO 8601: only deals changed after it"),
+        who: Caller = Depends(caller),
+        db: Database = Depends(database),
+    ) -> Response:
+        page, extras = service.list_deals(db, workspace_id=who.workspace_id, page=page_request(limit, cursor, lastSync))
+        return envelope(request, page_body(page, [deal_record(row, extras) for row in page.items]))
+
+    @router.post(
+        "/deal-stages",
+        summary="Create pipelines with their stages (create-only, all or nothing)",
+        response_model=Envelope[PipelinesCreated],
+        openapi_extra=request_body(CreatePipelinesRequest),
+    )
+    def create_pipelines(
+        request: Request,
+        who: Caller = Depends(caller),
+        body: CreatePipelinesRequest = Depends(json_body(CreatePipelinesRequest)),
+        db: Database = Depends(database),
+    ) -> Response:
+        created = service.create_pipelines(db, workspace_id=who.workspace_id, definitions=body.pipelines)
+        return envelope(
+            request,
+            {
+                "results": [{"pipelineId": p, "status": "created"} for p in created],
+                "summary": {"total": len(created), "created": len(created)},
+            },
+        )
+
+    @router.get(
+        "/deal-stages",
+        summary="Pipelines and their stages (a bare array, as the vendor answers)",
+        response_model=list[PipelineRecord],
+    )
+    def list_pipelines(who: Caller = Depends(caller), db: Database = Depends(database)) -> Response:
+        return JSONBytes(service.list_pipelines(db, workspace_id=who.workspace_id))
+
+    @router.get(
+        "/journey-stages",
+        summary="The journey stages, in order (a bare array)",
+        response_model=list[str],
+    )
+    def journey_stages(_: Caller = Depends(caller)) -> Response:
+        return JSONBytes(list(JOURNEY_STAGES))
+
+    return router

@@ -1,0 +1,374 @@
+"""Deals with stage history, and the pipelines they move through (contract §2.8–§2.10).
+
+A push is one transaction: the deals it names are loaded in one query, every item is
+applied in request order to that working set, and the outcome is written in batched
+statements — the same shape as the account push.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+
+from abmhub.accounts.domains import normalize_domain
+from abmhub.db.engine import Database, sync_pass
+from abmhub.db.tables import accounts, deal_accounts, deal_stage_history, deals, pipeline_stages, pipelines
+from abmhub.deals.schemas import DealItem, PipelineDefinition
+from abmhub.errors import Conflict
+from abmhub.paging import Page, PageRequest
+from abmhub.timefmt import parse_iso8601
+
+# --- pipelines -----------------------------------------------------------------------------------
+
+
+class PipelinesExist(Conflict):
+    def __init__(self, pipeline_ids: Sequence[str]) -> None:
+        super().__init__(f"Pipeline(s) already exist: {', '.join(pipeline_ids)}")
+
+
+_WON = re.compile(r"(?<![a-z])won(?![a-z])")
+_LOST = re.compile(r"(?<![a-z])lost(?![a-z])")
+
+
+def journey_stage_for(label: str) -> str | None:
+    """The journey stage a deal stage gives when none is configured (§6.19)."""
+    lowered = label.lower()
+    if _WON.search(lowered):
+        return "Customer"
+    if _LOST.search(lowered):
+        return None
+    return "Opportunity"
+
+
+def create_pipelines(db: Database, *, workspace_id: int, definitions: Sequence[PipelineDefinition]) -> list[str]:
+    """Create pipelines with their stages; all or nothing (a known pipelineId is a 409)."""
+    wanted = [d.pipelineId for d in definitions]
+    with db.write(workspace_id) as tx:
+        existing = set(
+            tx.conn.execute(
+                select(pipelines.c.pipeline_id).where(
+                    pipelines.c.workspace_id == workspace_id, pipelines.c.pipeline_id.in_(wanted)
+                )
+            ).scalars()
+        )
+        if existing:
+            raise PipelinesExist([p for p in wanted if p in existing])
+        stage_rows = []
+        for definition in definitions:
+            pipeline_pk = tx.conn.execute(
+                insert(pipelines)
+                .values(
+                    workspace_id=workspace_id,
+                    pipeline_id=definition.pipelineId,
+                    label=definition.pipelineLabel,
+                    created_us=tx.now_us,
+                )
+                .returning(pipelines.c.id)
+            ).scalar_one()
+            for position, stage in enumerate(definition.stages):
+                journey = (
+                    stage.journeyStage if "journeyStage" in stage.model_fields_set else journey_stage_for(stage.stageLabel)
+                )
+                stage_rows.append(
+                    {
+                        "pipeline_pk": pipeline_pk,
+                        "stage_id": stage.stageId,
+                        "label": stage.stageLabel,
+                        "journey_stage": journey,
+                        "position": position,
+                    }
+                )
+        tx.conn.execute(insert(pipeline_stages), stage_rows)
+    return wanted
+
+
+def list_pipelines(db: Database, *, workspace_id: int) -> list[dict[str, Any]]:
+    """Every pipeline of the workspace with its stages in their defined order."""
+    with db.read() as conn:
+        rows = conn.execute(
+            select(
+                pipelines.c.pipeline_id,
+                pipelines.c.label,
+                pipeline_stages.c.stage_id,
+                pipeline_stages.c.label.label("stage_label"),
+                pipeline_stages.c.journey_stage,
+            )
+            .join(pipeline_stages, pipeline_stages.c.pipeline_pk == pipelines.c.id)
+            .where(pipelines.c.workspace_id == workspace_id)
+            .order_by(pipelines.c.id, pipeline_stages.c.position)
+        ).all()
+    result: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        pipeline = result.setdefault(
+            row.pipeline_id, {"pipelineId": row.pipeline_id, "pipelineLabel": row.label, "stages": []}
+        )
+        pipeline["stages"].append(
+            {"stageId": row.stage_id, "stageLabel": row.stage_label, "journeyStage": row.journey_stage}
+        )
+    return list(result.values())
+
+
+# --- the working set of a deal push --------------------------------------------------------------
+
+_FIELDS = {  # request key -> column
+    "name": "name",
+    "amount": "amount",
+    "dealCurrencyCode": "currency",
+    "stageId": "stage_id",
+    "stageLabel": "stage_label",
+    "pipelineId": "pipeline_id",
+    "pipelineLabel": "pipeline_label",
+    "ownerName": "owner_name",
+    "ownerEmail": "owner_email",
+    "ownerId": "owner_id",
+}
+_DATES = {"startDate": "start_us", "closedDate": "closed_us"}
+_COLUMNS = (*_FIELDS.values(), *_DATES.values())
+
+
+@dataclass(slots=True, eq=False)
+class DealState:
+    id: int | None
+    uuid: str
+    external_deal_id: str
+    values: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)  # new entries to insert
+    known_history: set[tuple[str, int]] = field(default_factory=set)
+    associations: list[dict[str, Any]] | None = None  # replacement, when pushed
+    dirty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DealPushOutcome:
+    results: list[dict[str, Any]]
+    summary: dict[str, int]
+
+
+def _association(entry: Any) -> dict[str, Any]:
+    domain = normalize_domain(entry.domain) if entry.domain is not None else None
+    return {
+        "domain": domain,
+        "given_domain": entry.domain,
+        "external_id": entry.externalId,
+        "name": entry.name,
+        "account_id": None,
+    }
+
+
+def _resolve_associations(conn: Connection, workspace_id: int, states: Sequence[DealState]) -> None:
+    """Match the pushed associations to accounts: domain, then externalId, then a unique name."""
+    pushed = [a for s in states if s.associations for a in s.associations]
+    if not pushed:
+        return
+    domains = {a["domain"] for a in pushed if a["domain"]}
+    external_ids = {a["external_id"] for a in pushed if a["external_id"]}
+    names = {a["name"] for a in pushed if a["name"]}
+    by_domain: dict[str, int] = {}
+    by_external_id: dict[str, int] = {}
+    by_name: dict[str, int] = {}
+    scoped = accounts.c.workspace_id == workspace_id
+    if domains:
+        query = select(accounts.c.domain, accounts.c.id).where(scoped, accounts.c.domain.in_(domains))
+        by_domain = dict(conn.execute(query).tuples().all())
+    if external_ids:
+        query = select(accounts.c.external_id, accounts.c.id).where(scoped, accounts.c.external_id.in_(external_ids))
+        by_external_id = dict(conn.execute(query).tuples().all())
+    if names:
+        query = (
+            select(accounts.c.name, func.min(accounts.c.id))
+            .where(scoped, accounts.c.name.in_(names))
+            .group_by(accounts.c.name)
+            .having(func.count() == 1)
+        )
+        by_name = dict(conn.execute(query).tuples().all())
+    for association in pushed:
+        association["account_id"] = (
+            by_domain.get(association["domain"])
+            or by_external_id.get(association["external_id"])
+            or by_name.get(association["name"])
+        )
+
+
+def _apply(state: DealState, item: DealItem, now: int) -> None:
+    given = item.model_fields_set
+    before = dict(state.values)
+    for key, column in _FIELDS.items():
+        if key in given:
+            state.values[column] = getattr(item, key)
+    for key, column in _DATES.items():
+        if key in given:
+            value = getattr(item, key)
+            state.values[column] = parse_iso8601(value) if value is not None else None
+    for entry in item.stageHistory or []:
+        entered = parse_iso8601(entry.enteredAt)
+        if (entry.stageId, entered) not in state.known_history:
+            state.known_history.add((entry.stageId, entered))
+            state.history.append(
+                {
+                    "stage_id": entry.stageId,
+                    "stage_label": entry.stageLabel,
+                    "pipeline_id": state.values.get("pipeline_id"),
+                    "entered_us": entered,
+                }
+            )
+    stage = state.values.get("stage_id")
+    if stage is not None and stage != before.get("stage_id"):
+        state.known_history.add((stage, now))
+        state.history.append(
+            {
+                "stage_id": stage,
+                "stage_label": state.values.get("stage_label"),
+                "pipeline_id": state.values.get("pipeline_id"),
+                "entered_us": now,
+            }
+        )
+    if item.associatedAccounts is not None:
+        state.associations = [_association(entry) for entry in item.associatedAccounts]
+    state.dirty = state.dirty or before != state.values or bool(state.history) or state.associations is not None
+
+
+def push_deals(db: Database, *, workspace_id: int, items: Sequence[DealItem]) -> DealPushOutcome:
+    """Upsert deals by externalDealId, in request order, in one transaction."""
+    with db.write(workspace_id) as tx:
+        conn, now = tx.conn, tx.now_us
+        wanted = list(dict.fromkeys(item.externalDealId for item in items))
+        loaded = conn.execute(
+            select(deals.c.id, deals.c.uuid, deals.c.external_deal_id, *[deals.c[c] for c in _COLUMNS]).where(
+                deals.c.workspace_id == workspace_id, deals.c.external_deal_id.in_(wanted)
+            )
+        ).all()
+        states: dict[str, DealState] = {
+            row.external_deal_id: DealState(row.id, row.uuid, row.external_deal_id, {c: row._mapping[c] for c in _COLUMNS})
+            for row in loaded
+        }
+        by_id = {s.id: s for s in states.values()}
+        if by_id:
+            for deal_id, stage_id, entered in conn.execute(
+                select(deal_stage_history.c.deal_id, deal_stage_history.c.stage_id, deal_stage_history.c.entered_us)
+                .where(deal_stage_history.c.deal_id.in_(list(by_id)))
+            ):
+                by_id[deal_id].known_history.add((stage_id, entered))
+        results: list[dict[str, Any]] = []
+        for item in items:
+            problem = _item_problem(item)
+            if problem:
+                results.append({"externalDealId": item.externalDealId, "status": "failed", "error": problem})
+                continue
+            state = states.get(item.externalDealId)
+            if state is None:
+                state = DealState(None, str(uuid.uuid4()), item.externalDealId, dict.fromkeys(_COLUMNS))
+                states[item.externalDealId] = state
+            _apply(state, item, now)
+            results.append({"externalDealId": item.externalDealId, "status": "upserted"})
+        changed = [s for s in states.values() if s.dirty]
+        _resolve_associations(conn, workspace_id, changed)
+        _write_deals(conn, workspace_id, changed, now)
+    upserted = sum(1 for r in results if r["status"] == "upserted")
+    summary = {"total": len(results), "upserted": upserted, "failed": len(results) - upserted}
+    return DealPushOutcome(results, summary)
+
+
+def _item_problem(item: DealItem) -> str | None:
+    """Why an item cannot be stored, or None. (Shape errors never get here: they are 400s.)"""
+    for index, entry in enumerate(item.associatedAccounts or []):
+        if entry.domain is None and entry.externalId is None and entry.name is None:
+            return f"associatedAccounts.{index} needs a domain, externalId or name"
+    return None
+
+
+def _write_deals(conn: Connection, workspace_id: int, changed: Sequence[DealState], now: int) -> None:
+    new = [s for s in changed if s.id is None]
+    old = [s for s in changed if s.id is not None]
+    if new:
+        conn.execute(
+            insert(deals),
+            [
+                {
+                    "workspace_id": workspace_id,
+                    "uuid": s.uuid,
+                    "external_deal_id": s.external_deal_id,
+                    "created_us": now,
+                    "change_us": now,
+                    **s.values,
+                }
+                for s in new
+            ],
+        )
+        ids = dict(
+            conn.execute(select(deals.c.uuid, deals.c.id).where(deals.c.uuid.in_([s.uuid for s in new]))).tuples().all()
+        )
+        for state in new:
+            state.id = ids[state.uuid]
+    if old:
+        conn.execute(
+            update(deals)
+            .where(deals.c.id == bindparam("_id"))
+            .values({c: bindparam(c) for c in (*_COLUMNS, "change_us")}),
+            [{"_id": s.id, "change_us": now, **s.values} for s in old],
+        )
+    history = [{"deal_id": s.id, **entry} for s in changed for entry in s.history]
+    if history:
+        conn.execute(insert(deal_stage_history), history)
+    replaced = [s for s in changed if s.associations is not None]
+    if replaced:
+        conn.execute(delete(deal_accounts).where(deal_accounts.c.deal_id.in_([s.id for s in replaced])))
+        rows = [
+            {"workspace_id": workspace_id, "deal_id": s.id, "position": position, **association}
+            for s in replaced
+            for position, association in enumerate(s.associations or [])
+        ]
+        if rows:
+            conn.execute(insert(deal_accounts), rows)
+
+
+# --- reads ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DealExtras:
+    associations: dict[int, list[Any]]
+    history: dict[int, list[Any]]
+
+
+def list_deals(db: Database, *, workspace_id: int, page: PageRequest) -> tuple[Page[Any], DealExtras]:
+    """One keyset page of deals (by creation), with their associations and stage history."""
+    with sync_pass(db, workspace_id, page.sync_us) as (conn, sync_us):
+        query = select(deals).where(deals.c.workspace_id == workspace_id)
+        if page.after is not None:
+            query = query.where(deals.c.id > page.after[0])
+        if page.changed_after_us is not None:
+            query = query.where(deals.c.change_us > page.changed_after_us)
+        rows = conn.execute(query.order_by(deals.c.id).limit(page.limit + 1)).all()
+        has_next = len(rows) > page.limit
+        rows = rows[: page.limit]
+        ids = [row.id for row in rows]
+        associations: dict[int, list[Any]] = {}
+        history: dict[int, list[Any]] = {}
+        if ids:
+            for row in conn.execute(
+                select(
+                    deal_accounts.c.deal_id,
+                    deal_accounts.c.external_id,
+                    deal_accounts.c.domain,
+                    deal_accounts.c.given_domain,
+                    deal_accounts.c.name,
+                    accounts.c.rtp_aid,
+                )
+                .outerjoin(accounts, accounts.c.id == deal_accounts.c.account_id)
+                .where(deal_accounts.c.deal_id.in_(ids))
+                .order_by(deal_accounts.c.deal_id, deal_accounts.c.position)
+            ):
+                associations.setdefault(row.deal_id, []).append(row)
+            for row in conn.execute(
+                select(deal_stage_history)
+                .where(deal_stage_history.c.deal_id.in_(ids))
+                .order_by(deal_stage_history.c.deal_id, deal_stage_history.c.entered_us, deal_stage_history.c.id)
+            ):
+                history.setdefault(row.deal_id, []).append(row)
+    last_key = (rows[-1].id,) if rows else None
+    return Page(items=rows, has_next=has_next, last_key=last_key, sync_us=sync_us), DealExtras(associations, history)

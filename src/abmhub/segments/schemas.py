@@ -1,0 +1,78 @@
+"""Segment requests and records (contract §2.12), including the rule of dynamic segments."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, Field
+from pydantic_core import PydanticCustomError
+
+from abmhub.web.validation import OptionalNonBlankStr, OptionalStr, RequestModel, RequiredStr, one_of, required_array
+
+RULE_FIELDS = (
+    "rtp_account_score",
+    "rtp_journey_stage",
+    "rtp_advertising_activity_score",
+    "rtp_website_intent_score",
+    "rtp_g2_intent_score",
+    "rtp_bombora_intent_score",
+    "tags",
+)
+RULE_OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains")
+MAX_MEMBERS_PER_REQUEST = 1000
+
+
+def _rule_field(value: str | None) -> str | None:
+    if value is not None and value not in RULE_FIELDS and not value.startswith("customFields."):
+        raise PydanticCustomError(
+            "isIn", "not allowed", {"values": ", ".join(RULE_FIELDS) + ", customFields.<KEY>"}
+        )
+    return value
+
+
+class RuleCondition(RequestModel):
+    """One test on an account: `{"field": "rtp_account_score", "op": "gte", "value": 60}`."""
+
+    field: Annotated[RequiredStr, AfterValidator(_rule_field)]
+    op: Annotated[RequiredStr, AfterValidator(one_of(*RULE_OPERATORS))]
+    value: Any = None
+
+
+class SegmentRule(RequestModel):
+    """Members are the accounts that pass `all` of the conditions (and, if given, `any` of the others)."""
+
+    all: list[RuleCondition] | None = None
+    any: list[RuleCondition] | None = None
+
+
+class CreateSegmentRequest(RequestModel):
+    name: RequiredStr
+    type: Annotated[RequiredStr, AfterValidator(one_of("static", "dynamic"))]
+    status: Annotated[RequiredStr, AfterValidator(one_of("active", "draft", "archived"))]
+    rule: SegmentRule | None = None
+
+
+class UpdateSegmentRequest(RequestModel):
+    name: OptionalNonBlankStr
+    status: Annotated[OptionalStr, AfterValidator(one_of("active", "draft", "archived"))] = None
+    rule: SegmentRule | None = None
+
+
+class MembersRequest(RequestModel):
+    rtp_aids: required_array(str, 1, MAX_MEMBERS_PER_REQUEST)
+
+
+class SegmentRecord(BaseModel):
+    segmentId: str
+    name: str
+    type: str
+    status: str
+    rule: dict[str, Any] | None
+    createdAt: str
+    updatedAt: str
+
+
+class MembersChanged(BaseModel):
+    added: int | None = Field(default=None, description="POST: accounts that became members")
+    removed: int | None = Field(default=None, description="DELETE: accounts that stopped being members")
+    notFound: list[str] = Field(description="rtp_aids that name no account of the workspace")
