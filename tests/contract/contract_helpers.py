@@ -589,3 +589,23 @@ def create_segment_api(
 def segment_members(api: httpx.Client, segment_id: str, **params: Any) -> list[dict[str, Any]]:
     rows, _ = list_pass(api, f"/segments/{segment_id}/accounts", limit=1000, **params)
     return rows
+
+
+def assert_write_route_conventions(server, key: str, method: str, path: str, valid_body: dict[str, Any]) -> None:
+    """§1.2, §1.3, §6.5 on one write route: auth → Content-Type → JSON syntax, each an enveloped error.
+
+    `path` is relative to /api/v1. Every request here is refused, so nothing is written.
+    """
+    raw = json.dumps(valid_body).encode()
+    with client_for(server, None) as anon:
+        r = anon.request(method, path, content=b"{not json", headers={"Content-Type": "text/plain"})
+        error(r, 401, "X-Api-Key header is required")  # auth first, before Content-Type / JSON / validation
+    with client_for(server, key) as c:
+        r = c.request(method, path, content=raw, headers={"Content-Type": "text/plain"})
+        error(r, 400, "Content-Type must be application/json", "Bad Request")
+        r = c.request(method, path, content=raw)
+        error(r, 400, "Content-Type must be application/json", "Bad Request")
+        r = c.request(method, path, content=b'{"oops": ', headers={"Content-Type": "application/json"})
+        error(r, 400, "Request body is not valid JSON", "Bad Request")
+        r = c.request(method, path, content=b'{"oops": ', headers={"Content-Type": "application/json; charset=utf-8"})
+        error(r, 400, "Request body is not valid JSON", "Bad Request")

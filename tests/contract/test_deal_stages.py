@@ -6,10 +6,12 @@ import pytest
 
 from contract_helpers import (
     assert_constraint,
+    assert_write_route_conventions,
     client_for,
     deal_stages,
     describe,
     error,
+    not_found_route,
     ok,
     pipeline,
     unique_name,
@@ -248,3 +250,13 @@ def test_pipelines_do_not_cross_workspaces(api, server, new_workspace):
         assert data["results"][0]["status"] == "created", "pipelineIds are unique per workspace only"
         assert by_id(deal_stages(other))[p["pipelineId"]]["pipelineLabel"] == "Theirs"
     assert by_id(deal_stages(api))[p["pipelineId"]]["pipelineLabel"] == p["pipelineLabel"]
+
+
+def test_write_conventions_on_post_deal_stages(server, workspace, api):
+    assert_write_route_conventions(server, workspace.key, "POST", "/deal-stages", {"pipelines": [pipeline()]})
+    assert_nothing_created(api)
+
+
+@pytest.mark.parametrize("method,path", [("PUT", "/deal-stages"), ("DELETE", "/deal-stages"), ("POST", "/journey-stages")])
+def test_methods_not_served_are_404(api, method, path):
+    not_found_route(api.request(method, path, json={}), method, f"/api/v1{path}")

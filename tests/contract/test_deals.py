@@ -18,12 +18,15 @@ from contract_helpers import (
     account,
     all_deals,
     assert_constraint,
+    assert_write_route_conventions,
     client_for,
     deal,
     deals_by_ext,
+    envelope,
     error,
     get_deal,
     list_pass,
+    not_found_route,
     page,
     parse_ts,
     push_deals,
@@ -514,3 +517,69 @@ def test_deals_do_not_cross_workspaces(api, other_api):
     mine = get_deal(api, ext)
     assert mine["name"] == "Mine" and mine["amount"] == 1
     assert mine["id"] != theirs["id"]
+
+
+# --------------------------------------------------------------------------- later resolution, more ways (§2.8)
+
+
+def test_unresolved_name_association_resolves_when_a_uniquely_named_account_appears(api):
+    name = unique_name("Gamma Corp")
+    item = deal(associatedAccounts=[{"name": name}])
+    push_deals_ok(api, [item])
+    assert rtp_aids_of(get_deal(api, item["externalDealId"])) == [None]
+    [acct] = push_ok(api, [account(name=name)])
+    assert rtp_aids_of(get_deal(api, item["externalDealId"])) == [acct["rtp_aid"]]
+
+
+def test_unresolved_external_id_association_resolves_when_an_account_gets_that_external_id(api):
+    ext = unique_name("mapped")
+    item = deal(associatedAccounts=[{"externalId": ext}])
+    acct_item = account()
+    [acct] = push_ok(api, [acct_item])
+    push_deals_ok(api, [item])
+    assert rtp_aids_of(get_deal(api, item["externalDealId"])) == [None]
+    r = api.patch("/accounts/external-ids", json={"mappings": [{"domain": acct_item["domain"], "externalId": ext}]})
+    assert r.status_code == 200, r.text
+    assert rtp_aids_of(get_deal(api, item["externalDealId"])) == [acct["rtp_aid"]], (
+        "an account that comes to match (here: gains the externalId) resolves the association"
+    )
+
+
+def test_a_resolution_after_sync_reaches_the_next_delta_pass(api):
+    """§1.5: a client that passes syncTimestamp as the next lastSync never misses a change; the
+    association's rtp_aid going from null to the account is a change of the deal record."""
+    dom = unique_domain("sync-late")
+    item = deal(associatedAccounts=[{"domain": dom}])
+    push_deals_ok(api, [item])
+    sync = page(api, "/deals", limit=1000)["syncTimestamp"]
+    [acct] = push_ok(api, [account(dom)])
+    rows, _ = list_pass(api, "/deals", lastSync=sync, limit=1000)
+    got = {r["externalDealId"]: r for r in rows}
+    assert item["externalDealId"] in got, "the deal whose association was resolved must come back with lastSync"
+    assert rtp_aids_of(got[item["externalDealId"]]) == [acct["rtp_aid"]]
+
+
+def test_date_only_and_offset_timestamps_are_iso_8601(api):
+    item = deal(startDate="2026-03-01", closedDate="2026-06-30T19:00:00+02:00")
+    push_deals_ok(api, [item])
+    rec = get_deal(api, item["externalDealId"])
+    assert instant(rec["startDate"]) == datetime(2026, 3, 1, tzinfo=timezone.utc), rec
+    assert instant(rec["closedDate"]) == datetime(2026, 6, 30, 17, 0, tzinfo=timezone.utc), rec
+
+
+# --------------------------------------------------------------------------- conventions on these routes (§1.3, §6.3, §6.5)
+
+
+def test_write_conventions_on_post_deals(server, workspace, api):
+    assert_write_route_conventions(server, workspace.key, "POST", "/deals", {"deals": [deal()]})
+    assert_nothing_written(api)
+
+
+def test_get_deals_envelope_path_keeps_the_query_string(api):
+    body = envelope(api.get("/deals", params={"limit": 1}), 200, "/api/v1/deals?limit=1")
+    assert body["data"]["data"] == []
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+def test_methods_deals_does_not_serve_are_404(api, method):
+    not_found_route(api.request(method, "/deals", json={"deals": [deal()]}), method, "/api/v1/deals")

@@ -19,10 +19,12 @@ from contract_helpers import (
     activity_exists_error,
     all_activities,
     assert_constraint,
+    assert_write_route_conventions,
     check_activity_results,
     client_for,
     error,
     list_pass,
+    not_found_route,
     page,
     parse_ts,
     push_activities,
@@ -505,3 +507,55 @@ def test_concurrent_pushes_of_one_external_activity_id_create_it_once(server, wo
         assert errors == [activity_exists_error(ext)] * (n_threads - 1), errors
     rows = all_activities(api)
     assert sorted(r["externalActivityId"] for r in rows) == sorted(ids), "exactly one stored activity per id"
+
+
+# --------------------------------------------------------------------------- more on linking and times
+
+
+def test_linking_after_sync_reaches_the_next_delta_pass(api):
+    """§1.5: never miss a change; an activity's rtp_aid going from null to its account is one."""
+    dom = unique_domain("sync-link")
+    item = activity(domain=dom)
+    push_activities_ok(api, [item])
+    sync = page(api, "/sales-activities", limit=1000)["syncTimestamp"]
+    [acct] = push_ok(api, [account(dom)])
+    rows, _ = list_pass(api, "/sales-activities", lastSync=sync, limit=1000)
+    got = {r["externalActivityId"]: r for r in rows}
+    assert item["externalActivityId"] in got, "the activity linked after syncTimestamp must come back with lastSync"
+    assert got[item["externalActivityId"]]["rtp_aid"] == acct["rtp_aid"]
+
+
+def test_occurred_at_with_an_offset_or_a_date_only_is_accepted(api):
+    a = activity(occurredAt="2026-04-22T12:30:00+02:00")
+    b = activity(occurredAt="2026-04-22")
+    push_activities_ok(api, [a, b])
+    got = activities_by_ext(api)
+    assert got[a["externalActivityId"]]["occurredAt"] == "2026-04-22T10:30:00.000Z"
+    assert got[b["externalActivityId"]]["occurredAt"] == "2026-04-22T00:00:00.000Z"
+
+
+def test_a_contact_update_shown_on_an_older_activity_reaches_the_next_delta_pass(api):
+    """§6.34 says older activities show their contacts as they are now; with §1.5 (never miss a
+    change) the older activity's record changed, so a delta pass must deliver it again."""
+    email = f"{unique_name('upd')}@example.com"
+    old = activity(contacts=[{"email": email, "title": "Engineer"}])
+    push_activities_ok(api, [old])
+    sync = page(api, "/sales-activities", limit=1000)["syncTimestamp"]
+    push_activities_ok(api, [activity(contacts=[{"email": email, "title": "CTO"}])])
+    rows, _ = list_pass(api, "/sales-activities", lastSync=sync, limit=1000)
+    got = {r["externalActivityId"]: r for r in rows}
+    assert old["externalActivityId"] in got, "the older activity, whose contact changed, must come back with lastSync"
+    assert got[old["externalActivityId"]]["contacts"][0]["title"] == "CTO"
+
+
+# --------------------------------------------------------------------------- conventions on these routes (§1.3, §6.3, §6.5)
+
+
+def test_write_conventions_on_post_sales_activities(server, workspace, api):
+    assert_write_route_conventions(server, workspace.key, "POST", "/sales-activities", {"activities": [activity()]})
+    assert_nothing_written(api)
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+def test_methods_sales_activities_does_not_serve_are_404(api, method):
+    not_found_route(api.request(method, "/sales-activities", json={}), method, "/api/v1/sales-activities")

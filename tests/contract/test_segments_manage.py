@@ -14,6 +14,7 @@ from contract_helpers import (
     all_accounts,
     assert_account_record,
     assert_constraint,
+    assert_write_route_conventions,
     client_for,
     create_segment,
     create_segment_api,
@@ -27,7 +28,6 @@ from contract_helpers import (
     random_hex24,
     segment_members,
     unique_name,
-    validation_errors,
 )
 
 
@@ -91,9 +91,15 @@ def test_only_static_active_or_draft_segments_created_via_api_are_listed(api):
     assert got[made[("static", "draft")]]["status"] == "draft"
 
 
+# The contract (§2.12) says only that a rule filters on score, journey stage, sub-scores, tags and
+# custom fields; it fixes no wire format. This is the shape the server's own /openapi.json
+# documents (SegmentRule: `all` / `any` lists of `{field, op, value}`).
+RULE = {"all": [{"field": "rtp_account_score", "op": "gte", "value": 60}]}
+RULE2 = {"all": [{"field": "rtp_account_score", "op": "gte", "value": 10}], "any": [{"field": "rtp_website_intent_score", "op": "gte", "value": 5}]}
+
+
 def test_a_dynamic_segment_keeps_its_rule(api):
-    rule = {"minScore": 50, "journeyStage": "Consideration", "tags": ["enterprise"]}
-    r = api.post("/segments", json={"name": unique_name("Dyn"), "type": "dynamic", "status": "active", "rule": rule})
+    r = api.post("/segments", json={"name": unique_name("Dyn"), "type": "dynamic", "status": "active", "rule": RULE})
     if r.status_code == 400 and isinstance(r.json().get("data"), list) and all(
         e.get("path", "").startswith("rule") for e in r.json()["data"]
     ):
@@ -101,12 +107,16 @@ def test_a_dynamic_segment_keeps_its_rule(api):
     data = ok(r, "/api/v1/segments")
     assert isinstance(data, dict) and data.get("segmentId"), describe(r)
     if "rule" in data:
-        assert data["rule"] == rule, f"the stored rule is given back as sent: {data}"
+        assert data["rule"] == RULE, f"the stored rule is given back as sent: {data}"
     seg = data["segmentId"]
-    pr = api.patch(f"/segments/{seg}", json={"name": unique_name("Dyn2")})
-    pdata = ok(pr)
+    pdata = ok(api.patch(f"/segments/{seg}", json={"name": unique_name("Dyn2")}))
     if isinstance(pdata, dict) and "rule" in pdata:
-        assert pdata["rule"] == rule, f"a rename keeps the rule: {pdata}"
+        assert pdata["rule"] == RULE, f"a rename keeps the rule: {pdata}"
+    pdata = ok(api.patch(f"/segments/{seg}", json={"rule": RULE2}))
+    if isinstance(pdata, dict) and "rule" in pdata:
+        assert pdata["rule"] == RULE2, f"PATCH replaces the rule: {pdata}"
+    # Still not listed (GET /segments lists static segments only), still refusing manual members.
+    assert seg not in listed(api)
 
 
 SEGMENT_VALIDATION = [
@@ -322,3 +332,17 @@ def test_segments_do_not_cross_workspaces(api, server, new_workspace, three):
     assert listed(api)[seg]["name"] != "Hijack"
     assert member_aids(api, seg) == {a}
     assert accounts_by_domain(api, [items[0]["domain"]])[items[0]["domain"]]["segmentIds"] == [seg]
+
+
+# --------------------------------------------------------------------------- conventions on these routes (§1.3, §6.5)
+
+
+def test_write_conventions_on_segment_routes(server, workspace, api, three):
+    _items, (a, _b, _c) = three
+    seg = create_segment_api(api, name="Conventions")["segmentId"]
+    assert_write_route_conventions(server, workspace.key, "POST", "/segments", {"name": "X", "type": "static", "status": "active"})
+    assert_write_route_conventions(server, workspace.key, "PATCH", f"/segments/{seg}", {"name": "Renamed"})
+    assert_write_route_conventions(server, workspace.key, "POST", f"/segments/{seg}/accounts", {"rtp_aids": [a]})
+    assert_write_route_conventions(server, workspace.key, "DELETE", f"/segments/{seg}/accounts", {"rtp_aids": [a]})
+    assert set(listed(api)) == {seg} and listed(api)[seg]["name"] == "Conventions"
+    assert segment_members(api, seg) == []

@@ -174,10 +174,10 @@ def _resolve_associations(conn: Connection, workspace_id: int, states: Sequence[
     scoped = accounts.c.workspace_id == workspace_id
     if domains:
         query = select(accounts.c.domain, accounts.c.id).where(scoped, accounts.c.domain.in_(domains))
-        by_domain = dict(conn.execute(query).tuples().all())
+        by_domain = dict(conn.execute(query).all())
     if external_ids:
         query = select(accounts.c.external_id, accounts.c.id).where(scoped, accounts.c.external_id.in_(external_ids))
-        by_external_id = dict(conn.execute(query).tuples().all())
+        by_external_id = dict(conn.execute(query).all())
     if names:
         query = (
             select(accounts.c.name, func.min(accounts.c.id))
@@ -185,7 +185,7 @@ def _resolve_associations(conn: Connection, workspace_id: int, states: Sequence[
             .group_by(accounts.c.name)
             .having(func.count() == 1)
         )
-        by_name = dict(conn.execute(query).tuples().all())
+        by_name = dict(conn.execute(query).all())
     for association in pushed:
         association["account_id"] = (
             by_domain.get(association["domain"])
@@ -300,7 +300,7 @@ def _write_deals(conn: Connection, workspace_id: int, changed: Sequence[DealStat
             ],
         )
         ids = dict(
-            conn.execute(select(deals.c.uuid, deals.c.id).where(deals.c.uuid.in_([s.uuid for s in new]))).tuples().all()
+            conn.execute(select(deals.c.uuid, deals.c.id).where(deals.c.uuid.in_([s.uuid for s in new]))).all()
         )
         for state in new:
             state.id = ids[state.uuid]

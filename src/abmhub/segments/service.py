@@ -187,7 +187,7 @@ def _member_accounts(conn: Connection, workspace_id: int, rtp_aids: Sequence[str
             select(accounts.c.rtp_aid, accounts.c.id).where(
                 accounts.c.workspace_id == workspace_id, accounts.c.rtp_aid.in_(wanted)
             )
-        ).tuples().all()
+        ).all()
     )
     return found, [r for r in wanted if r not in found]
 

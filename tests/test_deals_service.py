@@ -1,0 +1,130 @@
+"""Deal storage on both databases: batched writes, stage history, association resolution."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from abmhub.accounts import service as accounts_service
+from abmhub.accounts.schemas import AccountItem
+from abmhub.db.engine import Database
+from abmhub.deals import service
+from abmhub.deals.schemas import DealItem, PipelineDefinition
+from abmhub.errors import Conflict
+from abmhub.paging import PageRequest
+from abmhub.tenancy import service as tenancy
+
+
+@pytest.fixture
+def workspace_id(database: Database) -> int:
+    return tenancy.create_workspace(database, name="acme")
+
+
+def deal(external_id: str, **fields: Any) -> DealItem:
+    return DealItem.model_validate({"externalDealId": external_id, "name": f"Deal {external_id}", **fields})
+
+
+def push(db: Database, workspace_id: int, *items: DealItem) -> service.DealPushOutcome:
+    return service.push_deals(db, workspace_id=workspace_id, items=list(items))
+
+
+def accounts(db: Database, workspace_id: int, *bodies: dict[str, Any]) -> dict[str, str]:
+    outcome = accounts_service.push_accounts(
+        db, workspace_id=workspace_id, items=[AccountItem.model_validate(b) for b in bodies]
+    )
+    return {r["domain"]: r["rtp_aid"] for r in outcome.results}
+
+
+def stored(db: Database, workspace_id: int) -> dict[str, tuple[Any, service.DealExtras]]:
+    page, extras = service.list_deals(db, workspace_id=workspace_id, page=PageRequest(limit=1000))
+    return {row.external_deal_id: (row, extras) for row in page.items}
+
+
+def test_a_push_of_100_deals_is_a_bounded_number_of_statements(database, workspace_id):
+    statements: list[str] = []
+    event.listen(database.engine, "before_cursor_execute", lambda *a: statements.append(a[2].split()[0]))
+    items = [
+        deal(f"d{i}", stageId="s1", pipelineId="p", associatedAccounts=[{"domain": f"co{i}.com"}]) for i in range(100)
+    ]
+    outcome = push(database, workspace_id, *items)
+    assert outcome.summary == {"total": 100, "upserted": 100, "failed": 0}
+    assert len(statements) <= 10, f"batched, not per deal: {statements}"
+
+
+def test_stage_history_records_every_change_once_oldest_first(database, workspace_id):
+    push(database, workspace_id, deal("d1", stageId="discovery", pipelineId="p"))
+    push(database, workspace_id, deal("d1", stageId="discovery"))
+    push(database, workspace_id, deal("d1", stageId="proposal", stageLabel="Proposal"))
+    push(
+        database,
+        workspace_id,
+        deal("d1", stageHistory=[{"stageId": "lead", "enteredAt": "2026-01-01T00:00:00Z"}]),
+    )
+    row, extras = stored(database, workspace_id)["d1"]
+    assert [h.stage_id for h in extras.history[row.id]] == ["lead", "discovery", "proposal"]
+    assert row.stage_id == "proposal" and row.pipeline_id == "p", "omitted keys keep their stored values"
+
+
+def test_associations_resolve_by_domain_then_external_id_then_a_unique_name(database, workspace_id):
+    aids = accounts(
+        database,
+        workspace_id,
+        {"domain": "acme.com", "name": "Acme", "externalId": "crm-acme"},
+        {"domain": "twin-a.com", "name": "Twin"},
+        {"domain": "twin-b.com", "name": "Twin"},
+    )
+    push(
+        database,
+        workspace_id,
+        deal(
+            "d1",
+            associatedAccounts=[
+                {"domain": "https://www.ACME.com/x"},
+                {"domain": "nomatch.com", "externalId": "crm-acme"},
+                {"name": "Twin"},
+                {"name": "Later Inc"},
+            ],
+        ),
+    )
+    row, extras = stored(database, workspace_id)["d1"]
+    resolved = [a.rtp_aid for a in extras.associations[row.id]]
+    assert resolved == [aids["acme.com"], aids["acme.com"], None, None], "an ambiguous name stays unresolved"
+    before = row.change_us
+
+    accounts(database, workspace_id, {"domain": "later.com", "name": "Later Inc"})
+    row, extras = stored(database, workspace_id)["d1"]
+    assert extras.associations[row.id][3].rtp_aid is not None, "resolved once a matching account appears"
+    assert row.change_us > before, "the resolution is a change of the deal for delta sync"
+
+
+def test_pipelines_are_all_or_nothing_and_stages_default_their_journey_stage(database, workspace_id):
+    def pipeline(pipeline_id: str, *labels: str) -> PipelineDefinition:
+        return PipelineDefinition.model_validate(
+            {
+                "pipelineId": pipeline_id,
+                "pipelineLabel": pipeline_id.title(),
+                "stages": [{"stageId": f"s{i}", "stageLabel": label} for i, label in enumerate(labels)],
+            }
+        )
+
+    service.create_pipelines(
+        database, workspace_id=workspace_id, definitions=[pipeline("sales", "Discovery", "Closed Won", "closed-lost")]
+    )
+    with pytest.raises(Conflict, match=r"Pipeline\(s\) already exist: sales"):
+        service.create_pipelines(
+            database, workspace_id=workspace_id, definitions=[pipeline("renewals", "Open"), pipeline("sales", "X")]
+        )
+    listed = service.list_pipelines(database, workspace_id=workspace_id)
+    assert [p["pipelineId"] for p in listed] == ["sales"], "nothing of a refused request is created"
+    assert [s["journeyStage"] for s in listed[0]["stages"]] == ["Opportunity", "Customer", None]
+
+
+@pytest.mark.parametrize(
+    ("label", "stage"),
+    [("Closed Won", "Customer"), ("closed-won", "Customer"), ("WON", "Customer"), ("Closed Lost", None),
+     ("lost_deal", None), ("Wonderful", "Opportunity"), ("Demo", "Opportunity")],
+)
+def test_journey_stage_defaults_follow_the_words_won_and_lost(label, stage):
+    assert service.journey_stage_for(label) == stage
