@@ -128,3 +128,25 @@ def test_pipelines_are_all_or_nothing_and_stages_default_their_journey_stage(dat
 )
 def test_journey_stage_defaults_follow_the_words_won_and_lost(label, stage):
     assert service.journey_stage_for(label) == stage
+
+
+def test_a_stage_pushed_without_its_label_takes_the_pipelines_label(database, workspace_id):
+    service.create_pipelines(
+        database,
+        workspace_id=workspace_id,
+        definitions=[
+            PipelineDefinition.model_validate(
+                {
+                    "pipelineId": "p",
+                    "pipelineLabel": "Sales",
+                    "stages": [{"stageId": "s1", "stageLabel": "Discovery"}, {"stageId": "s2", "stageLabel": "Demo"}],
+                }
+            )
+        ],
+    )
+    push(database, workspace_id, deal("d1", pipelineId="p", stageId="s1"))
+    push(database, workspace_id, deal("d1", stageId="s2"))
+    push(database, workspace_id, deal("d1", stageId="s9"))
+    row, extras = stored(database, workspace_id)["d1"]
+    assert [h.stage_label for h in extras.history[row.id]] == ["Discovery", "Demo", None]
+    assert row.stage_label is None, "an unknown stage has no label rather than the previous stage's"

@@ -218,6 +218,8 @@ def _apply(state: DealState, item: DealItem, now: int) -> None:
             )
     stage = state.values.get("stage_id")
     if stage is not None and stage != before.get("stage_id"):
+        if "stageLabel" not in given:  # the old stage's label would be wrong; look it up
+            state.values["stage_label"] = None
         state.known_history.add((stage, now))
         state.history.append(
             {
@@ -266,6 +268,7 @@ def push_deals(db: Database, *, workspace_id: int, items: Sequence[DealItem]) ->
             _apply(state, item, now)
             results.append({"externalDealId": item.externalDealId, "status": "upserted"})
         changed = [s for s in states.values() if s.dirty]
+        _fill_stage_labels(conn, workspace_id, changed)
         _resolve_associations(conn, workspace_id, changed)
         _write_deals(conn, workspace_id, changed, now)
     upserted = sum(1 for r in results if r["status"] == "upserted")
@@ -279,6 +282,36 @@ def _item_problem(item: DealItem) -> str | None:
         if entry.domain is None and entry.externalId is None and entry.name is None:
             return f"associatedAccounts.{index} needs a domain, externalId or name"
     return None
+
+
+def _fill_stage_labels(conn: Connection, workspace_id: int, states: Sequence[DealState]) -> None:
+    """Stage labels left out of a push come from the pipeline definitions (POST /deal-stages)."""
+    wanted = {s.values["stage_id"] for s in states if s.values.get("stage_id") and not s.values.get("stage_label")}
+    wanted |= {h["stage_id"] for s in states for h in s.history if not h["stage_label"]}
+    if not wanted:
+        return
+    rows = conn.execute(
+        select(pipelines.c.pipeline_id, pipeline_stages.c.stage_id, pipeline_stages.c.label)
+        .join(pipeline_stages, pipeline_stages.c.pipeline_pk == pipelines.c.id)
+        .where(pipelines.c.workspace_id == workspace_id, pipeline_stages.c.stage_id.in_(sorted(wanted)))
+    ).all()
+    exact = {(row.pipeline_id, row.stage_id): row.label for row in rows}
+    by_stage: dict[str, set[str]] = {}
+    for row in rows:
+        by_stage.setdefault(row.stage_id, set()).add(row.label)
+
+    def label(pipeline_id: str | None, stage_id: str) -> str | None:
+        if (pipeline_id, stage_id) in exact:
+            return exact[(pipeline_id, stage_id)]
+        labels = by_stage.get(stage_id, set())
+        return next(iter(labels)) if len(labels) == 1 else None  # unambiguous across pipelines
+
+    for state in states:
+        if state.values.get("stage_id") and not state.values.get("stage_label"):
+            state.values["stage_label"] = label(state.values.get("pipeline_id"), state.values["stage_id"])
+        for entry in state.history:
+            if not entry["stage_label"]:
+                entry["stage_label"] = label(entry["pipeline_id"], entry["stage_id"])
 
 
 def _write_deals(conn: Connection, workspace_id: int, changed: Sequence[DealState], now: int) -> None:
