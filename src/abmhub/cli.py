@@ -180,5 +180,18 @@ def segments_create(
     print(segment.segment_id)
 
 
+@segments_app.command("list")
+def segments_list(
+    workspace: Annotated[str, typer.Option(help="Workspace name.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List a workspace's segments (all types and statuses) with their member counts."""
+    database = open_database(database_url)
+    table = Table("id", "name", "type", "status", "members")
+    for segment, members in segments_service.list_all(database, workspace_id=_workspace_id(database, workspace)):
+        table.add_row(segment.segment_id, segment.name, segment.type, segment.status, str(members))
+    out.print(table)
+
+
 def main() -> None:
     app()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, delete, insert, literal, select, update
+from sqlalchemy import BigInteger, Connection, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from abmhub.db.engine import Database, sync_pass
@@ -241,3 +241,18 @@ def remove_members(
         if removed:
             tx.conn.execute(update(accounts).where(accounts.c.id.in_(removed)).values(change_us=tx.now_us))
     return MembershipChange(len(removed), not_found)
+
+
+def list_all(db: Database, *, workspace_id: int) -> list[tuple[Segment, int]]:
+    """Every segment of the workspace with its member count (for operators)."""
+    members = (
+        select(func.count())
+        .select_from(segment_members)
+        .where(segment_members.c.segment_id == segments.c.id)
+        .scalar_subquery()
+    )
+    with db.read() as conn:
+        rows = conn.execute(
+            select(*_SEGMENT_COLUMNS, members).where(segments.c.workspace_id == workspace_id).order_by(segments.c.id)
+        ).all()
+    return [(Segment(*row[:-1]), row[-1]) for row in rows]
