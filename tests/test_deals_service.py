@@ -150,3 +150,20 @@ def test_a_stage_pushed_without_its_label_takes_the_pipelines_label(database, wo
     row, extras = stored(database, workspace_id)["d1"]
     assert [h.stage_label for h in extras.history[row.id]] == ["Discovery", "Demo", None]
     assert row.stage_label is None, "an unknown stage has no label rather than the previous stage's"
+
+
+def test_a_backfill_that_ends_in_the_current_stage_does_not_record_it_twice(database, workspace_id):
+    push(
+        database,
+        workspace_id,
+        deal(
+            "d3",
+            stageId="s2",
+            stageHistory=[
+                {"stageId": "s1", "enteredAt": "2026-01-01T00:00:00Z"},
+                {"stageId": "s2", "enteredAt": "2026-02-01T00:00:00Z"},
+            ],
+        ),
+    )
+    row, extras = stored(database, workspace_id)["d3"]
+    assert [h.stage_id for h in extras.history[row.id]] == ["s1", "s2"]

@@ -27,6 +27,7 @@ from contract_helpers import (
     get_deal,
     list_pass,
     not_found_route,
+    ok,
     page,
     parse_ts,
     push_deals,
@@ -583,3 +584,30 @@ def test_get_deals_envelope_path_keeps_the_query_string(api):
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
 def test_methods_deals_does_not_serve_are_404(api, method):
     not_found_route(api.request(method, "/deals", json={"deals": [deal()]}), method, "/api/v1/deals")
+
+
+def test_a_failing_item_is_atomic_and_does_not_affect_the_others(api):
+    """§1.4: each item is stored completely or not at all; one failing item never affects the
+    others. The contract names no per-item failure for deals, so this uses an association that
+    names no key at all and accepts either outcome the contract allows for it: a whole-request
+    400, or a per-item result (`failed` → nothing of it stored)."""
+    ext = unique_name("atomic")
+    push_deals_ok(api, [deal(ext, name="Keep", amount=1)])
+    fresh = deal()
+    items = [deal(ext, name="Changed", amount=2, associatedAccounts=[{}]), fresh]
+    r = push_deals_raw(api, items)
+    if r.status_code == 400:
+        validation_errors(r)
+        assert set(deals_by_ext(api)) == {ext} and get_deal(api, ext)["name"] == "Keep"
+        return
+    data = ok(r, "/api/v1/deals")
+    bad, good = data["results"]
+    assert bad["status"] in ("upserted", "failed") and bad["externalDealId"] == ext, bad
+    if bad["status"] == "failed":
+        assert isinstance(bad.get("error"), str) and bad["error"], bad
+        assert {k: data["summary"][k] for k in ("total", "upserted", "failed")} == {"total": 2, "upserted": 1, "failed": 1}
+    assert good["status"] == "upserted", "one failing item never affects the others"
+    assert fresh["externalDealId"] in deals_by_ext(api)
+    if bad["status"] == "failed":
+        rec = get_deal(api, ext)
+        assert (rec["name"], rec["amount"]) == ("Keep", 1), f"a failed item changes nothing: {rec}"

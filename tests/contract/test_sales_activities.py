@@ -559,3 +559,15 @@ def test_write_conventions_on_post_sales_activities(server, workspace, api):
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
 def test_methods_sales_activities_does_not_serve_are_404(api, method):
     not_found_route(api.request(method, "/sales-activities", json={}), method, "/api/v1/sales-activities")
+
+
+def test_one_contact_in_two_items_of_a_request_ends_with_the_later_fields(api):
+    """§6.33: items are processed in request order, so the later item's contact fields win."""
+    email = f"{unique_name('order')}@example.com"
+    a = activity(contacts=[{"email": email, "title": "First", "name": "Kim"}])
+    b = activity(activity_type="email", contacts=[{"email": email.upper(), "title": "Second"}])
+    push_activities_ok(api, [a, b])
+    got = activities_by_ext(api)
+    [ca], [cb] = got[a["externalActivityId"]]["contacts"], got[b["externalActivityId"]]["contacts"]
+    assert ca["id"] == cb["id"]
+    assert (ca["title"], ca["name"]) == ("Second", "Kim"), ca

@@ -282,6 +282,23 @@ def test_adding_to_a_dynamic_segment_is_400(api, cli, workspace, three):
         page(api, f"/segments/{seg}/accounts")
 
 
+def test_an_archived_segment_takes_no_new_members_but_lets_them_go(api, three):
+    """§2.2: an archived segment "cannot accept new members"; the member routes follow that rule."""
+    items, (a, b, _c) = three
+    seg = create_segment_api(api, "static", "active")["segmentId"]
+    ok(add_members(api, seg, [a]))
+    ok(api.patch(f"/segments/{seg}", json={"status": "archived"}))
+    error(
+        add_members(api, seg, [b]),
+        400,
+        f"Segment '{seg}' is not active or draft and cannot accept new members",
+        "Bad Request",
+    )
+    assert member_aids(api, seg) == {a}, "a refused add writes nothing"
+    ok(remove_members(api, seg, [a]))
+    assert member_aids(api, seg) == set()
+
+
 # --------------------------------------------------------------------------- delta sync (§1.5)
 
 

@@ -194,6 +194,13 @@ def _resolve_associations(conn: Connection, workspace_id: int, states: Sequence[
         )
 
 
+def _latest_stage(state: DealState) -> str | None:
+    """The stage the recorded history ends in (a backfill may already end in the new stage)."""
+    if not state.known_history:
+        return None
+    return max(state.known_history, key=lambda entry: entry[1])[0]
+
+
 def _apply(state: DealState, item: DealItem, now: int) -> None:
     given = item.model_fields_set
     before = dict(state.values)
@@ -217,7 +224,7 @@ def _apply(state: DealState, item: DealItem, now: int) -> None:
                 }
             )
     stage = state.values.get("stage_id")
-    if stage is not None and stage != before.get("stage_id"):
+    if stage is not None and stage != before.get("stage_id") and _latest_stage(state) != stage:
         if "stageLabel" not in given:  # the old stage's label would be wrong; look it up
             state.values["stage_label"] = None
         state.known_history.add((stage, now))

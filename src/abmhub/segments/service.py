@@ -192,17 +192,19 @@ def _member_accounts(conn: Connection, workspace_id: int, rtp_aids: Sequence[str
     return found, [r for r in wanted if r not in found]
 
 
-def _static_segment_pk(conn: Connection, workspace_id: int, segment_id: str) -> int:
+def _static_segment_pk(conn: Connection, workspace_id: int, segment_id: str, *, adding: bool) -> int:
     row = _segment_row(conn, workspace_id, segment_id)
     if row.type != "static":
         raise SegmentIsDynamic(segment_id)
+    if adding and row.status not in ACCEPTING_STATUSES:
+        raise SegmentNotUsable(f"Segment '{segment_id}' is not active or draft and cannot accept new members")
     return row.id
 
 
 def add_members(db: Database, *, workspace_id: int, segment_id: str, rtp_aids: Sequence[str]) -> MembershipChange:
     """Add accounts to a static segment; each new member counts as a change of its account."""
     with db.write(workspace_id) as tx:
-        segment_pk = _static_segment_pk(tx.conn, workspace_id, segment_id)
+        segment_pk = _static_segment_pk(tx.conn, workspace_id, segment_id, adding=True)
         found, not_found = _member_accounts(tx.conn, workspace_id, rtp_aids)
         already = set(
             tx.conn.execute(
@@ -226,7 +228,7 @@ def remove_members(
 ) -> MembershipChange:
     """Remove accounts from a static segment; each removal counts as a change of its account."""
     with db.write(workspace_id) as tx:
-        segment_pk = _static_segment_pk(tx.conn, workspace_id, segment_id)
+        segment_pk = _static_segment_pk(tx.conn, workspace_id, segment_id, adding=False)
         found, not_found = _member_accounts(tx.conn, workspace_id, rtp_aids)
         removed = list(
             tx.conn.execute(
