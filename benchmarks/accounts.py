@@ -14,6 +14,9 @@ C. fresh database: in-process insert ceiling — `conn.execute(insert(accounts),
 D. fresh database: the same insert inside `Database.write(workspace)` (ticks the
    workspace's sync clock like every abmhub write) — separates the clock's cost
 
+Each database is dropped as soon as its phase is over, so that PostgreSQL's autovacuum does
+not work on it while a later phase is timed.
+
 Every HTTP error and every item not `created` fails the run (exit 1).
 """
 
@@ -188,7 +191,8 @@ def push_http(base_url: str, key: str, bodies: Sequence[PushBody], clients: int,
     try:
         if meter:
             meter.start()
-        barrier.wait()
+        with contextlib.suppress(threading.BrokenBarrierError):  # a client failed at once
+            barrier.wait()
         started = time.perf_counter()
         for thread in threads:
             while thread.is_alive():
@@ -197,11 +201,12 @@ def push_http(base_url: str, key: str, bodies: Sequence[PushBody], clients: int,
         cpu = meter.stop() if meter else {}
     finally:
         stop.set()
+        if not any(thread.is_alive() for thread in threads):
+            for session in sessions:
+                session.close()
     if errors:
         first = errors[0]
         raise first if isinstance(first, BenchmarkError) else BenchmarkError(f"push client failed: {first!r}")
-    for session in sessions:
-        session.close()
     accounts = sum(body.count for body in bodies)
     in_order = sorted(sample for per_client in latencies for sample in per_client)
     every = [seconds for _, seconds in in_order]
@@ -546,6 +551,7 @@ def main(args: argparse.Namespace) -> int:
         log("A: in-process scan ceiling")
         scan_base = {limit: scan_ceiling(url_a, "default", limit, n, run.cpu_meter()) for limit in PULL_LIMITS}
         details["scan_ceiling"] = {str(limit): value for limit, value in scan_base.items()}
+        dbs.drop(url_a)
 
         # B. push with several clients, on a fresh database.
         url_b = dbs.new("bench_push_n")
@@ -559,6 +565,7 @@ def main(args: argparse.Namespace) -> int:
         log(f"B: {push_n['accounts_per_s']:,.0f} accounts/s, p50 {push_n['latency']['p50_ms']:.1f} ms")
         details[f"push_{clients}_clients"] = push_n
         server_b.stop()
+        dbs.drop(url_b)
 
         # C/D. in-process insert ceilings, fresh databases migrated by the CLI.
         ceilings = {}
@@ -569,6 +576,7 @@ def main(args: argparse.Namespace) -> int:
             log(f"C: in-process insert ceiling ({'Database.write + clock tick' if with_clock else 'engine.begin'})")
             ceilings[label] = insert_ceiling(url, n, warmup_n, with_clock=with_clock, meter=run.cpu_meter())
             log(f"C: {ceilings[label]['accounts_per_s']:,.0f} accounts/s")
+            dbs.drop(url)
         details["insert_ceiling"] = ceilings["plain"]
         details["insert_ceiling_with_clock"] = ceilings["clock"]
         details["databases"] = dbs.info

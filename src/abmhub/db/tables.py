@@ -43,6 +43,8 @@ workspaces = Table(
     Column("created_us", BigInteger, nullable=False),
     # The sync clock (db/engine.py: tick_clock): last stamp handed to a write of this workspace.
     Column("clock_us", BigInteger, nullable=False, server_default=text("0")),
+    # Overrides of the scoring model's defaults (scoring/settings.py); NULL = all defaults.
+    Column("scoring_settings", Json, nullable=True),
 )
 
 users = Table(
@@ -97,6 +99,10 @@ accounts = Table(
     Column("website_score", Integer, nullable=False, server_default=text("0")),
     Column("g2_score", Integer, nullable=False, server_default=text("0")),
     Column("bombora_score", Integer, nullable=False, server_default=text("0")),
+    # Set by every write that changes a scoring input of the account; cleared by the scoring job.
+    Column("score_dirty", Boolean, nullable=False, server_default=text("true")),
+    # When the scoring job last computed this account (GET /accounts/:rtp_aid/score computedAt).
+    Column("scored_us", BigInteger, nullable=True),
     Column("created_us", BigInteger, nullable=False),
     # Stamp of the last change (sync clock): rtp_last_account_date and the delta-sync filter.
     Column("change_us", BigInteger, nullable=False),
@@ -104,6 +110,7 @@ accounts = Table(
     UniqueConstraint("workspace_id", "domain"),
     UniqueConstraint("workspace_id", "external_id"),
     Index("ix_accounts_workspace_change", "workspace_id", "change_us"),
+    Index("ix_accounts_workspace_dirty", "workspace_id", "score_dirty"),
 )
 
 custom_fields = Table(
@@ -292,4 +299,52 @@ activity_contacts = Table(
     Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
     Column("position", Integer, nullable=False),
     Index("ix_activity_contacts_contact", "contact_id"),
+)
+
+# --- intent signals and scoring ------------------------------------------------------------
+
+signals = Table(
+    "signals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("source", String(16), nullable=False),  # website | g2 | bombora | linkedin_ads
+    Column("type", String(32), nullable=False),
+    # Normalised; signals join accounts by domain, so a signal for a domain with no account
+    # yet counts as soon as the account exists.
+    Column("domain", String(253), nullable=False),
+    Column("occurred_us", BigInteger, nullable=False),
+    # Days since 1970-01-01 (UTC) of occurred_us: decay is applied per whole day.
+    Column("occurred_day", Integer, nullable=False),
+    Column("external_signal_id", String(500), nullable=True),
+    Column("weight", Float, nullable=False, server_default=text("1")),
+    Column("count", Integer, nullable=False, server_default=text("1")),
+    Column("score", Integer, nullable=True),  # bombora surge score 0-100
+    Column("topic", Text, nullable=True),
+    Column("url", Text, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    UniqueConstraint("workspace_id", "external_signal_id"),
+    Index("ix_signals_workspace_domain", "workspace_id", "domain", "source"),
+)
+
+scoring_runs = Table(
+    "scoring_runs",
+    metadata,
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("last_run_us", BigInteger, nullable=False),
+    # The UTC day (days since the epoch) of the last full recompute (decay is daily).
+    Column("last_full_day", Integer, nullable=False),
+    Column("accounts_scored", Integer, nullable=False),
+    Column("accounts_changed", Integer, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+)
+
+# At most one scoring run at a time per database, however many processes (SQLite lease;
+# PostgreSQL uses an advisory lock and this row only for reporting).
+scoring_lease = Table(
+    "scoring_lease",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("holder", String(200), nullable=True),
+    Column("expires_us", BigInteger, nullable=False),
 )
