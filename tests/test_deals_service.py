@@ -42,15 +42,22 @@ def stored(db: Database, workspace_id: int) -> dict[str, tuple[Any, service.Deal
     return {row.external_deal_id: (row, extras) for row in page.items}
 
 
-def test_a_push_of_100_deals_is_a_bounded_number_of_statements(database, workspace_id):
+def test_a_deal_push_costs_the_same_statements_for_10_or_100_deals(database, workspace_id):
     statements: list[str] = []
     event.listen(database.engine, "before_cursor_execute", lambda *a: statements.append(a[2].split()[0]))
-    items = [
-        deal(f"d{i}", stageId="s1", pipelineId="p", associatedAccounts=[{"domain": f"co{i}.com"}]) for i in range(100)
-    ]
-    outcome = push(database, workspace_id, *items)
-    assert outcome.summary == {"total": 100, "upserted": 100, "failed": 0}
-    assert len(statements) <= 10, f"batched, not per deal: {statements}"
+
+    def count(prefix: str, n: int) -> int:
+        statements.clear()
+        items = [
+            deal(f"{prefix}{i}", stageId="s1", pipelineId="p", associatedAccounts=[{"domain": f"co{i}.com"}])
+            for i in range(n)
+        ]
+        assert push(database, workspace_id, *items).summary["upserted"] == n
+        return len(statements)
+
+    small, large = count("a", 10), count("b", 100)
+    assert small == large, f"statements grow with the items ({small} for 10, {large} for 100): {statements}"
+    assert large <= 15, statements
 
 
 def test_stage_history_records_every_change_once_oldest_first(database, workspace_id):

@@ -47,12 +47,16 @@ def test_a_push_of_100_accounts_is_one_transaction_with_batched_statements(datab
     outcome = accounts_service.push_accounts(database, workspace_id=workspace_id, items=items(100))
     assert outcome.summary == {"total": 100, "created": 100, "updated": 0, "failed": 0}
     assert counter.commits == 1, "the whole push commits once"
-    assert len(counter.statements) <= 8, f"statements are batched, not one per item: {counter.statements}"
+    created_100 = len(counter.statements)
+    counter.statements.clear()
+    accounts_service.push_accounts(database, workspace_id=workspace_id, items=items(10, prefix="small"))
+    assert len(counter.statements) == created_100, "the statement count does not grow with the items"
+    assert created_100 <= 12, f"statements are batched, not one per item: {counter.statements}"
 
     counter.statements.clear()
     outcome = accounts_service.push_accounts(database, workspace_id=workspace_id, items=items(100), upsert=True)
     assert outcome.summary["updated"] == 100
-    assert len(counter.statements) <= 8, f"an upsert of 100 is batched too: {counter.statements}"
+    assert len(counter.statements) <= 12, f"an upsert of 100 is batched too: {counter.statements}"
 
 
 def test_listing_reads_a_page_in_a_constant_number_of_queries(database, workspace_id):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Connection,
     Select,
     and_,
@@ -283,6 +284,7 @@ def _write_accounts(conn: Connection, workspace_id: int, working: WorkingSet, no
                 tags=bindparam("tags", type_=accounts.c.tags.type),
                 custom_fields=bindparam("custom_fields", type_=accounts.c.custom_fields.type),
                 change_us=bindparam("change_us"),
+                score_dirty=or_(accounts.c.score_dirty, bindparam("moved", type_=Boolean)),
             ),
             [
                 {
@@ -295,6 +297,8 @@ def _write_accounts(conn: Connection, workspace_id: int, working: WorkingSet, no
                     "tags": s.tags,
                     "custom_fields": s.custom_fields,
                     "change_us": now,
+                    # A new domain brings other signals and activities: rescore.
+                    "moved": s.domain != s.stored_domain,
                 }
                 for s in changed
             ],

@@ -12,6 +12,7 @@ from collections.abc import Collection
 from sqlalchemy import Connection, select, update
 
 from abmhub.db.tables import accounts, activities
+from abmhub.scoring.inputs import mark_selected
 
 
 def link_activities(conn: Connection, workspace_id: int, domains: Collection[str], now_us: int) -> int:
@@ -28,6 +29,16 @@ def link_activities(conn: Connection, workspace_id: int, domains: Collection[str
         select(accounts.c.id)
         .where(accounts.c.workspace_id == workspace_id, accounts.c.domain == activities.c.domain)
         .scalar_subquery()
+    )
+    moved = activities.alias("moved")
+    # Both the account an activity leaves and the one it joins are rescored.
+    mark_selected(
+        conn,
+        select(moved.c.account_id).where(
+            moved.c.workspace_id == workspace_id,
+            moved.c.domain.in_(sorted(set(domains))),
+            moved.c.account_id.is_not(None),
+        ),
     )
     result = conn.execute(
         update(activities)

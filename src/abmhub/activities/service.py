@@ -19,6 +19,7 @@ from abmhub.accounts.domains import normalize_domain
 from abmhub.activities.schemas import ActivityContactItem, ActivityItem
 from abmhub.contacts import service as contacts_service
 from abmhub.db.engine import Database, sync_pass
+from abmhub.scoring.inputs import mark_accounts
 from abmhub.db.tables import accounts, activities, activity_contacts, contacts
 from abmhub.paging import Page, PageRequest
 from abmhub.timefmt import parse_iso8601
@@ -143,6 +144,7 @@ def _write(conn: Connection, workspace_id: int, accepted: list[_Accepted], now: 
             for position, key in enumerate(keys)
         )
     conn.execute(insert(activity_contacts), links)
+    mark_accounts(conn, account_ids.values())  # sales engagement is a scoring input
 
 
 def _activity_row(workspace_id: int, accepted: _Accepted, account_id: int | None, now: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from collections.abc import Collection
 from sqlalchemy import Connection, and_, func, select, update
 
 from abmhub.db.tables import accounts, deal_accounts, deals
+from abmhub.scoring.inputs import mark_accounts
 
 
 def resolve_deal_accounts(
@@ -40,9 +41,10 @@ def resolve_deal_accounts(
             update(deal_accounts)
             .where(pending, key_column.in_(list(keys)), match.is_not(None))
             .values(account_id=match)
-            .returning(deal_accounts.c.deal_id)
+            .returning(deal_accounts.c.deal_id, deal_accounts.c.account_id)
         ).all()
         touched.update(row[0] for row in rows)
+        mark_accounts(conn, [row[1] for row in rows])
 
     resolve(deal_accounts.c.domain, accounts.c.domain, domains)
     resolve(deal_accounts.c.external_id, accounts.c.external_id, external_ids)

@@ -21,6 +21,7 @@ from abmhub.db.tables import accounts, deal_accounts, deal_stage_history, deals,
 from abmhub.deals.schemas import DealItem, PipelineDefinition
 from abmhub.errors import Conflict
 from abmhub.paging import Page, PageRequest
+from abmhub.scoring.inputs import mark_accounts, mark_selected
 from abmhub.timefmt import parse_iso8601
 
 # --- pipelines -----------------------------------------------------------------------------------
@@ -84,6 +85,13 @@ def create_pipelines(db: Database, *, workspace_id: int, definitions: Sequence[P
                     }
                 )
         tx.conn.execute(insert(pipeline_stages), stage_rows)
+        # Deals already in these pipelines now have defined stages: rescore their accounts.
+        mark_selected(
+            tx.conn,
+            select(deal_accounts.c.account_id)
+            .join(deals, deals.c.id == deal_accounts.c.deal_id)
+            .where(deals.c.workspace_id == workspace_id, deals.c.pipeline_id.in_(wanted)),
+        )
     return wanted
 
 
@@ -354,6 +362,10 @@ def _write_deals(conn: Connection, workspace_id: int, changed: Sequence[DealStat
     history = [{"deal_id": s.id, **entry} for s in changed for entry in s.history]
     if history:
         conn.execute(insert(deal_stage_history), history)
+    # Accounts a changed deal was or is associated with are rescored (deals drive stages).
+    associated = select(deal_accounts.c.account_id).where(deal_accounts.c.deal_id.in_([s.id for s in changed]))
+    if changed:
+        mark_selected(conn, associated)
     replaced = [s for s in changed if s.associations is not None]
     if replaced:
         conn.execute(delete(deal_accounts).where(deal_accounts.c.deal_id.in_([s.id for s in replaced])))
@@ -364,6 +376,7 @@ def _write_deals(conn: Connection, workspace_id: int, changed: Sequence[DealStat
         ]
         if rows:
             conn.execute(insert(deal_accounts), rows)
+            mark_accounts(conn, [row["account_id"] for row in rows])
 
 
 # --- reads ---------------------------------------------------------------------------------------

@@ -1,0 +1,233 @@
+"""The scoring engine: recompute accounts in set-based batches and write what changed.
+
+A run scores, per workspace, the accounts whose inputs changed (`accounts.score_dirty`,
+set by every write that touches a scoring input) — or all of them once per UTC day, for
+decay. Each batch of accounts is one write transaction of its workspace: three aggregate
+queries (signals, activities, deals) for the whole batch, the pure model in Python, one
+batched UPDATE of the accounts whose values changed. A crash loses at most the batch in
+flight, which rolls back whole and stays dirty for the next run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Float, bindparam, case, cast, func, literal, select, update
+
+from abmhub.db.tables import (
+    accounts,
+    activities,
+    deal_accounts,
+    deals,
+    pipeline_stages,
+    pipelines,
+    signals,
+)
+from abmhub.deals.service import journey_stage_for as deal_stage_journey
+from abmhub.scoring.model import US_PER_DAY, AccountInputs, AccountScores, score_account
+from abmhub.scoring.settings import SCORE_COLUMNS, SOURCES, ScoringSettings
+
+BATCH_SIZE = 2000
+_CURRENT = (
+    accounts.c.id,
+    accounts.c.account_score,
+    accounts.c.journey_stage,
+    *(accounts.c[column] for column in SCORE_COLUMNS.values()),
+)
+
+
+def _age(day_column: Any, today: int) -> Any:
+    return case((day_column > today, 0), else_=literal(today) - day_column)
+
+
+def _decay(age: Any, half_life: float) -> Any:
+    return func.pow(0.5, cast(age, Float) / half_life)
+
+
+def signal_points_sql(settings: ScoringSettings, today: int) -> Any:
+    """The SQL twin of `model.signal_points` for a row of `signals`."""
+    age = _age(signals.c.occurred_day, today)
+    per_source = []
+    for source in SOURCES:
+        model = settings.sources[source]
+        per_type = case(
+            *((signals.c.type == name, points) for name, points in model.points.items()), else_=0.0
+        )
+        if source == "bombora":
+            base = per_type * case(
+                (signals.c.score > model.surge_baseline, signals.c.score - model.surge_baseline), else_=0
+            ) * signals.c.weight
+        else:
+            base = per_type * signals.c.weight * signals.c.count
+        worth = case((age > model.horizon_days, 0.0), else_=base * _decay(age, model.half_life_days))
+        per_source.append((signals.c.source == source, worth))
+    return case(*per_source, else_=0.0)
+
+
+def _source_points(
+    conn: Connection, workspace_id: int, ids: Sequence[int], settings: ScoringSettings, today: int
+) -> dict[int, dict[str, float]]:
+    oldest = today - max(model.horizon_days for model in settings.sources.values())
+    rows = conn.execute(
+        select(accounts.c.id, signals.c.source, func.sum(signal_points_sql(settings, today)))
+        .join(signals, (signals.c.workspace_id == accounts.c.workspace_id) & (signals.c.domain == accounts.c.domain))
+        .where(accounts.c.workspace_id == workspace_id, accounts.c.id.in_(ids), signals.c.occurred_day >= oldest)
+        .group_by(accounts.c.id, signals.c.source)
+    ).all()
+    points: dict[int, dict[str, float]] = {}
+    for account_id, source, total in rows:
+        points.setdefault(account_id, {})[source] = float(total or 0.0)
+    return points
+
+
+def engagement_points_sql(settings: ScoringSettings, today: int) -> Any:
+    model = settings.engagement
+    age = _age(activities.c.occurred_us // US_PER_DAY, today)
+    per_kind = case(*((activities.c.kind == kind, points) for kind, points in model.points.items()), else_=0.0)
+    return case((age > model.horizon_days, 0.0), else_=per_kind * _decay(age, model.half_life_days))
+
+
+def _engagement_points(
+    conn: Connection, ids: Sequence[int], settings: ScoringSettings, today: int
+) -> dict[int, float]:
+    rows = conn.execute(
+        select(activities.c.account_id, func.sum(engagement_points_sql(settings, today)))
+        .where(activities.c.account_id.in_(ids))
+        .group_by(activities.c.account_id)
+    ).all()
+    return {account_id: float(total or 0.0) for account_id, total in rows}
+
+
+def deal_journey(row: Any) -> str | None:
+    """What one associated deal means for its accounts: Customer, Opportunity or None (lost)."""
+    if row.defined:
+        return row.journey_stage
+    if row.stage_id is None:
+        return "Opportunity"  # a deal with no stage counts as open (§6.19)
+    return deal_stage_journey(row.stage_label or "")
+
+
+def deal_rows(conn: Connection, ids: Sequence[int]) -> list[Any]:
+    """The deals associated with these accounts and what their stages mean (one query)."""
+    return conn.execute(
+        select(
+            deal_accounts.c.account_id,
+            deals.c.stage_id,
+            deals.c.stage_label,
+            pipeline_stages.c.journey_stage,
+            (pipeline_stages.c.id.is_not(None)).label("defined"),
+        )
+        .join(deals, deals.c.id == deal_accounts.c.deal_id)
+        .outerjoin(
+            pipelines,
+            (pipelines.c.workspace_id == deals.c.workspace_id) & (pipelines.c.pipeline_id == deals.c.pipeline_id),
+        )
+        .outerjoin(
+            pipeline_stages,
+            (pipeline_stages.c.pipeline_pk == pipelines.c.id) & (pipeline_stages.c.stage_id == deals.c.stage_id),
+        )
+        .where(deal_accounts.c.account_id.in_(ids))
+    ).all()
+
+
+def _deal_flags(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[bool, bool]]:
+    flags: dict[int, tuple[bool, bool]] = {}
+    for row in deal_rows(conn, ids):
+        won, open_ = flags.get(row.account_id, (False, False))
+        journey = deal_journey(row)
+        flags[row.account_id] = (won or journey == "Customer", open_ or journey == "Opportunity")
+    return flags
+
+
+def inputs_for(
+    conn: Connection, workspace_id: int, ids: Sequence[int], settings: ScoringSettings, today: int
+) -> dict[int, AccountInputs]:
+    """Everything the model needs for these accounts, in three queries."""
+    sources = _source_points(conn, workspace_id, ids, settings, today)
+    engagement = _engagement_points(conn, ids, settings, today)
+    deal_flags = _deal_flags(conn, ids)
+    return {
+        account_id: AccountInputs(
+            source_points=sources.get(account_id, {}),
+            engagement_points=engagement.get(account_id, 0.0),
+            has_won_deal=deal_flags.get(account_id, (False, False))[0],
+            has_open_deal=deal_flags.get(account_id, (False, False))[1],
+        )
+        for account_id in ids
+    }
+
+
+@dataclass(slots=True)
+class BatchResult:
+    scored: int = 0
+    changed: int = 0
+
+
+def _stored(row: Any) -> tuple[Any, ...]:
+    return tuple(row[1:])
+
+
+def _wanted(scores: AccountScores) -> tuple[Any, ...]:
+    return (scores.overall, scores.journey_stage, *(scores.sources[s] for s in SCORE_COLUMNS))
+
+
+_UPDATE_SCORES = (
+    update(accounts)
+    .where(accounts.c.id == bindparam("_id"))
+    .values(
+        account_score=bindparam("account_score"),
+        journey_stage=bindparam("journey_stage"),
+        **{column: bindparam(column) for column in SCORE_COLUMNS.values()},
+        change_us=bindparam("change_us"),
+        scored_us=bindparam("change_us"),
+        score_dirty=False,
+    )
+)
+
+
+def score_batch(
+    conn: Connection, workspace_id: int, rows: Sequence[Any], settings: ScoringSettings, today: int, now: int
+) -> BatchResult:
+    """Score these account rows (`_CURRENT` columns) and write the ones whose values changed.
+
+    A score or stage change is a change of the account (`change_us`: delta sync and
+    `rtp_last_account_date`); an unchanged account only leaves the dirty set.
+    """
+    ids = [row.id for row in rows]
+    inputs = inputs_for(conn, workspace_id, ids, settings, today)
+    changed = []
+    for row in rows:
+        scores = score_account(settings, inputs[row.id])
+        if _wanted(scores) != _stored(row):
+            params = {
+                "_id": row.id,
+                "account_score": scores.overall,
+                "journey_stage": scores.journey_stage,
+                "change_us": now,
+            }
+            params.update({SCORE_COLUMNS[s]: scores.sources[s] for s in SCORE_COLUMNS})
+            changed.append(params)
+    if changed:
+        conn.execute(_UPDATE_SCORES, changed)
+    unchanged = [row.id for row in rows if row.id not in {p["_id"] for p in changed}]
+    if unchanged:
+        conn.execute(
+            update(accounts)
+            .where(accounts.c.id.in_(unchanged), accounts.c.score_dirty.is_(True))
+            .values(score_dirty=False, scored_us=now)
+        )
+    return BatchResult(scored=len(rows), changed=len(changed))
+
+
+def next_batch(conn: Connection, workspace_id: int, *, after_id: int, only_dirty: bool) -> list[Any]:
+    query = select(*_CURRENT).where(accounts.c.workspace_id == workspace_id, accounts.c.id > after_id)
+    if only_dirty:
+        query = query.where(accounts.c.score_dirty.is_(True))
+    return conn.execute(query.order_by(accounts.c.id).limit(BATCH_SIZE)).all()
+
+
+def chunks(values: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

@@ -1,0 +1,114 @@
+"""Dynamic segments: a rule compiled to SQL, and membership brought up to date (§2.12)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Float, and_, cast, delete, func, insert, or_, select, true, type_coerce, update
+from sqlalchemy.dialects.postgresql import JSONB
+
+from abmhub.db.tables import accounts, segment_members, segments
+
+_COLUMNS = {
+    "rtp_account_score": accounts.c.account_score,
+    "rtp_journey_stage": accounts.c.journey_stage,
+    "rtp_advertising_activity_score": accounts.c.advertising_score,
+    "rtp_website_intent_score": accounts.c.website_score,
+    "rtp_g2_intent_score": accounts.c.g2_score,
+    "rtp_bombora_intent_score": accounts.c.bombora_score,
+}
+
+
+def _custom_field(conn: Connection, key: str, numeric: bool) -> Any:
+    if conn.dialect.name == "postgresql":
+        text_value = type_coerce(accounts.c.custom_fields, JSONB)[key].astext
+    else:
+        text_value = func.json_extract(accounts.c.custom_fields, f'$."{key}"')
+    return cast(text_value, Float) if numeric else text_value
+
+
+def _has_tag(conn: Connection, tag: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        return type_coerce(accounts.c.tags, JSONB).contains([tag])
+    each = func.json_each(accounts.c.tags).table_valued("value")
+    return select(each.c.value).where(each.c.value == tag).exists()
+
+
+def condition_sql(conn: Connection, condition: dict[str, Any]) -> Any:
+    """One `{field, op, value}` condition as a SQL expression on `accounts`."""
+    field, op, value = condition["field"], condition["op"], condition.get("value")
+    if field == "tags":
+        values = value if isinstance(value, list) else [value]
+        matches = [_has_tag(conn, v) for v in values]
+        found = and_(*matches) if op in ("contains", "eq") else or_(*matches)
+        return ~found if op == "ne" else found
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if field.startswith("customFields."):
+        column = _custom_field(conn, field.removeprefix("customFields."), numeric)
+    else:
+        column = _COLUMNS[field]
+    match op:
+        case "eq" | "contains":
+            return column == value
+        case "ne":
+            return column != value
+        case "gt":
+            return column > value
+        case "gte":
+            return column >= value
+        case "lt":
+            return column < value
+        case "lte":
+            return column <= value
+        case "in":
+            return column.in_(value if isinstance(value, list) else [value])
+    raise ValueError(f"unknown operator {op!r}")
+
+
+def rule_sql(conn: Connection, rule: dict[str, Any] | None) -> Any:
+    """Accounts pass `all` of the conditions and, when given, `any` of the others."""
+    if not rule or not (rule.get("all") or rule.get("any")):
+        return ~true()  # an empty rule selects nobody
+    parts = [condition_sql(conn, c) for c in rule.get("all") or []]
+    if rule.get("any"):
+        parts.append(or_(*(condition_sql(conn, c) for c in rule["any"])))
+    return and_(*parts)
+
+
+def refresh_dynamic_segments(conn: Connection, workspace_id: int, now: int) -> int:
+    """Bring every dynamic segment's members in line with its rule; returns membership changes.
+
+    A membership change is a change of the account (its `segmentIds`), for delta sync.
+    """
+    changes = 0
+    dynamic = conn.execute(
+        select(segments.c.id, segments.c.rule).where(
+            segments.c.workspace_id == workspace_id, segments.c.type == "dynamic"
+        )
+    ).all()
+    for segment_pk, rule in dynamic:
+        wanted = set(
+            conn.execute(
+                select(accounts.c.id).where(accounts.c.workspace_id == workspace_id, rule_sql(conn, rule))
+            ).scalars()
+        )
+        current = set(
+            conn.execute(select(segment_members.c.account_id).where(segment_members.c.segment_id == segment_pk)).scalars()
+        )
+        joining, leaving = sorted(wanted - current), sorted(current - wanted)
+        if joining:
+            conn.execute(
+                insert(segment_members), [{"segment_id": segment_pk, "account_id": a, "added_us": now} for a in joining]
+            )
+        for start in range(0, len(leaving), 1000):
+            conn.execute(
+                delete(segment_members).where(
+                    segment_members.c.segment_id == segment_pk,
+                    segment_members.c.account_id.in_(leaving[start : start + 1000]),
+                )
+            )
+        moved = joining + leaving
+        for start in range(0, len(moved), 1000):
+            conn.execute(update(accounts).where(accounts.c.id.in_(moved[start : start + 1000])).values(change_us=now))
+        changes += len(moved)
+    return changes

@@ -1,0 +1,185 @@
+"""Scoring runs: which accounts to score, one run at a time per database, and the report.
+
+At most one run works on a database at a time, however many processes are started: on
+PostgreSQL a session advisory lock (released by the server if the process dies), on SQLite
+a lease row that a run renews after every batch and that expires if its holder crashed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from abmhub.db.engine import Database
+from abmhub.db.tables import scoring_lease, scoring_runs, workspaces
+from abmhub.scoring import engine
+from abmhub.scoring.model import day_of
+from abmhub.scoring.rules import refresh_dynamic_segments
+from abmhub.scoring.settings import settings_from
+from abmhub.timefmt import now_us
+
+log = logging.getLogger("abmhub.scoring")
+
+LEASE_SECONDS = 120
+_PG_SCORING_LOCK = 0x61626D73  # "abms"
+
+
+class ScoringBusy(RuntimeError):
+    """Another process is running the scoring job on this database."""
+
+
+@dataclass(slots=True)
+class WorkspaceRun:
+    workspace: str
+    full: bool
+    scored: int = 0
+    changed: int = 0
+    memberships: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class RunReport:
+    workspaces: list[WorkspaceRun] = field(default_factory=list)
+
+    @property
+    def scored(self) -> int:
+        return sum(w.scored for w in self.workspaces)
+
+    @property
+    def changed(self) -> int:
+        return sum(w.changed for w in self.workspaces)
+
+
+def _holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextmanager
+def scoring_lock(db: Database) -> Iterator[Callable[[], None]]:
+    """Hold the database's scoring lock; yields a `renew()` to call between batches."""
+    if not db.is_sqlite:
+        with db.engine.connect() as conn:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_SCORING_LOCK}).scalar()
+            conn.commit()
+            if not got:
+                raise ScoringBusy("another scoring run holds the lock")
+            try:
+                yield lambda: None
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_SCORING_LOCK})
+                conn.commit()
+        return
+    me = _holder()
+
+    def take() -> bool:
+        now = now_us()
+        with db.write() as tx:
+            tx.conn.execute(
+                sqlite.insert(scoring_lease).values(id=1, holder=None, expires_us=0).on_conflict_do_nothing()
+            )
+            return bool(
+                tx.conn.execute(
+                    update(scoring_lease)
+                    .where(scoring_lease.c.id == 1)
+                    .where((scoring_lease.c.expires_us < now) | (scoring_lease.c.holder == me))
+                    .values(holder=me, expires_us=now + LEASE_SECONDS * 1_000_000)
+                ).rowcount
+            )
+
+    if not take():
+        raise ScoringBusy("another scoring run holds the lease")
+
+    def renew() -> None:
+        if not take():
+            raise ScoringBusy("the scoring lease was lost")
+
+    try:
+        yield renew
+    finally:
+        with db.write() as tx:
+            tx.conn.execute(
+                update(scoring_lease)
+                .where(scoring_lease.c.id == 1, scoring_lease.c.holder == me)
+                .values(holder=None, expires_us=0)
+            )
+
+
+def run_scoring(
+    db: Database, *, workspace: str | None = None, full: bool = False, clock: Callable[[], int] = now_us
+) -> RunReport:
+    """Score the accounts whose inputs changed (all of them with `full`, or on a new UTC day).
+
+    Raises `ScoringBusy` when another run holds the lock.
+    """
+    report = RunReport()
+    with scoring_lock(db) as renew:
+        with db.read() as conn:
+            query = select(workspaces.c.id, workspaces.c.name, workspaces.c.scoring_settings)
+            if workspace is not None:
+                query = query.where(workspaces.c.name == workspace)
+            targets = conn.execute(query.order_by(workspaces.c.id)).all()
+            last_full = dict(conn.execute(select(scoring_runs.c.workspace_id, scoring_runs.c.last_full_day)).all())
+        for workspace_id, name, overrides in targets:
+            today = day_of(clock())
+            whole = full or last_full.get(workspace_id, -1) < today
+            report.workspaces.append(
+                _run_workspace(db, workspace_id, name, settings_from(overrides), today, whole, renew)
+            )
+    return report
+
+
+def _run_workspace(db, workspace_id, name, settings, today, whole, renew) -> WorkspaceRun:  # noqa: ANN001
+    started = time.perf_counter()
+    run = WorkspaceRun(workspace=name, full=whole)
+    after = 0
+    while True:
+        with db.write(workspace_id) as tx:
+            rows = engine.next_batch(tx.conn, workspace_id, after_id=after, only_dirty=not whole)
+            if not rows:
+                break
+            result = engine.score_batch(tx.conn, workspace_id, rows, settings, today, tx.now_us)
+        run.scored += result.scored
+        run.changed += result.changed
+        after = rows[-1].id
+        renew()
+    with db.write(workspace_id) as tx:
+        run.memberships = refresh_dynamic_segments(tx.conn, workspace_id, tx.now_us)
+        run.seconds = time.perf_counter() - started
+        values = {
+            "last_run_us": tx.now_us,
+            "accounts_scored": run.scored,
+            "accounts_changed": run.changed,
+            "duration_ms": int(run.seconds * 1000),
+        }
+        dialect_insert = postgresql.insert if tx.conn.dialect.name == "postgresql" else sqlite.insert
+        previous_full = tx.conn.execute(
+            select(scoring_runs.c.last_full_day).where(scoring_runs.c.workspace_id == workspace_id)
+        ).scalar_one_or_none()
+        full_day = today if whole else (previous_full if previous_full is not None else -1)
+        tx.conn.execute(
+            dialect_insert(scoring_runs)
+            .values(workspace_id=workspace_id, last_full_day=full_day, **values)
+            .on_conflict_do_update(index_elements=["workspace_id"], set_={"last_full_day": full_day, **values})
+        )
+    log.info(
+        "scored workspace %s: %d accounts (%s), %d changed, %d membership changes in %.2f s",
+        name, run.scored, "full" if whole else "changed inputs", run.changed, run.memberships, run.seconds,
+    )
+    return run
+
+
+def last_run_us(db: Database, workspace_id: int) -> int | None:
+    with db.read() as conn:
+        return conn.execute(
+            select(scoring_runs.c.last_run_us).where(scoring_runs.c.workspace_id == workspace_id)
+        ).scalar_one_or_none()
+

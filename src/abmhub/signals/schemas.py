@@ -1,0 +1,130 @@
+"""Request and response shapes of the signals intake (contract §3.1, §6.21, §6.29)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from abmhub.web.validation import (
+    OptionalKey,
+    OptionalNumber,
+    OptionalStr,
+    RequestModel,
+    RequiredIsoDate,
+    RequiredStr,
+    one_of,
+    required_array,
+)
+
+MAX_SIGNALS_PER_PUSH = 1000
+
+# The signal types of each source, in the order error messages list them.
+SIGNAL_TYPES: dict[str, tuple[str, ...]] = {
+    "website": ("page_view",),
+    "g2": ("profile_view", "comparison", "pricing_view", "category_view"),
+    "bombora": ("surge",),
+    "linkedin_ads": ("impression", "click", "engagement"),
+}
+SOURCES = tuple(SIGNAL_TYPES)
+
+# Optional fields that only mean something for one source; sending one for another source
+# is refused like an unknown property rather than silently ignored (a `count` on a website
+# signal would otherwise look accepted and count for nothing).
+SOURCE_FIELDS = {"url": "website", "topic": "bombora", "score": "bombora", "count": "linkedin_ads"}
+
+MIN_SCORE, MAX_SCORE = 0, 100
+
+
+def _bounded_int(minimum: int, maximum: int | None = None) -> AfterValidator:
+    """A JSON number that is a whole number within bounds (`isInt`, `min`, `max`), as an int.
+
+    `55.0` is accepted as 55: JavaScript, and so the vendor's validator, cannot tell them apart.
+    """
+
+    def check(value: float | None) -> int | None:
+        if value is None:
+            return None
+        if not value.is_integer():
+            raise PydanticCustomError("isInt", "not an integer")
+        if value < minimum:
+            raise PydanticCustomError("min", "too small", {"min": minimum})
+        if maximum is not None and value > maximum:
+            raise PydanticCustomError("max", "too large", {"max": maximum})
+        return int(value)
+
+    return AfterValidator(check)
+
+
+def _not_negative(value: float | None) -> float | None:
+    if value is not None and value < 0:
+        raise PydanticCustomError("min", "too small", {"min": 0})
+    return value
+
+
+def _issue_at(field: str, value: Any, kind: str, ctx: dict[str, Any] | None = None) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError(kind, kind, ctx), loc=(field,), input=value)
+
+
+class SignalItem(RequestModel):
+    source: Annotated[RequiredStr, AfterValidator(one_of(*SOURCES))]
+    type: RequiredStr
+    # An un-normalisable domain is a per-item `failed` (§1.6), not a 400.
+    domain: RequiredStr
+    occurredAt: RequiredIsoDate
+    externalSignalId: OptionalKey
+    weight: Annotated[OptionalNumber, AfterValidator(_not_negative)] = Field(
+        default=None, description="≥ 0; default 1"
+    )
+    url: OptionalStr
+    topic: OptionalStr
+    score: Annotated[OptionalNumber, _bounded_int(MIN_SCORE, MAX_SCORE)] = Field(
+        default=None, description="bombora: integer 0–100, required for surge"
+    )
+    count: Annotated[OptionalNumber, _bounded_int(1)] = Field(default=None, description="linkedin_ads: ≥ 1; default 1")
+
+    @model_validator(mode="after")
+    def _fits_its_source(self) -> SignalItem:
+        """The rules that depend on the source, reported on the field they are about
+        (`signals.3.type`, not `signals.3`): raising a ValidationError located on the field
+        makes Pydantic prefix the item's own location."""
+        issues: list[InitErrorDetails] = []
+        allowed = SIGNAL_TYPES[self.source]
+        if self.type not in allowed:
+            issues.append(_issue_at("type", self.type, "isIn", {"values": ", ".join(allowed)}))
+        for field, owner in SOURCE_FIELDS.items():
+            if owner != self.source and getattr(self, field) is not None:
+                issues.append(_issue_at(field, getattr(self, field), "whitelistValidation"))
+        if self.source == "bombora" and self.type == "surge" and self.score is None:
+            issues.append(_issue_at("score", None, "missing"))
+        if issues:
+            raise ValidationError.from_exception_data(type(self).__name__, issues)
+        return self
+
+
+class PushSignalsRequest(RequestModel):
+    signals: required_array(SignalItem, 1, MAX_SIGNALS_PER_PUSH)
+
+
+# --- responses (documentation of the wire shapes; handlers build them directly) ----------
+
+
+class PushSignalResult(BaseModel):
+    externalSignalId: str | None = Field(default=None, description="Present when the item had one")
+    domain: str = Field(description="Normalised; as sent when it could not be normalised")
+    status: str = Field(description="created | skipped | failed")
+    error: str | None = Field(default=None, description="Why a failed item failed")
+    reason: str | None = Field(default=None, description="Why a skipped item was skipped")
+
+
+class PushSignalsSummary(BaseModel):
+    total: int
+    created: int
+    skipped: int
+    failed: int
+
+
+class PushSignalsResult(BaseModel):
+    results: list[PushSignalResult]
+    summary: PushSignalsSummary

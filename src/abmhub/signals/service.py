@@ -1,0 +1,128 @@
+"""Intent signals: push them (contract §3.1, §6.21, §6.33).
+
+A push is one transaction. Items are decided in memory in request order against the
+externalSignalIds already stored (one query); the created signals are then written with
+one batched INSERT, and the accounts they concern are marked for rescoring with one UPDATE,
+however many items there are. The HTTP endpoint and the file importers share this entry
+point, so an imported signal obeys exactly the rules of a pushed one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from abmhub.accounts.domains import normalize_domain
+from abmhub.db.engine import Database
+from abmhub.db.tables import accounts, signals
+from abmhub.signals.schemas import SignalItem
+from abmhub.timefmt import parse_iso8601
+
+US_PER_DAY = 86_400_000_000
+
+
+def already_exists(external_signal_id: str) -> str:
+    return f"Signal with externalSignalId '{external_signal_id}' already exists"
+
+
+def occurred_day(occurred_us: int) -> int:
+    """The UTC day (days since 1970-01-01) of a time; floor division, so also right before 1970."""
+    return occurred_us // US_PER_DAY
+
+
+@dataclass(frozen=True, slots=True)
+class PushOutcome:
+    results: list[dict[str, Any]]
+    summary: dict[str, int]
+
+
+def push_signals(db: Database, *, workspace_id: int, items: Sequence[SignalItem]) -> PushOutcome:
+    """Store signals, item by item in request order, in one transaction.
+
+    Create-only and idempotent: an item whose externalSignalId is known (stored, or created
+    by an earlier item of the same push) is skipped; an item whose domain cannot be
+    normalised fails. Signals are kept whether or not an account has their domain yet
+    (scoring joins by domain); the accounts that do have one of the new signals' domains
+    are marked for the scoring job in the same transaction.
+    """
+    with db.write(workspace_id) as tx:
+        conn = tx.conn
+        seen = _stored_external_ids(conn, workspace_id, {i.externalSignalId for i in items if i.externalSignalId})
+        results: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
+        for item in items:
+            result: dict[str, Any] = {}
+            if item.externalSignalId is not None:
+                result["externalSignalId"] = item.externalSignalId
+            domain = normalize_domain(item.domain)
+            result["domain"] = domain if domain is not None else item.domain
+            if item.externalSignalId is not None and item.externalSignalId in seen:
+                result.update(status="skipped", reason=already_exists(item.externalSignalId))
+            elif domain is None:
+                result.update(status="failed", error=f"Invalid domain '{item.domain}'")
+            else:
+                if item.externalSignalId is not None:
+                    seen.add(item.externalSignalId)
+                rows.append(_signal_row(workspace_id, item, domain, tx.now_us))
+                result["status"] = "created"
+            results.append(result)
+        if rows:
+            conn.execute(insert(signals), rows)
+            _mark_dirty(conn, workspace_id, {row["domain"] for row in rows})
+    summary = {"total": len(results), "created": 0, "skipped": 0, "failed": 0}
+    for result in results:
+        summary[result["status"]] += 1
+    return PushOutcome(results, summary)
+
+
+def _stored_external_ids(conn: Connection, workspace_id: int, external_ids: set[str]) -> set[str]:
+    if not external_ids:
+        return set()
+    return set(
+        conn.execute(
+            select(signals.c.external_signal_id).where(
+                signals.c.workspace_id == workspace_id,
+                signals.c.external_signal_id.in_(sorted(external_ids)),
+            )
+        ).scalars()
+    )
+
+
+def _mark_dirty(conn: Connection, workspace_id: int, domains: set[str]) -> None:
+    """Flag the accounts of these domains for the next scoring run (one statement).
+
+    Accounts already flagged are left alone, so a busy intake does not rewrite the same
+    rows over and over. Not a change on the wire: `change_us` moves only when the scoring
+    job changes a score.
+    """
+    conn.execute(
+        update(accounts)
+        .where(
+            accounts.c.workspace_id == workspace_id,
+            accounts.c.domain.in_(sorted(domains)),
+            accounts.c.score_dirty.is_(False),
+        )
+        .values(score_dirty=True)
+    )
+
+
+def _signal_row(workspace_id: int, item: SignalItem, domain: str, now: int) -> dict[str, Any]:
+    occurred_us = parse_iso8601(item.occurredAt)
+    return {
+        "workspace_id": workspace_id,
+        "source": item.source,
+        "type": item.type,
+        "domain": domain,
+        "occurred_us": occurred_us,
+        "occurred_day": occurred_day(occurred_us),
+        "external_signal_id": item.externalSignalId,
+        "weight": 1.0 if item.weight is None else item.weight,
+        "count": 1 if item.count is None else item.count,
+        "score": item.score,
+        "topic": item.topic,
+        "url": item.url,
+        "created_us": now,
+    }
