@@ -24,8 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="suite", required=True, metavar="SUITE")
     for name, (module_name, help_text) in SUITES.items():
         module = importlib.import_module(module_name)
-        suite = sub.add_parser(name, help=help_text, description=module.__doc__,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        suite = sub.add_parser(
+            name, help=help_text, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         module.add_arguments(suite)
         suite.set_defaults(run=module.main)
     return parser

