@@ -48,11 +48,11 @@ from benchmarks.harness import (
     abmhub_cli,
     chunks,
     create_workspace_key,
-    serve_supports,
     http_client,
     latency_summary,
     log,
     percentile,
+    serve_supports,
     summarize_collapsed,
     utc_stamp,
 )

@@ -26,7 +26,11 @@ import pytest
 from abmhub.db.engine import Database
 from abmhub.db.migrate import upgrade
 from abmhub.tenancy import service as tenancy
-from tests.support.postgres import PostgresCluster, PostgresUnavailable, postgres_required
+from tests.support.postgres import (
+    PostgresCluster,
+    PostgresUnavailable,
+    postgres_required,
+)
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 _names = itertools.count()

@@ -15,9 +15,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from abmhub import __version__
 from abmhub.accounts.router import build_router as account_routes
+from abmhub.activities.router import build_router as activity_routes
 from abmhub.config import Settings
 from abmhub.db.engine import Database
-from abmhub.activities.router import build_router as activity_routes
 from abmhub.deals.router import build_router as deal_routes
 from abmhub.scoring.router import build_router as scoring_routes
 from abmhub.segments.router import build_router as segment_routes

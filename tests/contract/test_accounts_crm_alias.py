@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from contract_helpers import (
     account,
     accounts_by_domain,

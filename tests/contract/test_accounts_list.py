@@ -7,11 +7,9 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from contract_helpers import (
     SCORE_KEYS,
     account,
-    accounts_by_domain,
     all_accounts,
     assert_account_record,
     create_accounts,

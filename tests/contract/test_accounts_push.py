@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from contract_helpers import (
     account,
     accounts_by_domain,
@@ -23,6 +20,8 @@ from contract_helpers import (
     unique_name,
     validation_errors,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 def dup_error(domain: str, rtp_aid: str) -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
-
 from contract_helpers import (
     HEX24_RE,
     account,

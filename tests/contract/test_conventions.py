@@ -8,23 +8,21 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-
 from contract_helpers import (
+    account,
+    assert_constraint,
     client_for,
     create_key,
     describe,
     envelope,
     error,
+    no_stack_trace,
     not_found_route,
     ok,
     parse_ts,
-    push_ok,
-    account,
     random_hex24,
     revoke_key,
-    assert_constraint,
     validation_errors,
-    no_stack_trace,
 )
 
 FIVE_MIB = 5 * 1024 * 1024

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from contract_helpers import (
     account,
     all_accounts,

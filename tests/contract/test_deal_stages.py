@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from contract_helpers import (
     assert_constraint,
     assert_write_route_conventions,

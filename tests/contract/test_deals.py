@@ -9,7 +9,6 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from contract_helpers import (
     ASSOCIATION_KEYS,
     DEAL_KEYS,

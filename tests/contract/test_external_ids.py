@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import pytest
-
 from contract_helpers import (
     account,
     accounts_by_domain,

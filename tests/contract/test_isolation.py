@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from contract_helpers import (
     account,
-    accounts_by_domain,
     all_accounts,
     client_for,
     create_field,

@@ -7,7 +7,6 @@ import copy
 import threading
 
 import pytest
-
 from contract_helpers import (
     ACTIVITY_KEYS,
     CONTACT_KEYS,

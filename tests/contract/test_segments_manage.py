@@ -7,7 +7,6 @@ contract only; accounts are set up with POST /accounts.
 from __future__ import annotations
 
 import pytest
-
 from contract_helpers import (
     account,
     accounts_by_domain,

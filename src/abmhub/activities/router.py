@@ -10,7 +10,11 @@ from starlette.responses import Response
 
 from abmhub.accounts.domains import normalize_domain
 from abmhub.activities import service
-from abmhub.activities.schemas import ActivityPage, PushActivitiesRequest, PushActivitiesResult
+from abmhub.activities.schemas import (
+    ActivityPage,
+    PushActivitiesRequest,
+    PushActivitiesResult,
+)
 from abmhub.db.engine import Database
 from abmhub.tenancy.service import Caller
 from abmhub.timefmt import format_us

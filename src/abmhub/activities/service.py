@@ -8,7 +8,6 @@ are then written in a handful of batched statements, however many items there ar
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +18,10 @@ from abmhub.accounts.domains import normalize_domain
 from abmhub.activities.schemas import ActivityContactItem, ActivityItem
 from abmhub.contacts import service as contacts_service
 from abmhub.db.engine import Database, sync_pass
-from abmhub.scoring.inputs import mark_accounts
 from abmhub.db.tables import accounts, activities, activity_contacts, contacts
+from abmhub.ids import new_uuid7
 from abmhub.paging import Page, PageRequest
+from abmhub.scoring.inputs import mark_accounts
 from abmhub.timefmt import parse_iso8601
 
 SUPPORTED_TYPES = ("call", "email")
@@ -83,7 +83,7 @@ def push_activities(db: Database, *, workspace_id: int, items: Sequence[Activity
                 result.update(status="failed", error=f"Invalid domain '{item.domain}'")
             else:
                 taken.add(item.externalActivityId)
-                accepted.append(_Accepted(item, domain, str(uuid.uuid4())))
+                accepted.append(_Accepted(item, domain, new_uuid7()))
                 result["status"] = "created"
             results.append(result)
         if accepted:

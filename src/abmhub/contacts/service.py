@@ -8,7 +8,6 @@ so its `change_us` (and the `updatedAt` of the activities that show it) stays pu
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from abmhub.db.tables import contacts
+from abmhub.ids import new_uuid7
 
 # The contact fields a push may set, by column.
 FIELDS = ("external_contact_id", "name", "title", "department", "seniority", "phone", "linkedin_url")
@@ -71,7 +71,7 @@ def upsert_contacts(
         key = contact_key(mention.email)
         state = states.get(key)
         if state is None:
-            state = states[key] = _ContactState(None, str(uuid.uuid4()), key, dict.fromkeys(FIELDS))
+            state = states[key] = _ContactState(None, new_uuid7(), key, dict.fromkeys(FIELDS))
         state.values.update((f, v) for f, v in mention.fields.items() if f in FIELDS)
 
     created = [s for s in states.values() if s.id is None]

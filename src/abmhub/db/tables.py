@@ -10,8 +10,8 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    Float,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -290,6 +290,20 @@ activities = Table(
     Index("ix_activities_workspace_change", "workspace_id", "change_us"),
     Index("ix_activities_workspace_domain", "workspace_id", "domain"),
     Index("ix_activities_account_time", "account_id", "occurred_us", "id"),
+)
+# Activities waiting for their account (added with the scoring schema, migration 0003).
+Index(
+    "ix_activities_unlinked",
+    activities.c.workspace_id,
+    activities.c.domain,
+    sqlite_where=activities.c.account_id.is_(None),
+    postgresql_where=activities.c.account_id.is_(None),
+)
+Index(
+    "ix_deal_accounts_pending",
+    deal_accounts.c.workspace_id,
+    sqlite_where=deal_accounts.c.account_id.is_(None),
+    postgresql_where=deal_accounts.c.account_id.is_(None),
 )
 
 activity_contacts = Table(

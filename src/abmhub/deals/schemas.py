@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field
 
 from abmhub.web.validation import (
     OptionalEmail,
+    OptionalIsoDate,
     OptionalKey,
     OptionalNumber,
-    RequiredKey,
-    max_chars,
-    OptionalIsoDate,
     OptionalStr,
     RequestModel,
     RequiredIsoDate,
+    RequiredKey,
     RequiredStr,
+    max_chars,
     one_of,
     required_array,
     unique_by,

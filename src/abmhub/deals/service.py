@@ -8,7 +8,6 @@ statements — the same shape as the account push.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +16,17 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 
 from abmhub.accounts.domains import normalize_domain
 from abmhub.db.engine import Database, sync_pass
-from abmhub.db.tables import accounts, deal_accounts, deal_stage_history, deals, pipeline_stages, pipelines
+from abmhub.db.tables import (
+    accounts,
+    deal_accounts,
+    deal_stage_history,
+    deals,
+    pipeline_stages,
+    pipelines,
+)
 from abmhub.deals.schemas import DealItem, PipelineDefinition
 from abmhub.errors import Conflict
+from abmhub.ids import new_uuid7
 from abmhub.paging import Page, PageRequest
 from abmhub.scoring.inputs import mark_accounts, mark_selected
 from abmhub.timefmt import parse_iso8601
@@ -278,7 +285,7 @@ def push_deals(db: Database, *, workspace_id: int, items: Sequence[DealItem]) ->
                 continue
             state = states.get(item.externalDealId)
             if state is None:
-                state = DealState(None, str(uuid.uuid4()), item.externalDealId, dict.fromkeys(_COLUMNS))
+                state = DealState(None, new_uuid7(), item.externalDealId, dict.fromkeys(_COLUMNS))
                 states[item.externalDealId] = state
             _apply(state, item, now)
             results.append({"externalDealId": item.externalDealId, "status": "upserted"})

@@ -14,7 +14,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Float, bindparam, case, cast, func, literal, select, update
+from sqlalchemy import (
+    Connection,
+    Float,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    update,
+)
 
 from abmhub.db.tables import (
     accounts,

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Float, and_, cast, delete, func, insert, or_, select, true, type_coerce, update
+from sqlalchemy import (
+    Connection,
+    Float,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from abmhub.db.tables import accounts, segment_members, segments

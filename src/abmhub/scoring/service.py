@@ -136,6 +136,8 @@ def run_scoring(
             report.workspaces.append(
                 _run_workspace(db, workspace_id, name, settings_from(overrides), today, whole, renew)
             )
+    if any(run.full for run in report.workspaces):
+        db.refresh_statistics()  # once a day at most: tables grew, plans should follow
     return report
 
 

@@ -7,7 +7,14 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, Field
 from pydantic_core import PydanticCustomError
 
-from abmhub.web.validation import OptionalNonBlankStr, OptionalStr, RequestModel, RequiredStr, one_of, required_array
+from abmhub.web.validation import (
+    OptionalNonBlankStr,
+    OptionalStr,
+    RequestModel,
+    RequiredStr,
+    one_of,
+    required_array,
+)
 
 RULE_FIELDS = (
     "rtp_account_score",

@@ -13,11 +13,24 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
-from abmhub.signals.importers import EXPORT_FORMATS, HeaderError, ImportInterrupted, ImportReport, import_file
+from abmhub.signals.importers import (
+    EXPORT_FORMATS,
+    HeaderError,
+    ImportInterrupted,
+    ImportReport,
+    import_file,
+)
 
 
 class ImportSource(str, Enum):

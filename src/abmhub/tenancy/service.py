@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -12,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from abmhub.db.engine import Database
 from abmhub.db.tables import api_keys, users, workspaces
 from abmhub.errors import Conflict, NotFound
+from abmhub.ids import new_uuid7
 from abmhub.tenancy.keys import hash_api_key, new_api_key
 from abmhub.timefmt import now_us
 
@@ -99,7 +99,7 @@ def create_key(db: Database, *, workspace: str, user_email: str) -> str:
         if user_id is None:
             user_id = conn.execute(
                 insert(users)
-                .values(uuid=str(uuid.uuid4()), workspace_id=workspace_id, email=email, created_us=stamp)
+                .values(uuid=new_uuid7(), workspace_id=workspace_id, email=email, created_us=stamp)
                 .returning(users.c.id)
             ).scalar_one()
         conn.execute(

@@ -5,8 +5,8 @@ Revises: 0002
 Create Date: 2026-11-25 14:40:36.166762
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0003'
@@ -59,12 +59,23 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('scored_us', sa.BigInteger(), nullable=True))
         batch_op.create_index('ix_accounts_workspace_dirty', ['workspace_id', 'score_dirty'], unique=False)
 
+    op.create_index(
+        'ix_activities_unlinked', 'activities', ['workspace_id', 'domain'],
+        sqlite_where=sa.text('account_id IS NULL'), postgresql_where=sa.text('account_id IS NULL'),
+    )
+    op.create_index(
+        'ix_deal_accounts_pending', 'deal_accounts', ['workspace_id'],
+        sqlite_where=sa.text('account_id IS NULL'), postgresql_where=sa.text('account_id IS NULL'),
+    )
+
     with op.batch_alter_table('workspaces', schema=None) as batch_op:
         batch_op.add_column(sa.Column('scoring_settings', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True))
 
 
 
 def downgrade() -> None:
+    op.drop_index('ix_deal_accounts_pending', table_name='deal_accounts')
+    op.drop_index('ix_activities_unlinked', table_name='activities')
     with op.batch_alter_table('workspaces', schema=None) as batch_op:
         batch_op.drop_column('scoring_settings')
 
