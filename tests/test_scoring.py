@@ -269,3 +269,38 @@ def test_the_explanation_names_each_sources_share_and_the_top_signals(database, 
     assert body["topSignals"][0]["type"] == "pricing_view", "the signal that weighs most comes first"
     assert body["rtp_account_score"] == scores(database)["a.com"].account_score
     assert body["computedAt"] is not None
+
+
+def test_a_failing_workspace_does_not_stop_the_others(database, workspace_id):
+    from abmhub.db.tables import segments as segments_table
+
+    other = tenancy.create_workspace(database, name="globex")
+    push_accounts(database, workspace_id, "a.com")
+    push_accounts(database, other, "b.com")
+    with database.write(workspace_id) as tx:  # a rule the API would refuse, stored behind its back
+        tx.conn.execute(
+            insert(segments_table).values(
+                workspace_id=workspace_id, segment_id="f" * 24, name="Broken", type="dynamic", status="active",
+                rule={"all": [{"field": "rtp_account_score", "op": "gte", "value": {"x": 1}}]},
+                created_us=0, change_us=0,
+            )
+        )
+    report = run_scoring(database, clock=clock)
+    assert [run.failed for run in report.workspaces] == [True, False]
+    assert scores(database)["b.com"].journey_stage == "Unaware", "the next workspace was still scored"
+
+
+def test_rule_values_must_fit_their_operator():
+    from pydantic import ValidationError
+
+    from abmhub.segments.schemas import SegmentRule
+
+    SegmentRule.model_validate({"all": [{"field": "rtp_journey_stage", "op": "in", "value": ["Aware"]}]})
+    for bad in (
+        {"field": "rtp_account_score", "op": "gte", "value": {"x": 1}},
+        {"field": "rtp_account_score", "op": "gte", "value": [1, 2]},
+        {"field": "rtp_journey_stage", "op": "in", "value": "Aware"},
+        {"field": "rtp_account_score", "op": "contains", "value": 1},
+    ):
+        with pytest.raises(ValidationError):
+            SegmentRule.model_validate({"all": [bad]})

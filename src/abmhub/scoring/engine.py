@@ -65,7 +65,7 @@ def signal_points_sql(settings: ScoringSettings, today: int) -> Any:
         per_type = case(
             *((signals.c.type == name, points) for name, points in model.points.items()), else_=0.0
         )
-        if source == "bombora":
+        if source == "bombora":  # `surge`: points per score point above the baseline (NULL score: 0)
             base = per_type * case(
                 (signals.c.score > model.surge_baseline, signals.c.score - model.surge_baseline), else_=0
             ) * signals.c.weight

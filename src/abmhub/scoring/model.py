@@ -37,8 +37,8 @@ def saturate(total: float, saturation: float) -> int:
 def base_points(model: SourceModel, signal_type: str, *, weight: float, count: int, score: int | None) -> float:
     """A signal's worth before decay."""
     per = model.points.get(signal_type, 0.0)
-    if score is not None:  # Bombora surge: points per score point above the baseline
-        return per * max(0.0, score - model.surge_baseline) * weight
+    if signal_type == "surge":  # Bombora: points per surge-score point above the baseline
+        return per * max(0.0, (score or 0) - model.surge_baseline) * weight
     return per * weight * count
 
 

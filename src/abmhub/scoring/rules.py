@@ -96,7 +96,9 @@ def refresh_dynamic_segments(conn: Connection, workspace_id: int, now: int) -> i
     changes = 0
     dynamic = conn.execute(
         select(segments.c.id, segments.c.rule).where(
-            segments.c.workspace_id == workspace_id, segments.c.type == "dynamic"
+            segments.c.workspace_id == workspace_id,
+            segments.c.type == "dynamic",
+            segments.c.status != "archived",  # an archived segment keeps its last members
         )
     ).all()
     for segment_pk, rule in dynamic:

@@ -45,6 +45,7 @@ class WorkspaceRun:
     changed: int = 0
     memberships: int = 0
     seconds: float = 0.0
+    failed: bool = False
 
 
 @dataclass(slots=True)
@@ -133,9 +134,14 @@ def run_scoring(
         for workspace_id, name, overrides in targets:
             today = day_of(clock())
             whole = full or last_full.get(workspace_id, -1) < today
-            report.workspaces.append(
-                _run_workspace(db, workspace_id, name, settings_from(overrides), today, whole, renew)
-            )
+            try:
+                run = _run_workspace(db, workspace_id, name, settings_from(overrides), today, whole, renew)
+            except ScoringBusy:
+                raise
+            except Exception:  # noqa: BLE001 - one workspace's failure must not starve the others
+                log.exception("scoring workspace %s failed; its accounts stay marked for the next run", name)
+                run = WorkspaceRun(workspace=name, full=whole, failed=True)
+            report.workspaces.append(run)
     if any(run.full for run in report.workspaces):
         db.refresh_statistics()  # once a day at most: tables grew, plans should follow
     return report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from abmhub.web.validation import (
@@ -37,12 +37,30 @@ def _rule_field(value: str | None) -> str | None:
     return value
 
 
+Scalar = str | int | float | bool | None
+
+
 class RuleCondition(RequestModel):
-    """One test on an account: `{"field": "rtp_account_score", "op": "gte", "value": 60}`."""
+    """One test on an account: `{"field": "rtp_account_score", "op": "gte", "value": 60}`.
+
+    `in` takes an array of values; `contains` applies to `tags`; every other operator takes
+    one value (a string, number, boolean or null).
+    """
 
     field: Annotated[RequiredStr, AfterValidator(_rule_field)]
     op: Annotated[RequiredStr, AfterValidator(one_of(*RULE_OPERATORS))]
-    value: Any = None
+    value: Scalar | list[Scalar] = None
+
+    @model_validator(mode="after")
+    def _value_fits_operator(self) -> RuleCondition:
+        many = isinstance(self.value, list)
+        if self.op == "in" and not many:
+            raise PydanticCustomError("isArray", "in needs an array", {})
+        if many and self.op != "in" and self.field != "tags":
+            raise PydanticCustomError("isIn", "one value", {"values": "a single value (use op 'in' for a list)"})
+        if self.op == "contains" and self.field != "tags":
+            raise PydanticCustomError("isIn", "contains is for tags", {"values": "tags (for op 'contains')"})
+        return self
 
 
 class SegmentRule(RequestModel):

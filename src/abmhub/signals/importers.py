@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import text
 
 from abmhub.accounts.domains import normalize_domain
 from abmhub.db.engine import Database
@@ -627,6 +628,8 @@ def _flush(
         return
     outcome = push_signals(db, workspace_id=workspace_id, items=pending)
     report.batches += 1
+    if report.batches in _REFRESH_STATISTICS_AFTER:
+        _refresh_statistics(db)
     report.created += outcome.summary["created"]
     report.skipped += outcome.summary["skipped"]
     failed_lines: dict[int, str] = {}
@@ -637,3 +640,24 @@ def _flush(
         report.fail(line, reason)
     pending.clear()
     lines.clear()
+
+
+# After these batches (the table grows 4× between two of them) PostgreSQL's statistics of
+# the signals table are refreshed; see `_refresh_statistics`.
+_REFRESH_STATISTICS_AFTER = frozenset(4**n for n in range(7))
+
+
+def _refresh_statistics(db: Database) -> None:
+    """Let PostgreSQL's planner see how the signals table grew.
+
+    A big import outgrows the statistics within seconds, long before autovacuum's next
+    ANALYZE; planned from stale ones, the lookup of known externalSignalIds scans every
+    signal of the workspace instead of using the unique index, and each batch gets slower
+    than the last (measured: 200,000 signals took 90 s instead of 12). SQLite needs nothing:
+    its planner prefers the unique index for that lookup anyway.
+    """
+    if db.is_sqlite:
+        return
+    with db.engine.connect() as conn:
+        conn.execute(text("ANALYZE signals"))
+        conn.commit()

@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, select
 
 from abmhub.accounts.domains import normalize_domain
 from abmhub.db.engine import Database
-from abmhub.db.tables import accounts, signals
+from abmhub.db.tables import signals
+from abmhub.scoring import inputs as scoring_inputs
 from abmhub.signals.schemas import SignalItem
 from abmhub.timefmt import parse_iso8601
 
@@ -71,7 +72,8 @@ def push_signals(db: Database, *, workspace_id: int, items: Sequence[SignalItem]
             results.append(result)
         if rows:
             conn.execute(insert(signals), rows)
-            _mark_dirty(conn, workspace_id, {row["domain"] for row in rows})
+            # The scoring job rescores these accounts on its next run (`score_dirty`).
+            scoring_inputs.mark_domains(conn, workspace_id, {row["domain"] for row in rows})
     summary = {"total": len(results), "created": 0, "skipped": 0, "failed": 0}
     for result in results:
         summary[result["status"]] += 1
@@ -88,24 +90,6 @@ def _stored_external_ids(conn: Connection, workspace_id: int, external_ids: set[
                 signals.c.external_signal_id.in_(sorted(external_ids)),
             )
         ).scalars()
-    )
-
-
-def _mark_dirty(conn: Connection, workspace_id: int, domains: set[str]) -> None:
-    """Flag the accounts of these domains for the next scoring run (one statement).
-
-    Accounts already flagged are left alone, so a busy intake does not rewrite the same
-    rows over and over. Not a change on the wire: `change_us` moves only when the scoring
-    job changes a score.
-    """
-    conn.execute(
-        update(accounts)
-        .where(
-            accounts.c.workspace_id == workspace_id,
-            accounts.c.domain.in_(sorted(domains)),
-            accounts.c.score_dirty.is_(False),
-        )
-        .values(score_dirty=True)
     )
 
 
