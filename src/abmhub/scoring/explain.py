@@ -11,7 +11,7 @@ from abmhub.db.engine import Database
 from abmhub.db.tables import accounts, activities, scoring_runs, signals, workspaces
 from abmhub.ids import is_object_id
 from abmhub.scoring import engine
-from abmhub.scoring.model import day_of, saturate, signal_points
+from abmhub.scoring.model import day_of, deal_score, saturate, signal_points
 from abmhub.scoring.settings import SCORE_COLUMNS, SOURCES, settings_from
 from abmhub.timefmt import format_us, now_us
 
@@ -86,6 +86,8 @@ def explain_account(db: Database, *, workspace_id: int, rtp_aid: str, clock=now_
                 "signals": int(counts.get(source, 0)),
             }
         )
+    engagement = saturate(inputs.engagement_points, settings.engagement.saturation)
+    deals = deal_score(settings, won=inputs.has_won_deal, open_=inputs.has_open_deal)
     computed = last_run if not account.score_dirty else account.scored_us
     return {
         "rtp_aid": account.rtp_aid,
@@ -93,10 +95,19 @@ def explain_account(db: Database, *, workspace_id: int, rtp_aid: str, clock=now_
         "rtp_journey_stage": account.journey_stage,
         "sources": sources,
         "engagement": {
-            "score": saturate(inputs.engagement_points, settings.engagement.saturation),
+            "score": engagement,
             "weight": settings.weights.get("engagement", 0.0),
+            "contribution": round(settings.weights.get("engagement", 0.0) * engagement, 2),
             "activities": int(activity_count),
             "deals": deal_count,
+        },
+        # Extension: the deal component of the overall score (won / open deals; lost count nothing).
+        "deals": {
+            "score": deals,
+            "weight": settings.weights.get("deals", 0.0),
+            "contribution": round(settings.weights.get("deals", 0.0) * deals, 2),
+            "won": inputs.has_won_deal,
+            "open": inputs.has_open_deal,
         },
         "topSignals": [
             {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -28,8 +28,17 @@ class SourceContribution(BaseModel):
 class Engagement(BaseModel):
     score: int
     weight: float
-    activities: int
-    deals: int
+    contribution: float
+    activities: int = Field(description="Calls, emails and manual activities of the account")
+    deals: int = Field(description="Open and won deals associated with the account")
+
+
+class DealComponent(BaseModel):
+    score: int
+    weight: float
+    contribution: float
+    won: bool
+    open: bool
 
 
 class TopSignal(BaseModel):
@@ -45,6 +54,7 @@ class ScoreExplanation(BaseModel):
     rtp_journey_stage: str
     sources: list[SourceContribution]
     engagement: Engagement
+    deals: DealComponent
     topSignals: list[TopSignal]
     computedAt: str | None
 
