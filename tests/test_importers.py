@@ -22,7 +22,12 @@ from abmhub.db.migrate import upgrade
 from abmhub.db.tables import accounts, signals
 from abmhub.signals import importers
 from abmhub.signals.cli import import_signals
-from abmhub.signals.importers import EXPORT_FORMATS, HeaderError, import_file, parse_export_date
+from abmhub.signals.importers import (
+    EXPORT_FORMATS,
+    HeaderError,
+    import_file,
+    parse_export_date,
+)
 from abmhub.signals.schemas import SignalItem
 from abmhub.tenancy import service as tenancy
 from abmhub.timefmt import parse_iso8601
@@ -85,8 +90,10 @@ def test_g2_buyer_intent(database, workspace_id):
         (7, "Invalid domain 'not a domain' (company 'Soylent')"),
         (
             8,
-            "unknown G2 activity 'Sponsored Content' in Intent Signal "
-            "(expected a profile, comparison, pricing or category activity)",
+            (
+                "unknown G2 activity 'Sponsored Content' in Intent Signal "
+                "(expected a profile, comparison, pricing or category activity)"
+            ),
         ),
     ]
     rows = stored(database, workspace_id)
@@ -290,7 +297,7 @@ def test_signals_go_in_batches_of_1000_one_transaction_each(database, workspace_
     sizes: list[int] = []
     push = importers.push_signals
 
-    def counting(db, *, workspace_id, items):  # noqa: ANN001, ANN202
+    def counting(db, *, workspace_id, items):
         sizes.append(len(items))
         return push(db, workspace_id=workspace_id, items=items)
 
@@ -311,6 +318,29 @@ def test_a_row_s_signals_stay_in_one_batch(database, workspace_id, tmp_path, mon
     report = run(database, workspace_id, "linkedin", path, batch_size=10)
     assert sizes == [9, 9, 9, 3]
     assert report.created == 30
+
+
+def test_an_interrupted_import_resumes_by_running_it_again(database, workspace_id, tmp_path, monkeypatch):
+    path = website_csv(tmp_path / "visits.csv", 2500)
+    push = importers.push_signals
+    calls: list[int] = []
+
+    def failing_second_batch(db, **kwargs):
+        calls.append(len(kwargs["items"]))
+        if len(calls) == 2:
+            raise RuntimeError("the database went away")
+        return push(db, **kwargs)
+
+    monkeypatch.setattr(importers, "push_signals", failing_second_batch)
+    with pytest.raises(importers.ImportInterrupted, match="the database went away") as caught:
+        run(database, workspace_id, "website", path)
+    assert (caught.value.report.created, caught.value.report.batches) == (1000, 1)
+    assert len(stored(database, workspace_id)) == 1000, "the failed batch left nothing behind"
+
+    monkeypatch.setattr(importers, "push_signals", push)
+    report = run(database, workspace_id, "website", path)
+    assert (report.created, report.skipped) == (1500, 1000)
+    assert len(stored(database, workspace_id)) == 2500
 
 
 def test_a_200k_row_file_streams_in_constant_memory(new_database_url, tmp_path):
@@ -389,6 +419,7 @@ def test_abmhub_import_end_to_end(database, workspace_id):
             capture_output=True,
             text=True,
             timeout=120,
+            check=False,
         )
 
     done = abmhub("import", "website", str(SAMPLES["website"]), "--workspace", "acme")

@@ -21,6 +21,7 @@ from abmhub.db.engine import Database
 from abmhub.deals.router import build_router as deal_routes
 from abmhub.scoring.router import build_router as scoring_routes
 from abmhub.segments.router import build_router as segment_routes
+from abmhub.signals.router import build_router as signal_routes
 from abmhub.web.errors import install_error_handlers
 from abmhub.web.metrics import Metrics, MetricsMiddleware
 from abmhub.web.responses import JSONBytes
@@ -50,7 +51,14 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = database or Database(settings.database_url)
 
-    surface_r = [account_routes(crm=False), deal_routes(), activity_routes(), segment_routes(), scoring_routes()]
+    surface_r = [
+        account_routes(crm=False),
+        deal_routes(),
+        activity_routes(),
+        segment_routes(),
+        signal_routes(),
+        scoring_routes(),
+    ]
     for router in surface_r:
         app.include_router(router, prefix=SURFACE_R)
     # The /crm alias: its own account push/update first, then every Surface R route again.

@@ -18,6 +18,7 @@ from abmhub.errors import DomainError
 from abmhub.scoring.schedule import ScoringSchedule
 from abmhub.scoring.service import ScoringBusy, run_scoring
 from abmhub.segments import service as segments_service
+from abmhub.signals.cli import import_signals
 from abmhub.tenancy import service as tenancy
 from abmhub.timefmt import format_us
 
@@ -28,6 +29,7 @@ segments_app = typer.Typer(help="Manage segments.", no_args_is_help=True)
 app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(keys_app, name="keys")
 app.add_typer(segments_app, name="segments")
+app.command("import")(import_signals)
 
 err = Console(stderr=True)
 out = Console()

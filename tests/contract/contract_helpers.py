@@ -609,3 +609,111 @@ def assert_write_route_conventions(server, key: str, method: str, path: str, val
         error(r, 400, "Request body is not valid JSON", "Bad Request")
         r = c.request(method, path, content=b'{"oops": ', headers={"Content-Type": "application/json; charset=utf-8"})
         error(r, 400, "Request body is not valid JSON", "Bad Request")
+
+
+# --------------------------------------------------------------------------- signals and scoring (§3, §6.21–23)
+
+SIGNAL_SOURCES = ("website", "g2", "bombora", "linkedin_ads")
+SIGNAL_TYPES = {
+    "website": ("page_view",),
+    "g2": ("profile_view", "comparison", "pricing_view", "category_view"),
+    "bombora": ("surge",),
+    "linkedin_ads": ("impression", "click", "engagement"),
+}
+SUB_SCORE_KEY = {
+    "website": "rtp_website_intent_score",
+    "g2": "rtp_g2_intent_score",
+    "bombora": "rtp_bombora_intent_score",
+    "linkedin_ads": "rtp_advertising_activity_score",
+}
+JOURNEY_STAGES = ["Unaware", "Aware", "Consideration", "Opportunity", "Customer"]
+
+
+def iso_days_ago(days: float = 0, minutes: float = 1) -> str:
+    """An ISO 8601 UTC time `days` days (and `minutes` minutes) before now, e.g. 2026-11-25T14:59:00.000Z."""
+    from datetime import timedelta
+
+    when = datetime.now(timezone.utc) - timedelta(days=days, minutes=minutes)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def signal(source: str, type_: str, domain: str, days_ago: float = 0, **fields: Any) -> dict[str, Any]:
+    """A valid signal item (§3.1) with the fields its type needs: website `url`, bombora `topic` and
+    `score`, linkedin_ads `count`. `fields` override or add (e.g. `externalSignalId`, `weight`)."""
+    item: dict[str, Any] = {"source": source, "type": type_, "domain": domain, "occurredAt": iso_days_ago(days_ago)}
+    if source == "website":
+        item["url"] = f"https://www.example.com/{uuid.uuid4().hex[:6]}"
+    elif source == "bombora":
+        item["topic"] = "Customer Data Platforms"
+        item["score"] = 75
+    elif source == "linkedin_ads":
+        item["count"] = 10
+    item.update(fields)
+    return item
+
+
+def push_signals_raw(api: httpx.Client, signals: Any) -> httpx.Response:
+    return api.post("/signals", json={"signals": signals})
+
+
+def check_signal_results(r: httpx.Response, signals: list[dict[str, Any]]) -> dict[str, Any]:
+    """Assert the bulk-write shape of POST /signals (§1.4, §6.21); return `data`."""
+    data = ok(r, "/api/v1/signals")
+    assert isinstance(data, dict) and {"results", "summary"} <= set(data), describe(r)
+    results, summary = data["results"], data["summary"]
+    assert isinstance(results, list) and len(results) == len(signals), f"one result per item, in request order: {describe(r)}"
+    for sent, item in zip(signals, results):
+        assert isinstance(item, dict) and item.get("status") in ("created", "skipped", "failed"), f"bad result item {item}"
+        if "externalSignalId" in item and sent.get("externalSignalId") is not None:
+            assert item["externalSignalId"] == sent["externalSignalId"], f"results in request order: {item} vs {sent}"
+        if item["status"] == "failed":
+            assert isinstance(item.get("error"), str) and item["error"], f"a failed item carries an error text: {item}"
+        else:
+            assert item.get("error") is None, f"only failed items carry an error: {item}"
+    counts = {s: sum(1 for i in results if i["status"] == s) for s in ("created", "skipped", "failed")}
+    got = {k: summary.get(k) for k in ("total", "created", "skipped", "failed")}
+    assert got == {"total": len(signals), **counts}, f"summary must be {{total, created, skipped, failed}} matching the results: {describe(r)}"
+    return data
+
+
+def push_signals(api: httpx.Client, signals: list[dict[str, Any]]) -> dict[str, Any]:
+    return check_signal_results(push_signals_raw(api, signals), signals)
+
+
+def push_signals_ok(api: httpx.Client, signals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Push signals in requests of at most 1000; every item must be `created`."""
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(signals), 1000):
+        batch = signals[start : start + 1000]
+        data = push_signals(api, batch)
+        bad = [(s, i) for s, i in zip(batch, data["results"]) if i["status"] != "created"]
+        assert not bad, f"expected every signal created: {bad[:5]}"
+        out.extend(data["results"])
+    return out
+
+
+def run_score(cli, workspace_name: str, *flags: str):
+    """`abmhub score --workspace W [--all]` (§3.4, §5) must succeed."""
+    proc = cli("score", "--workspace", workspace_name, *flags)
+    assert proc.returncode == 0, (
+        f"abmhub score --workspace {workspace_name} {' '.join(flags)} failed: rc={proc.returncode} "
+        f"stdout={proc.stdout!r} stderr={proc.stderr!r}"
+    )
+    return proc
+
+
+def score_fields(rec: dict[str, Any]) -> dict[str, Any]:
+    """The scoring fields of an account record (§2.1)."""
+    return {k: rec[k] for k in (*SCORE_KEYS, "rtp_journey_stage")}
+
+
+def assert_scored_record(rec: dict[str, Any]) -> None:
+    """§3.2/§3.3: after a run every score is an integer 0–100 and the stage one of §2.10's."""
+    for k in SCORE_KEYS:
+        v = rec[k]
+        assert isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100, f"{k} must be an integer 0–100, got {v!r} for {rec['domain']}"
+    assert rec["rtp_journey_stage"] in JOURNEY_STAGES, f"a scored account has a journey stage from {JOURNEY_STAGES}, got {rec['rtp_journey_stage']!r} for {rec['domain']}"
+
+
+def explain_raw(api: httpx.Client, rtp_aid: str) -> httpx.Response:
+    return api.get(f"/accounts/{rtp_aid}/score")

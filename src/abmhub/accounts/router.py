@@ -27,12 +27,12 @@ from abmhub.accounts.schemas import (
 from abmhub.custom_fields import service as custom_fields_service
 from abmhub.custom_fields.model import SELECTION_TYPES, wire
 from abmhub.db.engine import Database
-from abmhub.paging import Page
+from abmhub.paging import Page, PageRequest
 from abmhub.tenancy.service import Caller
 from abmhub.timefmt import format_us
-from abmhub.web.dependencies import caller, database, json_body
+from abmhub.web.dependencies import caller, database, json_body, page_params
 from abmhub.web.errors import ValidationFailed
-from abmhub.web.paging import page_body, page_request, parse_limit
+from abmhub.web.paging import page_body, parse_limit
 from abmhub.web.responses import envelope
 from abmhub.web.schemas import ERROR_RESPONSES, Envelope, request_body
 from abmhub.web.validation import constraint_text, issue
@@ -163,9 +163,7 @@ def build_router(*, crm: bool) -> APIRouter:
     @router.get("/accounts", summary="List accounts (keyset pages, delta sync)", response_model=Envelope[AccountPage])
     def list_accounts(
         request: Request,
-        limit: str | None = Query(None, description="1–1000, default 100"),
-        cursor: str | None = Query(None, description="nextCursor of the previous page"),
-        lastSync: str | None = Query(None, description="ISO 8601: only accounts changed after it"),
+        page: PageRequest = Depends(page_params),
         domains: str | None = Query(None, description='JSON array of up to 100 domains, e.g. ["acme.com"]'),
         journeyStage: str | None = Query(None, description="Extension: only this journey stage"),
         minScore: str | None = Query(None, description="Extension: rtp_account_score >= minScore"),
@@ -174,7 +172,6 @@ def build_router(*, crm: bool) -> APIRouter:
         who: Caller = Depends(caller),
         db: Database = Depends(database),
     ) -> Response:
-        page = page_request(limit, cursor, lastSync)
         filters = service.AccountFilter(
             domains=_domains_filter(domains),
             journey_stage=journeyStage,

@@ -16,11 +16,12 @@ from abmhub.activities.schemas import (
     PushActivitiesResult,
 )
 from abmhub.db.engine import Database
+from abmhub.paging import PageRequest
 from abmhub.tenancy.service import Caller
 from abmhub.timefmt import format_us
-from abmhub.web.dependencies import caller, database, json_body
+from abmhub.web.dependencies import caller, database, json_body, page_params
 from abmhub.web.errors import ValidationFailed
-from abmhub.web.paging import page_body, page_request
+from abmhub.web.paging import page_body
 from abmhub.web.responses import envelope
 from abmhub.web.schemas import ERROR_RESPONSES, Envelope, request_body
 from abmhub.web.validation import issue
@@ -112,16 +113,11 @@ def build_router() -> APIRouter:
     )
     def list_activities(
         request: Request,
-        limit: str | None = Query(None, description="1–1000, default 100"),
-        cursor: str | None = Query(None, description="nextCursor of the previous page"),
-        lastSync: str | None = Query(
-            None, description="ISO 8601: only activities changed (or whose contacts changed) after it"
-        ),
+        page: PageRequest = Depends(page_params),
         domain: str | None = Query(None, description="Only activities of this domain (normalised)"),
         who: Caller = Depends(caller),
         db: Database = Depends(database),
     ) -> Response:
-        page = page_request(limit, cursor, lastSync)
         found = service.list_activities(
             db, workspace_id=who.workspace_id, page=page, domain=_domain_filter(domain)
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,10 +19,11 @@ from abmhub.deals.schemas import (
     PushDealsRequest,
     PushDealsResult,
 )
+from abmhub.paging import PageRequest
 from abmhub.tenancy.service import Caller
 from abmhub.timefmt import format_us
-from abmhub.web.dependencies import caller, database, json_body
-from abmhub.web.paging import page_body, page_request
+from abmhub.web.dependencies import caller, database, json_body, page_params
+from abmhub.web.paging import page_body
 from abmhub.web.responses import JSONBytes, envelope, plain_number
 from abmhub.web.schemas import ERROR_RESPONSES, Envelope, request_body
 
@@ -92,13 +93,11 @@ def build_router() -> APIRouter:
     @router.get("/deals", summary="List deals (extension; keyset pages, delta sync)", response_model=Envelope[DealPage])
     def list_deals(
         request: Request,
-        limit: str | None = Query(None, description="1–1000, default 100"),
-        cursor: str | None = Query(None, description="nextCursor of the previous page"),
-        lastSync: str | None = Query(None, description="ISO 8601: only deals changed after it"),
+        page: PageRequest = Depends(page_params),
         who: Caller = Depends(caller),
         db: Database = Depends(database),
     ) -> Response:
-        page, extras = service.list_deals(db, workspace_id=who.workspace_id, page=page_request(limit, cursor, lastSync))
+        page, extras = service.list_deals(db, workspace_id=who.workspace_id, page=page)
         return envelope(request, page_body(page, [deal_record(row, extras) for row in page.items]))
 
     @router.post(

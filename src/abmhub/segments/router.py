@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,6 +13,7 @@ from abmhub.accounts import service as accounts_service
 from abmhub.accounts.router import account_page_body
 from abmhub.accounts.schemas import AccountPage
 from abmhub.db.engine import Database
+from abmhub.paging import PageRequest
 from abmhub.segments import service
 from abmhub.segments.schemas import (
     CreateSegmentRequest,
@@ -23,8 +24,8 @@ from abmhub.segments.schemas import (
 )
 from abmhub.tenancy.service import Caller
 from abmhub.timefmt import format_us
-from abmhub.web.dependencies import caller, database, json_body
-from abmhub.web.paging import page_body, page_request
+from abmhub.web.dependencies import caller, database, json_body, page_params
+from abmhub.web.paging import page_body
 from abmhub.web.responses import envelope
 from abmhub.web.schemas import ERROR_RESPONSES, Envelope, request_body
 
@@ -52,14 +53,12 @@ def build_router() -> APIRouter:
     )
     def list_segments(
         request: Request,
-        limit: str | None = Query(None, description="1–1000, default 100"),
-        cursor: str | None = Query(None, description="nextCursor of the previous page"),
-        lastSync: str | None = Query(None, description="ISO 8601: only segments changed after it"),
+        page: PageRequest = Depends(page_params),
         who: Caller = Depends(caller),
         db: Database = Depends(database),
     ) -> Response:
         page = service.list_member_lists(
-            db, workspace_id=who.workspace_id, page=page_request(limit, cursor, lastSync)
+            db, workspace_id=who.workspace_id, page=page
         )
         items = [{"segmentId": s.segment_id, "name": s.name, "status": s.status} for s in page.items]
         return envelope(request, page_body(page, items))
@@ -120,13 +119,10 @@ def build_router() -> APIRouter:
     def list_members(
         request: Request,
         segment_id: str,
-        limit: str | None = Query(None, description="1–1000, default 100"),
-        cursor: str | None = Query(None, description="nextCursor of the previous page"),
-        lastSync: str | None = Query(None, description="ISO 8601: only accounts changed after it"),
+        page: PageRequest = Depends(page_params),
         who: Caller = Depends(caller),
         db: Database = Depends(database),
     ) -> Response:
-        page = page_request(limit, cursor, lastSync)
         service.get_segment(db, workspace_id=who.workspace_id, segment_id=segment_id)  # 404 when unknown
         found, extras = accounts_service.list_accounts(
             db, workspace_id=who.workspace_id, page=page, filters=accounts_service.AccountFilter(segment_id=segment_id)

@@ -43,8 +43,11 @@ class ImportSource(str, Enum):
 def import_signals(
     source: Annotated[
         ImportSource,
-        typer.Argument(help="Which export: bombora (Company Surge), g2 (buyer intent), linkedin "
-                       "(company engagement) or website (visits).", show_default=False),
+        typer.Argument(
+            help="Which export: bombora (Company Surge), g2 (buyer intent), linkedin (company "
+            "engagement) or website (visits).",
+            show_default=False,
+        ),
     ],
     file: Annotated[
         Path,
@@ -60,12 +63,9 @@ def import_signals(
         ),
     ] = None,
 ) -> None:
-    """Import signals from a vendor's CSV export (see docs/importers.md).
+    """Import signals from a vendor's CSV export (columns and aliases: docs/importers.md).
 
-    Streams the file in batches of 1000 signals, one transaction each. Re-importing a file
-    skips what is already stored, so an interrupted import is resumed by running it again.
-    Rows that cannot be imported are listed with their line numbers; the exit code is 0
-    once the file was read to the end.
+    Streams the file in batches of 1000 signals; importing a file again skips what is stored.
     """
     from abmhub.cli import fail, open_database  # lazily: abmhub.cli imports this module
     from abmhub.tenancy import service as tenancy
@@ -75,37 +75,36 @@ def import_signals(
     workspace_id = next((w.id for w in tenancy.list_workspaces(database) if w.name == workspace), None)
     if workspace_id is None:
         fail(f"workspace '{workspace}' not found (see `abmhub workspaces list`)")
-    err = Console(stderr=True)
     out = Console()
-    size = file.stat().st_size
     progress = Progress(
         TextColumn(f"[bold]{export.title}[/bold]"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=err,
-        transient=False,
+        console=Console(stderr=True),
     )
+    task = progress.add_task("import", total=file.stat().st_size)
+
+    def show(done: int) -> None:
+        # Started on the first report, so a refused header leaves no empty bar behind.
+        if not progress.live.is_started:
+            progress.start()
+        progress.update(task, completed=done)
+
     try:
-        with progress:
-            task = progress.add_task("import", total=size)
-            report = import_file(
-                database,
-                workspace_id=workspace_id,
-                export=export,
-                path=file,
-                progress=lambda done: progress.update(task, completed=done),
-            )
+        report = import_file(database, workspace_id=workspace_id, export=export, path=file, progress=show)
     except HeaderError as exc:
         fail(escape(str(exc)))
     except ImportInterrupted as exc:
+        progress.stop()
         print_report(out, exc.report)
         fail(
-            f"{escape(str(exc))} — the batches before it are stored; run the same command again to resume "
-            "(signals already imported are skipped)"
+            f"{escape(str(exc))} — the batches before it are stored; run the same command again "
+            "to resume (signals already imported are skipped)"
         )
     finally:
+        progress.stop()
         database.dispose()
     print_report(out, report)
 

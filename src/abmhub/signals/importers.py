@@ -91,12 +91,11 @@ class Column:
 class Row:
     """One data row, read through the format's columns."""
 
-    __slots__ = ("cells", "header", "line")
+    __slots__ = ("cells", "header")
 
-    def __init__(self, cells: list[str], header: Header, line: int) -> None:
+    def __init__(self, cells: list[str], header: Header) -> None:
         self.cells = cells
         self.header = header
-        self.line = line
 
     def get(self, role: str) -> str:
         index = self.header.index.get(role)
@@ -145,7 +144,6 @@ class Header:
 
     index: dict[str, int]
     names: dict[str, str]
-    line: int
 
 
 # --- the formats -------------------------------------------------------------------------
@@ -166,7 +164,7 @@ class ExportFormat:
     # Roles whose value tells two otherwise identical rows apart (a visit id).
     identity: tuple[str, ...] = ()
 
-    def find_header(self, cells: list[str], line: int) -> Header | None:
+    def find_header(self, cells: list[str]) -> Header | None:
         """The header, if `cells` has every required column (and one of `any_of`)."""
         positions: dict[str, int] = {}
         for index, cell in enumerate(cells):
@@ -184,7 +182,7 @@ class ExportFormat:
             return None
         if self.any_of and not any(role in found for role in self.any_of):
             return None
-        return Header(found, names, line)
+        return Header(found, names)
 
     def expected_columns(self) -> str:
         def describe(role: str) -> str:
@@ -503,7 +501,7 @@ def import_file(
                 if progress is not None and report.rows % PROGRESS_EVERY_ROWS == 0:
                     progress(raw.tell())
                 try:
-                    items = _signals_of(export, Row(cells, header, line))
+                    items = _signals_of(export, Row(cells, header))
                 except RowFailure as failure:
                     report.fail(line, failure.reason)
                     continue
@@ -550,8 +548,8 @@ class Unreadable:
 
 
 def _find_header(rows: Iterator[tuple[int, list[str] | Unreadable]], export: ExportFormat) -> Header | None:
-    for _, (line, cells) in zip(range(HEADER_SEARCH_ROWS), rows):
-        if isinstance(cells, list) and (found := export.find_header(cells, line)) is not None:
+    for _, (_line, cells) in zip(range(HEADER_SEARCH_ROWS), rows):
+        if isinstance(cells, list) and (found := export.find_header(cells)) is not None:
             return found
     return None
 
@@ -653,7 +651,7 @@ def _refresh_statistics(db: Database) -> None:
     A big import outgrows the statistics within seconds, long before autovacuum's next
     ANALYZE; planned from stale ones, the lookup of known externalSignalIds scans every
     signal of the workspace instead of using the unique index, and each batch gets slower
-    than the last (measured: 200,000 signals took 90 s instead of 12). SQLite needs nothing:
+    than the last (measured: 200,000 signals took 90 s instead of 25). SQLite needs nothing:
     its planner prefers the unique index for that lookup anyway.
     """
     if db.is_sqlite:

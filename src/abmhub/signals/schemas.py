@@ -67,9 +67,14 @@ def _issue_at(field: str, value: Any, kind: str, ctx: dict[str, Any] | None = No
     return InitErrorDetails(type=PydanticCustomError(kind, kind, ctx), loc=(field,), input=value)
 
 
+_TYPES_DOC = "; ".join(f"{source}: {', '.join(types)}" for source, types in SIGNAL_TYPES.items())
+
+
 class SignalItem(RequestModel):
-    source: Annotated[RequiredStr, AfterValidator(one_of(*SOURCES))]
-    type: RequiredStr
+    source: Annotated[
+        RequiredStr, AfterValidator(one_of(*SOURCES)), Field(json_schema_extra={"enum": list(SOURCES)})
+    ]
+    type: Annotated[RequiredStr, Field(description=f"Per source — {_TYPES_DOC}")]
     # An un-normalisable domain is a per-item `failed` (§1.6), not a 400.
     domain: RequiredStr
     occurredAt: RequiredIsoDate
@@ -77,8 +82,8 @@ class SignalItem(RequestModel):
     weight: Annotated[OptionalNumber, AfterValidator(_not_negative)] = Field(
         default=None, description="≥ 0; default 1"
     )
-    url: OptionalStr
-    topic: OptionalStr
+    url: Annotated[OptionalStr, Field(description="website: the page viewed")]
+    topic: Annotated[OptionalStr, Field(description="bombora: the intent topic")]
     score: Annotated[OptionalNumber, _bounded_int(MIN_SCORE, MAX_SCORE)] = Field(
         default=None, description="bombora: integer 0–100, required for surge"
     )

@@ -11,13 +11,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
-from fastapi import Depends
+from fastapi import Depends, Query
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from abmhub.db.engine import Database
+from abmhub.paging import PageRequest
 from abmhub.tenancy.service import Caller, authenticate
 from abmhub.web.errors import ApiError, ValidationFailed, unauthorized
+from abmhub.web.paging import page_request
 from abmhub.web.validation import validation_issues
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -107,3 +109,13 @@ def json_body(model: type[Model]) -> Callable[..., Any]:
             raise ValidationFailed(validation_issues(exc)) from None
 
     return dependency
+
+
+def page_params(
+    limit: str | None = Query(None, description="Page size, 1–1000 (default 100)"),
+    cursor: str | None = Query(None, description="`nextCursor` of the previous page"),
+    lastSync: str | None = Query(None, description="ISO 8601: only records changed after it (delta sync)"),
+    _: Caller = Depends(caller),  # authentication is checked before the parameters
+) -> PageRequest:
+    """The standard list parameters of §1.5, validated."""
+    return page_request(limit, cursor, lastSync)
