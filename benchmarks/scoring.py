@@ -117,6 +117,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated monkeypatch experiments, each a first-run full recompute after a score reset: "
         + ", ".join(sorted(EXPERIMENTS)),
     )
+    parser.add_argument(
+        "--incremental-experiments",
+        default="",
+        metavar="LIST",
+        help="comma-separated incremental-run experiments, each after touching --changed other accounts: "
+        + ", ".join(INCREMENTAL_EXPERIMENTS),
+    )
     parser.add_argument("--full-rerun", action="store_true", help="also time a second full run (nothing changes)")
     parser.add_argument(
         "--max-run-seconds",
@@ -814,6 +821,15 @@ def apply_patches(db: Any, patches: dict[str, Any]) -> list[str]:
     if patches.get("fix_unchanged_set"):
         engine.score_batch = _score_batch_set_once
         done.append("engine.score_batch: the set of changed ids built once per batch, not once per row")
+    if patches.get("update_from_values"):
+        engine.score_batch = _score_batch_update_from_values
+        done.append("engine.score_batch: set-once + one UPDATE ... FROM (VALUES ...) per batch instead of executemany")
+    if patches.get("segments_changed_only"):
+        from abmhub.scoring import service
+
+        _REFRESH["original"] = service.refresh_dynamic_segments
+        service.refresh_dynamic_segments = _refresh_changed_only
+        done.append("refresh_dynamic_segments: only accounts whose change_us moved since the last run")
     if patches.get("domain_batches"):
         engine.next_batch = _next_batch_by_domain
         engine._source_points = _source_points_domain_range
@@ -849,6 +865,135 @@ def _score_batch_set_once(conn, workspace_id, rows, settings, today, now):  # no
             .values(score_dirty=False, scored_us=now)
         )
     return engine.BatchResult(scored=len(rows), changed=len(changed))
+
+
+def _score_batch_update_from_values(conn, workspace_id, rows, settings, today, now):  # noqa: ANN001, ANN202
+    """MONKEYPATCH (experiment): set-once, and the changed rows written by one set-based UPDATE.
+
+    PostgreSQL: `UPDATE accounts SET ... FROM (VALUES (...), ...) AS v (...) WHERE accounts.id = v.id`
+    — one statement (one round trip, one plan) per batch instead of one per changed account.
+    SQLite keeps executemany (in-process, prepared once: no round trips to save).
+    """
+    from sqlalchemy import Integer, String, column, update, values
+
+    from abmhub.db.tables import accounts
+    from abmhub.scoring import engine
+
+    if conn.dialect.name != "postgresql":
+        return _score_batch_set_once(conn, workspace_id, rows, settings, today, now)
+    ids = [row.id for row in rows]
+    inputs = engine.inputs_for(conn, workspace_id, ids, settings, today)
+    score_columns = list(engine.SCORE_COLUMNS.values())
+    changed = []
+    for row in rows:
+        scores = engine.score_account(settings, inputs[row.id])
+        if engine._wanted(scores) != engine._stored(row):
+            changed.append(
+                (row.id, scores.overall, scores.journey_stage, *(scores.sources[s] for s in engine.SCORE_COLUMNS))
+            )
+    if changed:
+        v = (
+            values(
+                column("id", Integer), column("account_score", Integer), column("journey_stage", String),
+                *(column(c, Integer) for c in score_columns), name="v",
+            )
+            .data(changed)
+        )  # fmt: skip
+        conn.execute(
+            update(accounts)
+            .where(accounts.c.id == v.c.id)
+            .values(
+                account_score=v.c.account_score,
+                journey_stage=v.c.journey_stage,
+                **{c: v.c[c] for c in score_columns},
+                change_us=now,
+                scored_us=now,
+                score_dirty=False,
+            )
+        )
+    changed_ids = {c[0] for c in changed}
+    unchanged = [row.id for row in rows if row.id not in changed_ids]
+    if unchanged:
+        conn.execute(
+            update(accounts)
+            .where(accounts.c.id.in_(unchanged), accounts.c.score_dirty.is_(True))
+            .values(score_dirty=False, scored_us=now)
+        )
+    return engine.BatchResult(scored=len(rows), changed=len(changed))
+
+
+_REFRESH: dict[str, Any] = {}
+REFRESH_FALLBACK = 50_000
+
+
+def _refresh_changed_only(conn, workspace_id, now):  # noqa: ANN001, ANN202
+    """MONKEYPATCH (experiment): re-evaluate the rules only for accounts changed since the last run.
+
+    Every rule input (scores, stage, tags, custom fields) moves `change_us` when it changes, so an
+    account whose change_us did not move since the last run keeps its memberships. A segment whose
+    own change_us moved (rule edited), a first run, or a very large candidate set → the full refresh.
+    """
+    from sqlalchemy import delete, insert, select, update
+
+    from abmhub.db.tables import accounts, scoring_runs, segment_members, segments
+    from abmhub.scoring.rules import rule_sql
+
+    original = _REFRESH["original"]
+    last = conn.execute(
+        select(scoring_runs.c.last_run_us).where(scoring_runs.c.workspace_id == workspace_id)
+    ).scalar_one_or_none()
+    if last is None:
+        return original(conn, workspace_id, now)
+    dynamic = conn.execute(
+        select(segments.c.id, segments.c.rule, segments.c.change_us).where(
+            segments.c.workspace_id == workspace_id, segments.c.type == "dynamic"
+        )
+    ).all()
+    if any(change_us > last for _, _, change_us in dynamic):
+        return original(conn, workspace_id, now)
+    candidates = list(
+        conn.execute(
+            select(accounts.c.id).where(accounts.c.workspace_id == workspace_id, accounts.c.change_us > last)
+        ).scalars()
+    )
+    if len(candidates) > REFRESH_FALLBACK:
+        return original(conn, workspace_id, now)
+    changes = 0
+    for segment_pk, rule, _ in dynamic:
+        wanted, current = set(), set()
+        for start in range(0, len(candidates), 1000):
+            chunk = candidates[start : start + 1000]
+            wanted |= set(
+                conn.execute(
+                    select(accounts.c.id).where(
+                        accounts.c.workspace_id == workspace_id, accounts.c.id.in_(chunk), rule_sql(conn, rule)
+                    )
+                ).scalars()
+            )
+            current |= set(
+                conn.execute(
+                    select(segment_members.c.account_id).where(
+                        segment_members.c.segment_id == segment_pk, segment_members.c.account_id.in_(chunk)
+                    )
+                ).scalars()
+            )
+        joining, leaving = sorted(wanted - current), sorted(current - wanted)
+        if joining:
+            conn.execute(
+                insert(segment_members), [{"segment_id": segment_pk, "account_id": a, "added_us": now} for a in joining]
+            )
+        for start in range(0, len(leaving), 1000):
+            conn.execute(
+                delete(segment_members).where(
+                    segment_members.c.segment_id == segment_pk,
+                    segment_members.c.account_id.in_(leaving[start : start + 1000]),
+                )
+            )
+        moved = joining + leaving
+        for start in range(0, len(moved), 1000):
+            conn.execute(update(accounts).where(accounts.c.id.in_(moved[start : start + 1000])).values(change_us=now))
+        changes += len(moved)
+    return changes
 
 
 _DOMAIN_BATCH: dict[str, Any] = {}
@@ -996,7 +1141,7 @@ def explain_batch(url: str, workspace_id: int, *, only_dirty: bool = False) -> l
                 if db.is_sqlite:
                     text = "\n".join(f"{'  ' * _depth(row, lines)}{row[-1]}" for row in lines)
                 else:
-                    text = "\n".join(row[0] for row in lines)
+                    text = "\n".join(_shorten(row[0], 240, keep_indent=True) for row in lines)
                 plans.append(
                     {"sql": _shorten(statement), "plan": text, "explain_s": round(took, 4), "batch_rows": len(rows)}
                 )
@@ -1015,8 +1160,9 @@ def _depth(row: Any, rows: Sequence[Any]) -> int:
     return depth
 
 
-def _shorten(statement: str, limit: int = 400) -> str:
-    flat = " ".join(statement.split())
+def _shorten(statement: str, limit: int = 400, *, keep_indent: bool = False) -> str:
+    indent = statement[: len(statement) - len(statement.lstrip())] if keep_indent else ""
+    flat = indent + " ".join(statement.split())
     return flat if len(flat) <= limit else flat[:limit] + " …"
 
 
@@ -1056,6 +1202,22 @@ EXPERIMENTS: dict[str, tuple[str, dict[str, Any], tuple[str, str] | None, tuple[
         None,
         ("postgresql",),
     ),
+    "pg-update-values": (
+        "set-once + one UPDATE ... FROM (VALUES ...) per batch (monkeypatch)",
+        {"update_from_values": True},
+        None,
+        ("postgresql",),
+    ),
+    "pg-update-values+covering-index": (
+        "set-once + UPDATE ... FROM (VALUES ...) + covering signals index (monkeypatch + schema experiment)",
+        {"update_from_values": True},
+        (
+            "",
+            "CREATE INDEX bench_ix_signals_cover ON signals (workspace_id, domain, source) "
+            "INCLUDE (occurred_day, type, weight, count, score)",
+        ),
+        ("postgresql",),
+    ),
     "covering-index": (
         "set-once + covering signals index (workspace_id, domain, source, occurred_day, type, weight, count, "
         "score) (schema experiment)",
@@ -1088,6 +1250,55 @@ EXPERIMENTS: dict[str, tuple[str, dict[str, Any], tuple[str, str] | None, tuple[
 }
 
 
+DIRTY_INDEX = (
+    "CREATE INDEX bench_ix_accounts_dirty ON accounts (workspace_id, id) WHERE score_dirty IS 1",
+    "CREATE INDEX bench_ix_accounts_dirty ON accounts (workspace_id, id) WHERE score_dirty IS true",
+)
+# name → (description, child patches, schema change or None)
+INCREMENTAL_EXPERIMENTS: dict[str, tuple[str, dict[str, Any], tuple[str, str] | None]] = {
+    "baseline": ("as shipped", {}, None),
+    "dirty-partial-index": (
+        "partial index accounts (workspace_id, id) WHERE score_dirty (schema experiment; the query as shipped)",
+        {},
+        DIRTY_INDEX,
+    ),
+    "segments-changed-only": (
+        "segment refresh only for accounts whose change_us moved since the last run (monkeypatch)",
+        {"segments_changed_only": True},
+        None,
+    ),
+    "both": ("dirty-partial-index + segments-changed-only", {"segments_changed_only": True}, DIRTY_INDEX),
+}
+
+
+def run_incremental_experiment(
+    run: Run, url: str, workspace_id: int, name: str, round_no: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    description, patches, schema = INCREMENTAL_EXPERIMENTS[name]
+    touch_accounts(run.backend, url, workspace_id, args.changed, args.seed + 1000 + round_no)
+    if schema is not None:
+        loader = Loader(run.backend, url)
+        try:
+            loader.execute(schema[0] if run.backend == "sqlite" else schema[1])
+            loader.analyze(("accounts",))
+        finally:
+            loader.close()
+    log(f"incremental experiment {name}: {description}")
+    try:
+        result = run_child(run, url, full=False, phases=True, patches=patches, timeout=args.max_run_seconds)
+    finally:
+        if schema is not None:
+            loader = Loader(run.backend, url)
+            try:
+                loader.execute("DROP INDEX IF EXISTS bench_ix_accounts_dirty")
+            finally:
+                loader.close()
+    result["description"] = description
+    if result.get("finished"):
+        log(f"incremental experiment {name}: {result['run_s'] * 1000:.0f} ms")
+    return result
+
+
 def run_experiment(run: Run, url: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
     description, patches, schema, backends = EXPERIMENTS[name]
     if run.backend not in backends:
@@ -1099,13 +1310,16 @@ def run_experiment(run: Run, url: str, name: str, args: argparse.Namespace) -> d
         try:
             t = time.perf_counter()
             loader.execute(schema[0] if run.backend == "sqlite" else schema[1])
-            loader.analyze(("signals",))
+            loader.analyze(("signals",) if run.backend == "postgresql" else None)
             index_s = time.perf_counter() - t
         finally:
             loader.close()
     log(f"experiment {name}: {description}")
     try:
-        result = run_child(run, url, full=True, phases=True, patches=patches, timeout=args.max_run_seconds)
+        profile = args.results_dir / f"scoring-{run.backend}-{name}.pyspy.txt" if args.profile else None
+        result = run_child(
+            run, url, full=True, phases=True, patches=patches, profile=profile, timeout=args.max_run_seconds
+        )
     finally:
         if schema is not None:
             loader = Loader(run.backend, url)
@@ -1126,6 +1340,10 @@ def main(args: argparse.Namespace) -> int:
     n = args.accounts if args.accounts is not None else (QUICK_ACCOUNTS if args.quick else DEFAULT_ACCOUNTS)
     m = args.signals if args.signals is not None else (QUICK_SIGNALS if args.quick else DEFAULT_SIGNALS)
     experiments = [e.strip() for e in args.experiments.split(",") if e.strip()]
+    incremental_experiments = [e.strip() for e in args.incremental_experiments.split(",") if e.strip()]
+    unknown = [e for e in incremental_experiments if e not in INCREMENTAL_EXPERIMENTS]
+    if unknown:
+        raise SystemExit(f"unknown incremental experiments: {', '.join(unknown)}")
     unknown = [e for e in experiments if e not in EXPERIMENTS]
     if unknown:
         raise SystemExit(f"unknown experiments: {', '.join(unknown)} (known: {', '.join(sorted(EXPERIMENTS))})")
@@ -1211,11 +1429,17 @@ def main(args: argparse.Namespace) -> int:
             log(f"WARNING: incremental run scored {incremental['scored']}, expected {len(touched)}")
         log(f"incremental: {incremental['run_s'] * 1000:.0f} ms, peak RSS {incremental['peak_rss_mib']:.0f} MiB")
 
+        details["incremental_experiments"] = {}
+        for round_no, name in enumerate(incremental_experiments):
+            details["incremental_experiments"][name] = run_incremental_experiment(
+                run, url, workspace_id, name, round_no, args
+            )
         details["experiments"] = {}
         for name in experiments:
             details["experiments"][name] = run_experiment(run, url, name, args)
         details["databases"] = dbs.info
-        dbs.drop(url)
+        if not args.keep_temp:
+            dbs.drop(url)
 
     details["total_runtime_s"] = time.perf_counter() - started
     _figures(report, data, full, incremental, args.backend)
@@ -1229,6 +1453,9 @@ def main(args: argparse.Namespace) -> int:
         if details[name].get("phases"):
             print()
             print(_phase_table(name, details[name]))
+    if details["incremental_experiments"]:
+        print()
+        print(_incremental_table(details["incremental_experiments"], incremental))
     if details["experiments"]:
         print()
         print(_experiment_table(details["experiments"], full))
@@ -1321,6 +1548,29 @@ def _experiment_table(experiments: dict[str, Any], full: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {result['run_s']:.1f} | {result['run_s'] / full['run_s']:.2f} | {signals:.1f} | "
             f"{model:.1f} | {upd:.1f} | {fmt_number(result['peak_rss_mib'])} |"
+        )
+    return "\n".join(lines)
+
+
+def _incremental_table(experiments: dict[str, Any], incremental: dict[str, Any]) -> str:
+    lines = [
+        f"Incremental experiments ({incremental['scored']:,} other accounts touched before each)",
+        "",
+        "| experiment | incremental ms | select dirty batches ms | score_batch ms | segment refresh ms | COMMIT ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, result in experiments.items():
+        if not result.get("finished"):
+            lines.append(f"| {name} | not finished | – | – | – | – |")
+            continue
+        p = result.get("phases", {})
+
+        def ms(key: str) -> str:
+            return f"{p.get(key, {}).get('s', 0.0) * 1000:.0f}"
+
+        lines.append(
+            f"| {name} | {result['run_s'] * 1000:.0f} | {ms('select next batch')} | {ms('score_batch (total)')} | "
+            f"{ms('segment refresh (total)')} | {ms('COMMIT')} |"
         )
     return "\n".join(lines)
 

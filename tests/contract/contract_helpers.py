@@ -631,9 +631,9 @@ JOURNEY_STAGES = ["Unaware", "Aware", "Consideration", "Opportunity", "Customer"
 
 def iso_days_ago(days: float = 0, minutes: float = 1) -> str:
     """An ISO 8601 UTC time `days` days (and `minutes` minutes) before now, e.g. 2026-11-25T14:59:00.000Z."""
-    from datetime import timedelta
+    from datetime import UTC, timedelta
 
-    when = datetime.now(timezone.utc) - timedelta(days=days, minutes=minutes)
+    when = datetime.now(UTC) - timedelta(days=days, minutes=minutes)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
