@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from abmhub.accounts import service as accounts_service
 from abmhub.accounts.schemas import AccountItem, CrmAccountItem
@@ -20,6 +20,7 @@ from abmhub.db.tables import activities, activity_contacts, contacts
 from abmhub.paging import PageRequest
 from abmhub.tenancy import service as tenancy
 from abmhub.web.validation import validation_issues
+from tests.support.statements import StatementCounter
 
 SKIPPED = "Only call and email activity types are supported"
 
@@ -78,18 +79,6 @@ def count(db: Database, table: Any) -> int:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()
 
 
-class StatementCounter:
-    def __init__(self, database: Database) -> None:
-        self.statements: list[str] = []
-        self.commits = 0
-        event.listen(database.engine, "before_cursor_execute", self._on_execute)
-        event.listen(database.engine, "commit", self._on_commit)
-
-    def _on_execute(self, conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
-        self.statements.append(statement.split()[0].upper())
-
-    def _on_commit(self, conn) -> None:  # noqa: ANN001
-        self.commits += 1
 
 
 # --- outcomes ----------------------------------------------------------------------------

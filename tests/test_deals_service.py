@@ -9,6 +9,7 @@ from sqlalchemy import event
 
 from abmhub.accounts import service as accounts_service
 from abmhub.accounts.schemas import AccountItem
+from abmhub.bulk import PushOutcome
 from abmhub.db.engine import Database
 from abmhub.deals import service
 from abmhub.deals.schemas import DealItem, PipelineDefinition
@@ -26,7 +27,7 @@ def deal(external_id: str, **fields: Any) -> DealItem:
     return DealItem.model_validate({"externalDealId": external_id, "name": f"Deal {external_id}", **fields})
 
 
-def push(db: Database, workspace_id: int, *items: DealItem) -> service.DealPushOutcome:
+def push(db: Database, workspace_id: int, *items: DealItem) -> PushOutcome:
     return service.push_deals(db, workspace_id=workspace_id, items=list(items))
 
 

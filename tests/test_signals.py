@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from abmhub.accounts import service as accounts_service
 from abmhub.accounts.schemas import AccountItem
@@ -23,6 +23,7 @@ from abmhub.signals.schemas import PushSignalsRequest, SignalItem
 from abmhub.tenancy import service as tenancy
 from abmhub.timefmt import parse_iso8601
 from abmhub.web.validation import validation_issues
+from tests.support.statements import StatementCounter
 
 
 @pytest.fixture
@@ -207,18 +208,6 @@ def test_skipped_and_failed_signals_mark_nothing(database, workspace_id):
 # --- statements --------------------------------------------------------------------------
 
 
-class StatementCounter:
-    def __init__(self, database: Database) -> None:
-        self.statements: list[str] = []
-        self.commits = 0
-        event.listen(database.engine, "before_cursor_execute", self._on_execute)
-        event.listen(database.engine, "commit", self._on_commit)
-
-    def _on_execute(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        self.statements.append(" ".join(statement.split()[:3]).upper())
-
-    def _on_commit(self, conn) -> None:
-        self.commits += 1
 
 
 def test_a_push_of_1000_signals_is_one_transaction_with_batched_statements(database, workspace_id):

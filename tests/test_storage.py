@@ -8,7 +8,7 @@ import threading
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from abmhub.accounts import service as accounts_service
@@ -17,6 +17,7 @@ from abmhub.db.engine import Database
 from abmhub.db.migrate import alembic_config, upgrade
 from abmhub.db.tables import accounts, api_keys
 from abmhub.tenancy import service as tenancy
+from tests.support.statements import StatementCounter
 
 
 @pytest.fixture
@@ -28,18 +29,6 @@ def items(n: int, prefix: str = "co") -> list[AccountItem]:
     return [AccountItem.model_validate({"domain": f"{prefix}-{i}.com", "name": f"Co {i}"}) for i in range(n)]
 
 
-class StatementCounter:
-    def __init__(self, database: Database) -> None:
-        self.statements: list[str] = []
-        self.commits = 0
-        event.listen(database.engine, "before_cursor_execute", self._on_execute)
-        event.listen(database.engine, "commit", self._on_commit)
-
-    def _on_execute(self, conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
-        self.statements.append(statement.split()[0].upper())
-
-    def _on_commit(self, conn) -> None:  # noqa: ANN001
-        self.commits += 1
 
 
 def test_a_push_of_100_accounts_is_one_transaction_with_batched_statements(database, workspace_id):

@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from abmhub.accounts.domains import normalize_domain
 from abmhub.accounts.schemas import AccountItem, ExternalIdMapping, UpdateAccountRequest
 from abmhub.activities.links import link_activities
+from abmhub.bulk import PushOutcome, outcome
 from abmhub.custom_fields.model import CustomField, value_problem
 from abmhub.custom_fields.service import active_fields
 from abmhub.db.engine import Database, sync_pass
@@ -353,12 +354,6 @@ def _write_accounts(conn: Connection, workspace_id: int, working: WorkingSet, no
 # --- push --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class PushOutcome:
-    results: list[dict[str, Any]]
-    summary: dict[str, int]
-
-
 def _result(
     state: AccountState | None, domain: str, item: AccountItem, status: str, error: str | None, *, crm: bool
 ) -> dict[str, Any]:
@@ -425,10 +420,7 @@ def push_accounts(
             segments_service.add_members_by_rtp_aid(
                 conn, workspace_id, segment_pk, [s.rtp_aid for s in members], tx.now_us
             )
-    summary = {"total": len(results), "created": 0, "updated": 0, "failed": 0}
-    for result in results:
-        summary[result["status"]] += 1
-    return PushOutcome(results, summary)
+    return outcome(results, ("created", "updated", "failed"))
 
 
 def _decide(

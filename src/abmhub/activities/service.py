@@ -16,6 +16,7 @@ from sqlalchemy import Connection, exists, insert, literal, or_, select
 
 from abmhub.accounts.domains import normalize_domain
 from abmhub.activities.schemas import ActivityContactItem, ActivityItem
+from abmhub.bulk import PushOutcome, outcome
 from abmhub.contacts import service as contacts_service
 from abmhub.db.engine import Database, sync_pass
 from abmhub.db.tables import accounts, activities, activity_contacts, contacts
@@ -44,12 +45,6 @@ def already_exists(external_activity_id: str) -> str:
 
 
 # --- push --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PushOutcome:
-    results: list[dict[str, Any]]
-    summary: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +83,7 @@ def push_activities(db: Database, *, workspace_id: int, items: Sequence[Activity
             results.append(result)
         if accepted:
             _write(conn, workspace_id, accepted, tx.now_us)
-    summary = {"total": len(results), "created": 0, "failed": 0, "skipped": 0}
-    for result in results:
-        summary[result["status"]] += 1
-    return PushOutcome(results, summary)
+    return outcome(results, ("created", "failed", "skipped"))
 
 
 def _stored_external_ids(conn: Connection, workspace_id: int, external_ids: set[str]) -> set[str]:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from abmhub.accounts.domains import normalize_domain
+from abmhub.bulk import PushOutcome, outcome
 from abmhub.db.engine import Database, sync_pass
 from abmhub.db.tables import (
     accounts,
@@ -158,12 +159,6 @@ class DealState:
     dirty: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class DealPushOutcome:
-    results: list[dict[str, Any]]
-    summary: dict[str, int]
-
-
 def _association(entry: Any) -> dict[str, Any]:
     domain = normalize_domain(entry.domain) if entry.domain is not None else None
     return {
@@ -256,7 +251,7 @@ def _apply(state: DealState, item: DealItem, now: int) -> None:
     state.dirty = state.dirty or before != state.values or bool(state.history) or state.associations is not None
 
 
-def push_deals(db: Database, *, workspace_id: int, items: Sequence[DealItem]) -> DealPushOutcome:
+def push_deals(db: Database, *, workspace_id: int, items: Sequence[DealItem]) -> PushOutcome:
     """Upsert deals by externalDealId, in request order, in one transaction."""
     with db.write(workspace_id) as tx:
         conn, now = tx.conn, tx.now_us
@@ -293,9 +288,7 @@ def push_deals(db: Database, *, workspace_id: int, items: Sequence[DealItem]) ->
         _fill_stage_labels(conn, workspace_id, changed)
         _resolve_associations(conn, workspace_id, changed)
         _write_deals(conn, workspace_id, changed, now)
-    upserted = sum(1 for r in results if r["status"] == "upserted")
-    summary = {"total": len(results), "upserted": upserted, "failed": len(results) - upserted}
-    return DealPushOutcome(results, summary)
+    return outcome(results, ("upserted", "failed"))
 
 
 def _item_problem(item: DealItem) -> str | None:

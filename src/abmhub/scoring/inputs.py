@@ -33,6 +33,10 @@ def mark_domains(conn: Connection, workspace_id: int, domains: Collection[str]) 
     for start in range(0, len(wanted), 1000):
         conn.execute(
             update(accounts)
-            .where(accounts.c.workspace_id == workspace_id, accounts.c.domain.in_(wanted[start : start + 1000]))
+            .where(
+                accounts.c.workspace_id == workspace_id,
+                accounts.c.domain.in_(wanted[start : start + 1000]),
+                accounts.c.score_dirty.is_(False),  # already marked: no rewrite
+            )
             .values(score_dirty=True)
         )

@@ -10,12 +10,12 @@ point, so an imported signal obeys exactly the rules of a pushed one.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
 from abmhub.accounts.domains import normalize_domain
+from abmhub.bulk import PushOutcome, outcome
 from abmhub.db.engine import Database
 from abmhub.db.tables import signals
 from abmhub.scoring import inputs as scoring_inputs
@@ -32,12 +32,6 @@ def already_exists(external_signal_id: str) -> str:
 def occurred_day(occurred_us: int) -> int:
     """The UTC day (days since 1970-01-01) of a time; floor division, so also right before 1970."""
     return occurred_us // US_PER_DAY
-
-
-@dataclass(frozen=True, slots=True)
-class PushOutcome:
-    results: list[dict[str, Any]]
-    summary: dict[str, int]
 
 
 def push_signals(db: Database, *, workspace_id: int, items: Sequence[SignalItem]) -> PushOutcome:
@@ -74,10 +68,7 @@ def push_signals(db: Database, *, workspace_id: int, items: Sequence[SignalItem]
             conn.execute(insert(signals), rows)
             # The scoring job rescores these accounts on its next run (`score_dirty`).
             scoring_inputs.mark_domains(conn, workspace_id, {row["domain"] for row in rows})
-    summary = {"total": len(results), "created": 0, "skipped": 0, "failed": 0}
-    for result in results:
-        summary[result["status"]] += 1
-    return PushOutcome(results, summary)
+    return outcome(results, ("created", "skipped", "failed"))
 
 
 def _stored_external_ids(conn: Connection, workspace_id: int, external_ids: set[str]) -> set[str]:
