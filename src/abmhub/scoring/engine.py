@@ -221,7 +221,8 @@ def score_batch(
             changed.append(params)
     if changed:
         conn.execute(_UPDATE_SCORES, changed)
-    unchanged = [row.id for row in rows if row.id not in {p["_id"] for p in changed}]
+    written = {params["_id"] for params in changed}
+    unchanged = [row.id for row in rows if row.id not in written]
     if unchanged:
         conn.execute(
             update(accounts)
