@@ -157,9 +157,9 @@ def account_domain(i: int) -> str:
 
 def _stride(n: int) -> int:
     """A multiplier coprime to n: rank → account id is then a permutation (hot accounts spread out)."""
-    stride = 1_000_003
+    stride = max(1, int(n * 0.6180339887))  # golden ratio: consecutive ranks land far apart
     while math.gcd(stride, n) != 1:
-        stride += 2
+        stride += 1
     return stride
 
 
@@ -563,6 +563,23 @@ def reset_scores(backend: str, url: str) -> float:
     return time.perf_counter() - t
 
 
+def score_checksum(backend: str, url: str) -> list[Any]:
+    """What a run computed, in a few numbers: experiments must reproduce the shipped engine's result."""
+    loader = Loader(backend, url)
+    try:
+        row = loader.execute(
+            "SELECT count(*), sum(account_score), sum(website_score), sum(g2_score), sum(bombora_score), "
+            "sum(advertising_score), sum(CASE WHEN journey_stage = 'Consideration' THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN journey_stage = 'Customer' THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN score_dirty = ? THEN 1 ELSE 0 END) FROM accounts",
+            (True,),
+        ).fetchone()
+        members = loader.execute("SELECT count(*) FROM segment_members").fetchone()[0]
+        return [int(v or 0) for v in row] + [int(members)]
+    finally:
+        loader.close()
+
+
 def dirty_count(backend: str, url: str) -> int:
     loader = Loader(backend, url)
     try:
@@ -594,6 +611,7 @@ class RssSampler:
         self.child_peak_kib = 0
         self.pg_backend_anon_peak_kib = 0
         self.pg_total_anon_peak_kib = 0
+        self.pg_cpu_last: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="rss-sampler")
 
@@ -610,7 +628,10 @@ class RssSampler:
             status = _proc_status(self.child_pid)
             self.child_peak_kib = max(self.child_peak_kib, status.get("VmRSS", 0))
             if self.postgres_pids is not None:
-                anon = [_proc_status(pid).get("RssAnon", 0) for pid in self.postgres_pids()]
+                pids = self.postgres_pids()
+                for pid in pids:  # CPU of backends that exit before the end is kept too
+                    self.pg_cpu_last[pid] = _cpu_of([pid])
+                anon = [_proc_status(pid).get("RssAnon", 0) for pid in pids]
                 if anon:
                     self.pg_backend_anon_peak_kib = max(self.pg_backend_anon_peak_kib, max(anon))
                     self.pg_total_anon_peak_kib = max(self.pg_total_anon_peak_kib, sum(anon))
@@ -633,7 +654,8 @@ def run_child(
     argv = [sys.executable, "-m", "benchmarks.scoring", "--child", json.dumps(spec)]
     postgres = run.databases.postgres_pids if run.backend == "postgresql" else None
     busy0 = machine_busy_seconds()
-    pg_cpu0 = _cpu_of(postgres() if postgres else [])
+    own0 = time.process_time()
+    pg_cpu0 = {pid: _cpu_of([pid]) for pid in (postgres() if postgres else [])}
     started = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=python_env(), stdin=subprocess.DEVNULL, start_new_session=True)
     timed_out = False
@@ -660,7 +682,11 @@ def run_child(
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
     busy = machine_busy_seconds() - busy0
-    pg_cpu = _cpu_of(postgres() if postgres else []) - pg_cpu0
+    own = time.process_time() - own0
+    if postgres:
+        for pid in postgres():
+            sampler.pg_cpu_last[pid] = _cpu_of([pid])
+    pg_cpu = sum(max(0.0, cpu - pg_cpu0.get(pid, 0.0)) for pid, cpu in sampler.pg_cpu_last.items())
     if timed_out:
         return {"finished": False, "timeout_s": timeout, "child_wall_s": wall}
     if proc.returncode != 0 or not result_path.exists():
@@ -680,7 +706,10 @@ def run_child(
         sampled_child_rss_peak_mib=sampler.child_peak_kib / 1024,
         child_cpu_s=child_cpu,
         postgres_cpu_s=pg_cpu if postgres else None,
-        other_cpu_s=max(0.0, busy - child_cpu - (pg_cpu if postgres else 0.0)),
+        benchmark_cpu_s=own,
+        # Everything else: other users of the machine, and kernel threads (e.g. writeback of
+        # the database files this run wrote).
+        other_cpu_s=max(0.0, busy - child_cpu - own - (pg_cpu if postgres else 0.0)),
     )
     if postgres:
         result["postgres_backend_anon_rss_peak_mib"] = sampler.pg_backend_anon_peak_kib / 1024
@@ -824,6 +853,11 @@ def apply_patches(db: Any, patches: dict[str, Any]) -> list[str]:
     if patches.get("update_from_values"):
         engine.score_batch = _score_batch_update_from_values
         done.append("engine.score_batch: set-once + one UPDATE ... FROM (VALUES ...) per batch instead of executemany")
+    if patches.get("range_predicates"):
+        engine._source_points = _with_id_range(engine._source_points, "accounts")
+        engine._engagement_points = _with_id_range(engine._engagement_points, "activities")
+        engine.deal_rows = _with_id_range(engine.deal_rows, "deal_accounts")
+        done.append("the batch queries get `id BETWEEN min(ids) AND max(ids)` besides `IN (ids)`")
     if patches.get("segments_changed_only"):
         from abmhub.scoring import service
 
@@ -920,6 +954,41 @@ def _score_batch_update_from_values(conn, workspace_id, rows, settings, today, n
             .values(score_dirty=False, scored_us=now)
         )
     return engine.BatchResult(scored=len(rows), changed=len(changed))
+
+
+def _with_id_range(function: Any, table_name: str) -> Any:
+    """MONKEYPATCH (experiment): add a range on the batch's account ids to the statement a query
+    function executes — `accounts.id` / `activities.account_id` / `deal_accounts.account_id`
+    BETWEEN the smallest and largest id of the batch, next to the `IN (...)` list. The result is
+    the same; PostgreSQL then estimates the rows from the range and picks an index (range) scan
+    instead of a (parallel) sequential scan.
+    """
+    from sqlalchemy.sql import Select
+
+    from abmhub.db.tables import accounts, activities, deal_accounts
+
+    column = {
+        "accounts": accounts.c.id,
+        "activities": activities.c.account_id,
+        "deal_accounts": deal_accounts.c.account_id,
+    }[table_name]
+
+    def patched(conn, *args, **kwargs):  # noqa: ANN001, ANN202
+        ids = next(a for a in args if isinstance(a, list | tuple))
+        lo, hi = min(ids), max(ids)
+
+        class RangeConn:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(conn, name)
+
+            def execute(self, statement: Any, *rest: Any, **kw: Any) -> Any:
+                if isinstance(statement, Select):
+                    statement = statement.where(column.between(lo, hi))
+                return conn.execute(statement, *rest, **kw)
+
+        return function(RangeConn(), *args, **kwargs)
+
+    return patched
 
 
 _REFRESH: dict[str, Any] = {}
@@ -1064,6 +1133,24 @@ def _source_points_domain_range(conn, workspace_id, ids, settings, today):  # no
     return points
 
 
+def _source_fingerprint() -> dict[str, Any]:
+    """Which engine the child ran: git HEAD at that moment and a hash of the scoring sources
+    (others may commit while a long benchmark runs; the parent's machine info is from its start)."""
+    import hashlib
+
+    import abmhub.scoring
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(abmhub.scoring.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    head = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    return {"git_head": head, "scoring_sources_sha256": digest.hexdigest()[:16]}
+
+
 def _child_main(spec_text: str) -> int:
     spec = json.loads(spec_text)
     import logging
@@ -1073,6 +1160,7 @@ def _child_main(spec_text: str) -> int:
     from abmhub.scoring.service import run_scoring
 
     db = Database(spec["url"])
+    source = _source_fingerprint()
     patched = apply_patches(db, spec.get("patches") or {})
     timer = PhaseTimer() if spec.get("phases") else None
     if timer is not None:
@@ -1093,6 +1181,7 @@ def _child_main(spec_text: str) -> int:
         "vmhwm_mib": status.get("VmHWM", 0) / 1024,
         "self_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "patches": patched,
+        "source": source,
     }
     if timer is not None:
         result["phases"] = timer.summary(seconds)
@@ -1133,6 +1222,8 @@ def explain_batch(url: str, workspace_id: int, *, only_dirty: bool = False) -> l
                 engine.score_batch(conn, workspace_id, rows, DEFAULT_SETTINGS, day_of(now_us()), now_us())
             finally:
                 event.remove(db.engine, "before_cursor_execute", capture)
+                trans.rollback()  # the batch's writes are undone before the plans are taken
+            trans = conn.begin()
             for statement, parameters in captured:
                 prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN (ANALYZE, BUFFERS) "
                 t0 = time.perf_counter()
@@ -1217,6 +1308,43 @@ EXPERIMENTS: dict[str, tuple[str, dict[str, Any], tuple[str, str] | None, tuple[
             "INCLUDE (occurred_day, type, weight, count, score)",
         ),
         ("postgresql",),
+    ),
+    "pg-range-predicates": (
+        "set-once + id BETWEEN min AND max next to the IN lists (monkeypatch)",
+        {"fix_unchanged_set": True, "range_predicates": True},
+        None,
+        ("postgresql",),
+    ),
+    "pg-no-parallel": (
+        "set-once + max_parallel_workers_per_gather = 0 for the scoring session (connect-event monkeypatch)",
+        {"fix_unchanged_set": True, "pg_settings": ["max_parallel_workers_per_gather = 0"]},
+        None,
+        ("postgresql",),
+    ),
+    "pg-combined": (
+        "set-once + range predicates + no parallel workers + covering signals index",
+        {
+            "fix_unchanged_set": True,
+            "range_predicates": True,
+            "pg_settings": ["max_parallel_workers_per_gather = 0"],
+        },
+        (
+            "",
+            "CREATE INDEX bench_ix_signals_cover ON signals (workspace_id, domain, source) "
+            "INCLUDE (occurred_day, type, weight, count, score)",
+        ),
+        ("postgresql",),
+    ),
+    "covering-index+batch-10000": (
+        "set-once + covering signals index + BATCH_SIZE 10,000",
+        {"fix_unchanged_set": True, "batch_size": 10_000},
+        (
+            "CREATE INDEX bench_ix_signals_cover ON signals (workspace_id, domain, source, occurred_day, type, "
+            "weight, count, score)",
+            "CREATE INDEX bench_ix_signals_cover ON signals (workspace_id, domain, source) "
+            "INCLUDE (occurred_day, type, weight, count, score)",
+        ),
+        BACKENDS,
     ),
     "covering-index": (
         "set-once + covering signals index (workspace_id, domain, source, occurred_day, type, weight, count, "
@@ -1327,6 +1455,8 @@ def run_experiment(run: Run, url: str, name: str, args: argparse.Namespace) -> d
                 loader.execute("DROP INDEX IF EXISTS bench_ix_signals_cover")
             finally:
                 loader.close()
+    if result.get("finished"):
+        result["checksum"] = score_checksum(run.backend, url)
     result.update(description=description, reset_s=reset_s, index_build_s=index_s)
     if result.get("finished"):
         log(f"experiment {name}: {result['run_s']:.1f} s, peak RSS {result['peak_rss_mib']:.0f} MiB")
@@ -1398,6 +1528,7 @@ def main(args: argparse.Namespace) -> int:
         if full["scored"] != n:
             raise BenchmarkError(f"full run scored {full['scored']} accounts, expected {n}")
         details["database_size_after_full"] = dbs.sizes(url)
+        full["checksum"] = score_checksum(args.backend, url)
 
         if args.full_rerun:
             log("full run again (same day, nothing changes)")
@@ -1435,8 +1566,16 @@ def main(args: argparse.Namespace) -> int:
                 run, url, workspace_id, name, round_no, args
             )
         details["experiments"] = {}
+        # Every account is scored for today's data now: the result each experiment must reproduce.
+        reference = score_checksum(args.backend, url) if experiments else None
+        details["reference_checksum"] = reference
         for name in experiments:
-            details["experiments"][name] = run_experiment(run, url, name, args)
+            result = run_experiment(run, url, name, args)
+            if result.get("checksum") is not None:
+                result["same_result_as_first_full_run"] = result["checksum"] == reference
+                if not result["same_result_as_first_full_run"]:
+                    log(f"WARNING: experiment {name} computed {result['checksum']}, the shipped engine {reference}")
+            details["experiments"][name] = result
         details["databases"] = dbs.info
         if not args.keep_temp:
             dbs.drop(url)
@@ -1461,8 +1600,9 @@ def main(args: argparse.Namespace) -> int:
         print(_experiment_table(details["experiments"], full))
     print()
     print(
-        f"Other processes kept {other:.2f} of {report.machine['nproc']} cores busy on average during the runs"
-        + (" — a busy machine: treat the figures with care." if other > 0.2 else ".")
+        f"Other processes and kernel threads (incl. writeback of this run's own database writes) kept "
+        f"{other:.2f} of {report.machine['nproc']} cores busy on average during the runs"
+        + (" — the scoring process did not have the machine to itself." if other > 0.2 else ".")
     )
     print(f"results: {path}")
     log(f"done in {details['total_runtime_s']:.0f} s")
@@ -1530,14 +1670,15 @@ def _experiment_table(experiments: dict[str, Any], full: dict[str, Any]) -> str:
     lines = [
         "Experiments (first-run full recompute after a score reset; monkeypatches in the scoring child)",
         "",
-        "| experiment | full s | vs first full run | signals aggregate s | model loop s | UPDATE s | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| experiment | full s | vs first full run | signals aggregate s | model loop s | UPDATE s | COMMIT s "
+        "| peak RSS MiB | same scores |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, result in experiments.items():
         if "skipped" in result:
             continue
         if not result.get("finished"):
-            lines.append(f"| {name} | > {result['timeout_s']:.0f} | – | – | – | – | – |")
+            lines.append(f"| {name} | > {result['timeout_s']:.0f} | – | – | – | – | – | – | – |")
             continue
         phases = result.get("phases", {})
         signals = phases.get("signals aggregate", {}).get("s", math.nan)
@@ -1545,9 +1686,11 @@ def _experiment_table(experiments: dict[str, Any], full: dict[str, Any]) -> str:
         upd = phases.get("UPDATE changed accounts", {}).get("s", 0.0) + phases.get(
             "UPDATE unchanged accounts (clear dirty)", {}
         ).get("s", 0.0)
+        commit = phases.get("COMMIT", {}).get("s", math.nan)
+        same = {True: "yes", False: "NO", None: "?"}[result.get("same_result_as_first_full_run")]
         lines.append(
             f"| {name} | {result['run_s']:.1f} | {result['run_s'] / full['run_s']:.2f} | {signals:.1f} | "
-            f"{model:.1f} | {upd:.1f} | {fmt_number(result['peak_rss_mib'])} |"
+            f"{model:.1f} | {upd:.1f} | {commit:.1f} | {fmt_number(result['peak_rss_mib'])} | {same} |"
         )
     return "\n".join(lines)
 
