@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from benchmarks.harness import (
     BACKENDS,
@@ -103,9 +103,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--changed", type=int, default=INCREMENTAL_ACCOUNTS, help="accounts changed before the incremental run"
     )
-    parser.add_argument("--segments", type=int, default=2, choices=range(0, 3), help="dynamic segments (0-2, default 2)")
+    parser.add_argument("--segments", type=int, default=2, choices=range(3), help="dynamic segments (0-2, default 2)")
     parser.add_argument(
         "--skew", type=float, default=2.0, help="signal skew: an account's rank is N·u^skew (default 2.0)"
+    )
+    parser.add_argument(
+        "--signal-order",
+        choices=("time", "domain"),
+        default="time",
+        help="physical order of the signals table: arrival time (realistic, default) or clustered by domain "
+        "(what a loader that writes account by account produces; sorts all signals in memory)",
     )
     parser.add_argument("--phases", action="store_true", help="time the engine's steps in the child (tiny overhead)")
     parser.add_argument("--profile", action="store_true", help="record the full run with py-spy (marked as profiled)")
@@ -123,6 +130,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="comma-separated incremental-run experiments, each after touching --changed other accounts: "
         + ", ".join(INCREMENTAL_EXPERIMENTS),
+    )
+    parser.add_argument(
+        "--apply",
+        default=None,
+        metavar="EXPERIMENT",
+        help="apply one experiment's monkeypatches and schema change to the main full and incremental runs "
+        "(right after loading: the full run is then a true first run with the change)",
     )
     parser.add_argument("--full-rerun", action="store_true", help="also time a second full run (nothing changes)")
     parser.add_argument(
@@ -149,6 +163,7 @@ class Shape:
     activity_share: float = 0.05  # accounts with sales activities (1–8 each)
     deal_share: float = 0.02  # accounts with a deal
     segments: int = 2
+    signal_order: str = "time"
 
 
 def account_domain(i: int) -> str:
@@ -381,6 +396,11 @@ class Loader:
         self.conn.execute("COMMIT")
         return len(batch)
 
+    def execute_script(self, sql: str) -> None:
+        for statement in sql.split(";\n"):
+            if statement.strip():
+                self.execute(statement)
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         if self.backend == "sqlite":
             return self.conn.execute(sql, params)
@@ -458,7 +478,10 @@ def generate(backend: str, url: str, shape: Shape) -> dict[str, Any]:
         counts["deal_accounts"] = loader.load("deal_accounts", DEAL_ACCOUNT_COLUMNS, link_list)
         timings["deals_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        counts["signals"] = loader.load("signals", SIGNAL_COLUMNS, signal_rows(shape, workspace_id, now))
+        rows = signal_rows(shape, workspace_id, now)
+        if shape.signal_order == "domain":
+            rows = ((i + 1, *row[1:]) for i, row in enumerate(sorted(rows, key=lambda r: (r[4], r[2], r[5]))))
+        counts["signals"] = loader.load("signals", SIGNAL_COLUMNS, rows)
         timings["signals_s"] = time.perf_counter() - t
         log(f"  signals: {counts['signals']:,} rows in {timings['signals_s']:.1f} s")
         # The workspace's sync clock must be past every stamp written above.
@@ -615,7 +638,7 @@ class RssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="rss-sampler")
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -773,11 +796,11 @@ class PhaseTimer:
         self.wrap(service, "refresh_dynamic_segments", "segment refresh (total)")
 
         @event.listens_for(db.engine, "before_cursor_execute")
-        def before(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        def before(conn, cursor, statement, parameters, context, executemany):
             conn.info["_bench_t0"] = time.perf_counter()
 
         @event.listens_for(db.engine, "after_cursor_execute")
-        def after(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        def after(conn, cursor, statement, parameters, context, executemany):
             elapsed = time.perf_counter() - conn.info.pop("_bench_t0", time.perf_counter())
             for prefix, label in self.STATEMENTS:
                 if statement.startswith(prefix):
@@ -829,7 +852,7 @@ def apply_patches(db: Any, patches: dict[str, Any]) -> list[str]:
         pragmas = patches["sqlite_pragmas"]
 
         @event.listens_for(db.engine, "connect")
-        def on_connect(dbapi_connection, _record):  # noqa: ANN001
+        def on_connect(dbapi_connection, _record):
             cursor = dbapi_connection.cursor()
             for pragma in pragmas:
                 cursor.execute(f"PRAGMA {pragma}")
@@ -840,7 +863,7 @@ def apply_patches(db: Any, patches: dict[str, Any]) -> list[str]:
         settings = patches["pg_settings"]
 
         @event.listens_for(db.engine, "connect")
-        def on_connect_pg(dbapi_connection, _record):  # noqa: ANN001
+        def on_connect_pg(dbapi_connection, _record):
             with dbapi_connection.cursor() as cursor:
                 for setting in settings:
                     cursor.execute(f"SET {setting}")
@@ -853,7 +876,7 @@ def apply_patches(db: Any, patches: dict[str, Any]) -> list[str]:
     if patches.get("update_from_values"):
         engine.score_batch = _score_batch_update_from_values
         done.append("engine.score_batch: set-once + one UPDATE ... FROM (VALUES ...) per batch instead of executemany")
-    if patches.get("range_predicates"):
+    if patches.get("range_predicates") and not db.is_sqlite:
         engine._source_points = _with_id_range(engine._source_points, "accounts")
         engine._engagement_points = _with_id_range(engine._engagement_points, "activities")
         engine.deal_rows = _with_id_range(engine.deal_rows, "deal_accounts")
@@ -871,7 +894,7 @@ def apply_patches(db: Any, patches: dict[str, Any]) -> list[str]:
     return done
 
 
-def _score_batch_set_once(conn, workspace_id, rows, settings, today, now):  # noqa: ANN001, ANN202
+def _score_batch_set_once(conn, workspace_id, rows, settings, today, now):
     """MONKEYPATCH (experiment): engine.score_batch with `changed_ids` computed once."""
     from sqlalchemy import update
 
@@ -901,7 +924,7 @@ def _score_batch_set_once(conn, workspace_id, rows, settings, today, now):  # no
     return engine.BatchResult(scored=len(rows), changed=len(changed))
 
 
-def _score_batch_update_from_values(conn, workspace_id, rows, settings, today, now):  # noqa: ANN001, ANN202
+def _score_batch_update_from_values(conn, workspace_id, rows, settings, today, now):
     """MONKEYPATCH (experiment): set-once, and the changed rows written by one set-based UPDATE.
 
     PostgreSQL: `UPDATE accounts SET ... FROM (VALUES (...), ...) AS v (...) WHERE accounts.id = v.id`
@@ -973,7 +996,7 @@ def _with_id_range(function: Any, table_name: str) -> Any:
         "deal_accounts": deal_accounts.c.account_id,
     }[table_name]
 
-    def patched(conn, *args, **kwargs):  # noqa: ANN001, ANN202
+    def patched(conn, *args, **kwargs):
         ids = next(a for a in args if isinstance(a, list | tuple))
         lo, hi = min(ids), max(ids)
 
@@ -995,7 +1018,7 @@ _REFRESH: dict[str, Any] = {}
 REFRESH_FALLBACK = 50_000
 
 
-def _refresh_changed_only(conn, workspace_id, now):  # noqa: ANN001, ANN202
+def _refresh_changed_only(conn, workspace_id, now):
     """MONKEYPATCH (experiment): re-evaluate the rules only for accounts changed since the last run.
 
     Every rule input (scores, stage, tags, custom fields) moves `change_us` when it changes, so an
@@ -1068,7 +1091,7 @@ def _refresh_changed_only(conn, workspace_id, now):  # noqa: ANN001, ANN202
 _DOMAIN_BATCH: dict[str, Any] = {}
 
 
-def _next_batch_by_domain(conn, workspace_id, *, after_id, only_dirty):  # noqa: ANN001, ANN202
+def _next_batch_by_domain(conn, workspace_id, *, after_id, only_dirty):
     """MONKEYPATCH (experiment): keyset over (workspace_id, domain) instead of id.
 
     `after_id` is the service's cursor (the last row's id); the domain cursor is kept here.
@@ -1098,7 +1121,7 @@ def _next_batch_by_domain(conn, workspace_id, *, after_id, only_dirty):  # noqa:
 class _Row(tuple):
     """A batch row without its trailing domain, with `.id` (what engine.score_batch uses)."""
 
-    def __new__(cls, row: Any) -> _Row:
+    def __new__(cls, row: Any) -> Self:
         return super().__new__(cls, tuple(row)[:-1])
 
     @property
@@ -1106,7 +1129,7 @@ class _Row(tuple):
         return self[0]
 
 
-def _source_points_domain_range(conn, workspace_id, ids, settings, today):  # noqa: ANN001, ANN202
+def _source_points_domain_range(conn, workspace_id, ids, settings, today):
     """MONKEYPATCH (experiment): one range scan of the signals index for the batch's domains."""
     from sqlalchemy import func, select
 
@@ -1146,7 +1169,8 @@ def _source_fingerprint() -> dict[str, Any]:
     head = None
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
+            check=False,
         ).stdout.strip()
     return {"git_head": head, "scoring_sources_sha256": digest.hexdigest()[:16]}
 
@@ -1208,7 +1232,7 @@ def explain_batch(url: str, workspace_id: int, *, only_dirty: bool = False) -> l
     db = Database(url)
     captured: list[tuple[str, Any]] = []
 
-    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    def capture(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith("SELECT") and "workspaces" not in statement:
             captured.append((statement, parameters))
 
@@ -1259,6 +1283,22 @@ def _shorten(statement: str, limit: int = 400, *, keep_indent: bool = False) -> 
 
 # --- experiments ---------------------------------------------------------------------------------
 
+# The signal aggregation's columns in the index itself: the join reads no table rows. On SQLite
+# the index extends ix_signals_workspace_domain (same prefix), which it could replace.
+COVERING_INDEX = (
+    (
+        "CREATE INDEX IF NOT EXISTS bench_ix_signals_cover ON signals (workspace_id, domain, source, occurred_day, type, "
+        "weight, count, score)"
+    ),
+    (
+        "CREATE INDEX IF NOT EXISTS bench_ix_signals_cover ON signals (workspace_id, domain, source) "
+        "INCLUDE (occurred_day, type, weight, count, score)"
+    ),
+)
+DIRTY_INDEX_SQL = (
+    "CREATE INDEX IF NOT EXISTS bench_ix_accounts_dirty ON accounts (workspace_id, id) WHERE score_dirty IS 1",
+    "CREATE INDEX IF NOT EXISTS bench_ix_accounts_dirty ON accounts (workspace_id, id) WHERE score_dirty IS true",
+)
 # name → (description, child patches, schema change (sqlite SQL, postgresql SQL) or None, backends)
 EXPERIMENTS: dict[str, tuple[str, dict[str, Any], tuple[str, str] | None, tuple[str, ...]]] = {
     "baseline": ("as shipped (same reset, for a like-for-like comparison)", {}, None, BACKENDS),
@@ -1302,11 +1342,7 @@ EXPERIMENTS: dict[str, tuple[str, dict[str, Any], tuple[str, str] | None, tuple[
     "pg-update-values+covering-index": (
         "set-once + UPDATE ... FROM (VALUES ...) + covering signals index (monkeypatch + schema experiment)",
         {"update_from_values": True},
-        (
-            "",
-            "CREATE INDEX bench_ix_signals_cover ON signals (workspace_id, domain, source) "
-            "INCLUDE (occurred_day, type, weight, count, score)",
-        ),
+        COVERING_INDEX,
         ("postgresql",),
     ),
     "pg-range-predicates": (
@@ -1328,34 +1364,34 @@ EXPERIMENTS: dict[str, tuple[str, dict[str, Any], tuple[str, str] | None, tuple[
             "range_predicates": True,
             "pg_settings": ["max_parallel_workers_per_gather = 0"],
         },
-        (
-            "",
-            "CREATE INDEX bench_ix_signals_cover ON signals (workspace_id, domain, source) "
-            "INCLUDE (occurred_day, type, weight, count, score)",
-        ),
+        COVERING_INDEX,
         ("postgresql",),
+    ),
+    "proposals": (
+        (
+            "everything proposed: covering signals index, BATCH_SIZE 10,000, dirty partial index, segment "
+            "refresh of changed accounts only; PostgreSQL also range predicates and no parallel workers"
+        ),
+        {
+            "fix_unchanged_set": True,
+            "batch_size": 10_000,
+            "segments_changed_only": True,
+            "range_predicates": True,
+            "pg_settings": ["max_parallel_workers_per_gather = 0"],
+        },
+        (COVERING_INDEX[0] + ";\n" + DIRTY_INDEX_SQL[0], COVERING_INDEX[1] + ";\n" + DIRTY_INDEX_SQL[1]),
+        BACKENDS,
     ),
     "covering-index+batch-10000": (
         "set-once + covering signals index + BATCH_SIZE 10,000",
         {"fix_unchanged_set": True, "batch_size": 10_000},
-        (
-            "CREATE INDEX bench_ix_signals_cover ON signals (workspace_id, domain, source, occurred_day, type, "
-            "weight, count, score)",
-            "CREATE INDEX bench_ix_signals_cover ON signals (workspace_id, domain, source) "
-            "INCLUDE (occurred_day, type, weight, count, score)",
-        ),
+        COVERING_INDEX,
         BACKENDS,
     ),
     "covering-index": (
-        "set-once + covering signals index (workspace_id, domain, source, occurred_day, type, weight, count, "
-        "score) (schema experiment)",
+        "set-once + covering signals index (schema experiment: COVERING_INDEX)",
         {"fix_unchanged_set": True},
-        (
-            "CREATE INDEX bench_ix_signals_cover ON signals (workspace_id, domain, source, occurred_day, type, "
-            "weight, count, score)",
-            "CREATE INDEX bench_ix_signals_cover ON signals (workspace_id, domain, source) "
-            "INCLUDE (occurred_day, type, weight, count, score)",
-        ),
+        COVERING_INDEX,
         BACKENDS,
     ),
     "domain-batches": (
@@ -1367,21 +1403,13 @@ EXPERIMENTS: dict[str, tuple[str, dict[str, Any], tuple[str, str] | None, tuple[
     "domain-batches+covering-index": (
         "set-once + batches by domain + covering signals index (monkeypatch + schema experiment)",
         {"fix_unchanged_set": True, "domain_batches": True},
-        (
-            "CREATE INDEX bench_ix_signals_cover ON signals (workspace_id, domain, source, occurred_day, type, "
-            "weight, count, score)",
-            "CREATE INDEX bench_ix_signals_cover ON signals (workspace_id, domain, source) "
-            "INCLUDE (occurred_day, type, weight, count, score)",
-        ),
+        COVERING_INDEX,
         BACKENDS,
     ),
 }
 
 
-DIRTY_INDEX = (
-    "CREATE INDEX bench_ix_accounts_dirty ON accounts (workspace_id, id) WHERE score_dirty IS 1",
-    "CREATE INDEX bench_ix_accounts_dirty ON accounts (workspace_id, id) WHERE score_dirty IS true",
-)
+DIRTY_INDEX = DIRTY_INDEX_SQL
 # name → (description, child patches, schema change or None)
 INCREMENTAL_EXPERIMENTS: dict[str, tuple[str, dict[str, Any], tuple[str, str] | None]] = {
     "baseline": ("as shipped", {}, None),
@@ -1407,7 +1435,7 @@ def run_incremental_experiment(
     if schema is not None:
         loader = Loader(run.backend, url)
         try:
-            loader.execute(schema[0] if run.backend == "sqlite" else schema[1])
+            loader.execute_script(schema[0] if run.backend == "sqlite" else schema[1])
             loader.analyze(("accounts",))
         finally:
             loader.close()
@@ -1437,7 +1465,7 @@ def run_experiment(run: Run, url: str, name: str, args: argparse.Namespace) -> d
         loader = Loader(run.backend, url)
         try:
             t = time.perf_counter()
-            loader.execute(schema[0] if run.backend == "sqlite" else schema[1])
+            loader.execute_script(schema[0] if run.backend == "sqlite" else schema[1])
             loader.analyze(("signals",) if run.backend == "postgresql" else None)
             index_s = time.perf_counter() - t
         finally:
@@ -1453,6 +1481,7 @@ def run_experiment(run: Run, url: str, name: str, args: argparse.Namespace) -> d
             loader = Loader(run.backend, url)
             try:
                 loader.execute("DROP INDEX IF EXISTS bench_ix_signals_cover")
+                loader.execute("DROP INDEX IF EXISTS bench_ix_accounts_dirty")
             finally:
                 loader.close()
     if result.get("finished"):
@@ -1477,9 +1506,13 @@ def main(args: argparse.Namespace) -> int:
     unknown = [e for e in experiments if e not in EXPERIMENTS]
     if unknown:
         raise SystemExit(f"unknown experiments: {', '.join(unknown)} (known: {', '.join(sorted(EXPERIMENTS))})")
+    if args.apply is not None and args.apply not in EXPERIMENTS:
+        raise SystemExit(f"unknown experiment for --apply: {args.apply}")
     if n < args.changed:
         raise SystemExit("--accounts must be at least --changed")
-    shape = Shape(accounts=n, signals=m, seed=args.seed, skew=args.skew, segments=args.segments)
+    shape = Shape(
+        accounts=n, signals=m, seed=args.seed, skew=args.skew, segments=args.segments, signal_order=args.signal_order
+    )
     stamp = utc_stamp()
     config = {
         "accounts": n,
@@ -1491,6 +1524,7 @@ def main(args: argparse.Namespace) -> int:
         "phases_timed": bool(args.phases),
         "profiled": bool(args.profile),
         "experiments": experiments,
+        "applied_to_main_runs": None if args.apply is None else {"name": args.apply, "description": EXPERIMENTS[args.apply][0]},
         "quick": bool(args.quick),
         "targets": {"full_s": TARGET_FULL_S, "incremental_s": TARGET_INCREMENTAL_S, "peak_rss_mib": TARGET_RSS_MIB},
     }
@@ -1511,6 +1545,21 @@ def main(args: argparse.Namespace) -> int:
         details["database_size_after_load"] = dbs.sizes(url)
         log(f"generated in {data['timings']['total_s']:.1f} s; signals per account {data['signals_per_account']}")
         workspace_id = data["workspace_id"]
+        main_patches: dict[str, Any] = {}
+        if args.apply is not None:
+            description, main_patches, schema, backends = EXPERIMENTS[args.apply]
+            if args.backend not in backends:
+                raise SystemExit(f"{args.apply} is not for {args.backend}")
+            if schema is not None:
+                loader = Loader(args.backend, url)
+                try:
+                    t = time.perf_counter()
+                    loader.execute_script(schema[0] if args.backend == "sqlite" else schema[1])
+                    loader.analyze(("signals",) if args.backend == "postgresql" else None)
+                    details["applied_schema_s"] = time.perf_counter() - t
+                finally:
+                    loader.close()
+            log(f"applied to the main runs: {args.apply} ({description})")
 
         if args.explain:
             details["plans_full"] = explain_batch(url, workspace_id)
@@ -1519,8 +1568,9 @@ def main(args: argparse.Namespace) -> int:
         log("full run")
         profile = args.results_dir / f"scoring-{args.backend}-{stamp}-full.pyspy.txt" if args.profile else None
         full = run_child(
-            run, url, full=True, phases=args.phases, profile=profile, timeout=args.max_run_seconds
-        )
+            run, url, full=True, phases=args.phases, patches=main_patches, profile=profile,
+            timeout=args.max_run_seconds,
+        )  # fmt: skip
         details["full"] = full
         if not full.get("finished"):
             raise BenchmarkError(f"the full run did not finish within {args.max_run_seconds:.0f} s")
@@ -1532,7 +1582,9 @@ def main(args: argparse.Namespace) -> int:
 
         if args.full_rerun:
             log("full run again (same day, nothing changes)")
-            details["full_rerun"] = run_child(run, url, full=True, phases=args.phases, timeout=args.max_run_seconds)
+            details["full_rerun"] = run_child(
+                run, url, full=True, phases=args.phases, patches=main_patches, timeout=args.max_run_seconds
+            )
 
         t = time.perf_counter()
         if args.backend == "postgresql":
@@ -1550,7 +1602,9 @@ def main(args: argparse.Namespace) -> int:
             details["plans_incremental"] = explain_batch(url, workspace_id, only_dirty=True)
             _print_plans("incremental run, first batch", details["plans_incremental"])
         log(f"incremental run ({len(touched):,} accounts changed)")
-        incremental = run_child(run, url, full=False, phases=args.phases, timeout=args.max_run_seconds)
+        incremental = run_child(
+            run, url, full=False, phases=args.phases, patches=main_patches, timeout=args.max_run_seconds
+        )
         details["incremental"] = incremental
         if not incremental.get("finished"):
             raise BenchmarkError("the incremental run did not finish")
@@ -1670,8 +1724,10 @@ def _experiment_table(experiments: dict[str, Any], full: dict[str, Any]) -> str:
     lines = [
         "Experiments (first-run full recompute after a score reset; monkeypatches in the scoring child)",
         "",
-        "| experiment | full s | vs first full run | signals aggregate s | model loop s | UPDATE s | COMMIT s "
-        "| peak RSS MiB | same scores |",
+        (
+            "| experiment | full s | vs first full run | signals aggregate s | model loop s | UPDATE s | COMMIT s "
+            "| peak RSS MiB | same scores |"
+        ),
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, result in experiments.items():
@@ -1708,7 +1764,7 @@ def _incremental_table(experiments: dict[str, Any], incremental: dict[str, Any])
             continue
         p = result.get("phases", {})
 
-        def ms(key: str) -> str:
+        def ms(key: str, p: dict[str, Any] = p) -> str:
             return f"{p.get(key, {}).get('s', 0.0) * 1000:.0f}"
 
         lines.append(
