@@ -19,6 +19,7 @@ from abmhub.activities.schemas import ActivityContactItem, ActivityItem
 from abmhub.bulk import PushOutcome, outcome
 from abmhub.contacts import service as contacts_service
 from abmhub.db.engine import Database, sync_pass
+from abmhub.db.queries import stored_values
 from abmhub.db.tables import accounts, activities, activity_contacts, contacts
 from abmhub.ids import new_uuid7
 from abmhub.paging import Page, PageRequest
@@ -54,7 +55,9 @@ class _Accepted:
     uuid: str
 
 
-def push_activities(db: Database, *, workspace_id: int, items: Sequence[ActivityItem]) -> PushOutcome:
+def push_activities(
+    db: Database, *, workspace_id: int, items: Sequence[ActivityItem]
+) -> PushOutcome:
     """Create calls and emails, item by item in request order, in one transaction.
 
     Create-only: a known externalActivityId (stored, or created by an earlier item of the
@@ -64,7 +67,12 @@ def push_activities(db: Database, *, workspace_id: int, items: Sequence[Activity
     supported = [item for item in items if item.activityType in SUPPORTED_TYPES]
     with db.write(workspace_id) as tx:
         conn = tx.conn
-        taken = _stored_external_ids(conn, workspace_id, {item.externalActivityId for item in supported})
+        taken = stored_values(
+            conn,
+            activities.c.external_activity_id,
+            workspace_id,
+            {item.externalActivityId for item in supported},
+        )
         results: list[dict[str, Any]] = []
         accepted: list[_Accepted] = []
         for item in items:
@@ -73,7 +81,9 @@ def push_activities(db: Database, *, workspace_id: int, items: Sequence[Activity
             if item.activityType not in SUPPORTED_TYPES:
                 result.update(status="skipped", reason=SKIP_REASON)
             elif item.externalActivityId in taken:
-                result.update(status="failed", error=already_exists(item.externalActivityId))
+                result.update(
+                    status="failed", error=already_exists(item.externalActivityId)
+                )
             elif domain is None:
                 result.update(status="failed", error=f"Invalid domain '{item.domain}'")
             else:
@@ -86,28 +96,21 @@ def push_activities(db: Database, *, workspace_id: int, items: Sequence[Activity
     return outcome(results, ("created", "failed", "skipped"))
 
 
-def _stored_external_ids(conn: Connection, workspace_id: int, external_ids: set[str]) -> set[str]:
-    if not external_ids:
-        return set()
-    return set(
-        conn.execute(
-            select(activities.c.external_activity_id).where(
-                activities.c.workspace_id == workspace_id,
-                activities.c.external_activity_id.in_(sorted(external_ids)),
-            )
-        ).scalars()
-    )
-
-
 def _contact_update(contact: ActivityContactItem) -> contacts_service.ContactUpdate:
     given = contact.model_fields_set
     return contacts_service.ContactUpdate(
         email=contact.email,
-        fields={column: getattr(contact, name) for name, column in _CONTACT_FIELDS.items() if name in given},
+        fields={
+            column: getattr(contact, name)
+            for name, column in _CONTACT_FIELDS.items()
+            if name in given
+        },
     )
 
 
-def _write(conn: Connection, workspace_id: int, accepted: list[_Accepted], now: int) -> None:
+def _write(
+    conn: Connection, workspace_id: int, accepted: list[_Accepted], now: int
+) -> None:
     account_ids = dict(
         conn.execute(
             select(accounts.c.domain, accounts.c.id).where(
@@ -124,22 +127,33 @@ def _write(conn: Connection, workspace_id: int, accepted: list[_Accepted], now: 
     )
     inserted = conn.execute(
         insert(activities).returning(activities.c.uuid, activities.c.id),
-        [_activity_row(workspace_id, a, account_ids.get(a.domain), now) for a in accepted],
+        [
+            _activity_row(workspace_id, a, account_ids.get(a.domain), now)
+            for a in accepted
+        ],
     ).all()
     activity_ids = dict(inserted)
     links = []
     for a in accepted:
         # A contact named twice in one activity is linked once, at its first position.
-        keys = dict.fromkeys(contacts_service.contact_key(contact.email) for contact in a.item.contacts)
+        keys = dict.fromkeys(
+            contacts_service.contact_key(contact.email) for contact in a.item.contacts
+        )
         links.extend(
-            {"activity_id": activity_ids[a.uuid], "contact_id": contact_ids[key], "position": position}
+            {
+                "activity_id": activity_ids[a.uuid],
+                "contact_id": contact_ids[key],
+                "position": position,
+            }
             for position, key in enumerate(keys)
         )
     conn.execute(insert(activity_contacts), links)
     mark_accounts(conn, account_ids.values())  # sales engagement is a scoring input
 
 
-def _activity_row(workspace_id: int, accepted: _Accepted, account_id: int | None, now: int) -> dict[str, Any]:
+def _activity_row(
+    workspace_id: int, accepted: _Accepted, account_id: int | None, now: int
+) -> dict[str, Any]:
     item = accepted.item
     sender = item.from_
     return {
@@ -230,8 +244,13 @@ def list_activities(
     with sync_pass(db, workspace_id, page.sync_us) as (conn, sync_us):
         query = (
             select(*RECORD_COLUMNS)
-            .select_from(activities.outerjoin(accounts, accounts.c.id == activities.c.account_id))
-            .where(activities.c.workspace_id == workspace_id, activities.c.kind.in_(SUPPORTED_TYPES))
+            .select_from(
+                activities.outerjoin(accounts, accounts.c.id == activities.c.account_id)
+            )
+            .where(
+                activities.c.workspace_id == workspace_id,
+                activities.c.kind.in_(SUPPORTED_TYPES),
+            )
         )
         if page.after is not None:
             query = query.where(activities.c.id > page.after[0])
@@ -240,13 +259,19 @@ def list_activities(
         if page.changed_after_us is not None:
             contact_changed = exists(
                 select(literal(1))
-                .select_from(activity_contacts.join(contacts, contacts.c.id == activity_contacts.c.contact_id))
+                .select_from(
+                    activity_contacts.join(
+                        contacts, contacts.c.id == activity_contacts.c.contact_id
+                    )
+                )
                 .where(
                     activity_contacts.c.activity_id == activities.c.id,
                     contacts.c.change_us > page.changed_after_us,
                 )
             )
-            query = query.where(or_(activities.c.change_us > page.changed_after_us, contact_changed))
+            query = query.where(
+                or_(activities.c.change_us > page.changed_after_us, contact_changed)
+            )
         rows = conn.execute(query.order_by(activities.c.id).limit(page.limit + 1)).all()
         has_next = len(rows) > page.limit
         rows = rows[: page.limit]

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import insert
 
 from abmhub.accounts.domains import normalize_domain
 from abmhub.bulk import PushOutcome, outcome
 from abmhub.db.engine import Database
+from abmhub.db.queries import stored_values
 from abmhub.db.tables import signals
 from abmhub.scoring import inputs as scoring_inputs
 from abmhub.signals.schemas import SignalItem
@@ -34,7 +35,9 @@ def occurred_day(occurred_us: int) -> int:
     return occurred_us // US_PER_DAY
 
 
-def push_signals(db: Database, *, workspace_id: int, items: Sequence[SignalItem]) -> PushOutcome:
+def push_signals(
+    db: Database, *, workspace_id: int, items: Sequence[SignalItem]
+) -> PushOutcome:
     """Store signals, item by item in request order, in one transaction.
 
     Create-only and idempotent: an item whose externalSignalId is known (stored, or created
@@ -45,7 +48,12 @@ def push_signals(db: Database, *, workspace_id: int, items: Sequence[SignalItem]
     """
     with db.write(workspace_id) as tx:
         conn = tx.conn
-        seen = _stored_external_ids(conn, workspace_id, {i.externalSignalId for i in items if i.externalSignalId})
+        seen = stored_values(
+            conn,
+            signals.c.external_signal_id,
+            workspace_id,
+            {i.externalSignalId for i in items if i.externalSignalId},
+        )
         results: list[dict[str, Any]] = []
         rows: list[dict[str, Any]] = []
         for item in items:
@@ -55,7 +63,9 @@ def push_signals(db: Database, *, workspace_id: int, items: Sequence[SignalItem]
             domain = normalize_domain(item.domain)
             result["domain"] = domain if domain is not None else item.domain
             if item.externalSignalId is not None and item.externalSignalId in seen:
-                result.update(status="skipped", reason=already_exists(item.externalSignalId))
+                result.update(
+                    status="skipped", reason=already_exists(item.externalSignalId)
+                )
             elif domain is None:
                 result.update(status="failed", error=f"Invalid domain '{item.domain}'")
             else:
@@ -67,24 +77,15 @@ def push_signals(db: Database, *, workspace_id: int, items: Sequence[SignalItem]
         if rows:
             conn.execute(insert(signals), rows)
             # The scoring job rescores these accounts on its next run (`score_dirty`).
-            scoring_inputs.mark_domains(conn, workspace_id, {row["domain"] for row in rows})
+            scoring_inputs.mark_domains(
+                conn, workspace_id, {row["domain"] for row in rows}
+            )
     return outcome(results, ("created", "skipped", "failed"))
 
 
-def _stored_external_ids(conn: Connection, workspace_id: int, external_ids: set[str]) -> set[str]:
-    if not external_ids:
-        return set()
-    return set(
-        conn.execute(
-            select(signals.c.external_signal_id).where(
-                signals.c.workspace_id == workspace_id,
-                signals.c.external_signal_id.in_(sorted(external_ids)),
-            )
-        ).scalars()
-    )
-
-
-def _signal_row(workspace_id: int, item: SignalItem, domain: str, now: int) -> dict[str, Any]:
+def _signal_row(
+    workspace_id: int, item: SignalItem, domain: str, now: int
+) -> dict[str, Any]:
     occurred_us = parse_iso8601(item.occurredAt)
     return {
         "workspace_id": workspace_id,
