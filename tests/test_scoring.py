@@ -245,6 +245,48 @@ def test_dynamic_segments_follow_their_rule(database, workspace_id):
     assert [row.domain for row in page.items] == ["hot.com"]
 
 
+def members(db: Database, workspace_id: int, segment_id: str) -> list[str]:
+    page, _ = accounts_service.list_accounts(
+        db,
+        workspace_id=workspace_id,
+        page=accounts_service.PageRequest(limit=100),
+        filters=accounts_service.AccountFilter(segment_id=segment_id),
+    )
+    return sorted(row.domain for row in page.items)
+
+
+def test_incremental_runs_keep_dynamic_segments_exact(database, workspace_id):
+    """Between daily full runs only changed accounts are re-evaluated; the result must not differ."""
+    push_accounts(database, workspace_id, "hot.com", "warm.com", "cold.com")
+    add_signals(database, workspace_id, {"source": "g2", "type": "pricing_view", "domain": "hot.com"})
+    assert run_scoring(database, clock=clock).workspaces[0].full, "the first run of the day is a full one"
+
+    segment = segments_service.create_segment(
+        database, workspace_id=workspace_id, name="Hot", type="dynamic", status="active",
+        rule={"all": [{"field": "rtp_g2_intent_score", "op": "gte", "value": 30}]},
+    )  # fmt: skip
+    report = run_scoring(database, clock=clock)
+    assert not report.workspaces[0].full and report.scored == 0, "nothing changed: an incremental run"
+    assert members(database, workspace_id, segment.segment_id) == ["hot.com"], (
+        "a segment created after the last run is evaluated against every account, changed or not"
+    )
+
+    add_signals(database, workspace_id, {"source": "g2", "type": "pricing_view", "domain": "warm.com"})
+    run_scoring(database, clock=clock)
+    assert members(database, workspace_id, segment.segment_id) == ["hot.com", "warm.com"], (
+        "an account whose score rose since the last run joins"
+    )
+
+    segments_service.update_segment(
+        database, workspace_id=workspace_id, segment_id=segment.segment_id,
+        changes={"rule": {"all": [{"field": "rtp_g2_intent_score", "op": "lt", "value": 30}]}},
+    )  # fmt: skip
+    run_scoring(database, clock=clock)
+    assert members(database, workspace_id, segment.segment_id) == ["cold.com"], (
+        "an edited rule re-evaluates every account"
+    )
+
+
 def test_only_one_scoring_run_at_a_time(database, workspace_id):
     with scoring_lock(database), pytest.raises(ScoringBusy):
         run_scoring(database, clock=clock)

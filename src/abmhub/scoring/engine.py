@@ -39,7 +39,8 @@ from abmhub.deals.service import journey_stage_for as deal_stage_journey
 from abmhub.scoring.model import US_PER_DAY, AccountInputs, AccountScores, score_account
 from abmhub.scoring.settings import SCORE_COLUMNS, SOURCES, ScoringSettings
 
-BATCH_SIZE = 2000
+# 10,000 accounts per transaction: fewer commits and plans, still ~90 MiB peak (docs/performance.md).
+BATCH_SIZE = 10_000
 _CURRENT = (
     accounts.c.id,
     accounts.c.account_score,
@@ -76,6 +77,12 @@ def signal_points_sql(settings: ScoringSettings, today: int) -> Any:
     return case(*per_source, else_=0.0)
 
 
+def _within(column: Any, ids: Sequence[int]) -> Any:
+    """`column BETWEEN min(ids) AND max(ids)`, said next to `column IN (ids)`: the same rows, but
+    PostgreSQL then estimates them from the range and scans the index instead of the table."""
+    return column.between(min(ids), max(ids))
+
+
 def _source_points(
     conn: Connection, workspace_id: int, ids: Sequence[int], settings: ScoringSettings, today: int
 ) -> dict[int, dict[str, float]]:
@@ -83,7 +90,12 @@ def _source_points(
     rows = conn.execute(
         select(accounts.c.id, signals.c.source, func.sum(signal_points_sql(settings, today)))
         .join(signals, (signals.c.workspace_id == accounts.c.workspace_id) & (signals.c.domain == accounts.c.domain))
-        .where(accounts.c.workspace_id == workspace_id, accounts.c.id.in_(ids), signals.c.occurred_day >= oldest)
+        .where(
+            accounts.c.workspace_id == workspace_id,
+            accounts.c.id.in_(ids),
+            _within(accounts.c.id, ids),
+            signals.c.occurred_day >= oldest,
+        )
         .group_by(accounts.c.id, signals.c.source)
     ).all()
     points: dict[int, dict[str, float]] = {}
@@ -104,7 +116,7 @@ def _engagement_points(
 ) -> dict[int, float]:
     rows = conn.execute(
         select(activities.c.account_id, func.sum(engagement_points_sql(settings, today)))
-        .where(activities.c.account_id.in_(ids))
+        .where(activities.c.account_id.in_(ids), _within(activities.c.account_id, ids))
         .group_by(activities.c.account_id)
     ).all()
     return {account_id: float(total or 0.0) for account_id, total in rows}
@@ -138,7 +150,7 @@ def deal_rows(conn: Connection, ids: Sequence[int]) -> list[Any]:
             pipeline_stages,
             (pipeline_stages.c.pipeline_pk == pipelines.c.id) & (pipeline_stages.c.stage_id == deals.c.stage_id),
         )
-        .where(deal_accounts.c.account_id.in_(ids))
+        .where(deal_accounts.c.account_id.in_(ids), _within(deal_accounts.c.account_id, ids))
     ).all()
 
 

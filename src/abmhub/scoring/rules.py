@@ -88,27 +88,34 @@ def rule_sql(conn: Connection, rule: dict[str, Any] | None) -> Any:
     return and_(*parts)
 
 
-def refresh_dynamic_segments(conn: Connection, workspace_id: int, now: int) -> int:
+def refresh_dynamic_segments(conn: Connection, workspace_id: int, now: int, *, since: int | None = None) -> int:
     """Bring every dynamic segment's members in line with its rule; returns membership changes.
 
-    A membership change is a change of the account (its `segmentIds`), for delta sync.
+    A rule reads only the account's own row, and every change of that row moves its
+    `change_us`; so with `since` (the previous refresh's stamp) only the accounts changed after
+    it are re-evaluated — unless the segment itself changed (a new rule, a new status), which
+    re-evaluates all of its accounts. A membership change is a change of the account (its
+    `segmentIds`), for delta sync.
     """
     changes = 0
     dynamic = conn.execute(
-        select(segments.c.id, segments.c.rule).where(
+        select(segments.c.id, segments.c.rule, segments.c.change_us).where(
             segments.c.workspace_id == workspace_id,
             segments.c.type == "dynamic",
             segments.c.status != "archived",  # an archived segment keeps its last members
         )
     ).all()
-    for segment_pk, rule in dynamic:
-        wanted = set(
-            conn.execute(
-                select(accounts.c.id).where(accounts.c.workspace_id == workspace_id, rule_sql(conn, rule))
-            ).scalars()
-        )
+    for segment_pk, rule, segment_change_us in dynamic:
+        scope = accounts.c.workspace_id == workspace_id
+        if since is not None and segment_change_us <= since:
+            scope = scope & (accounts.c.change_us > since)
+        wanted = set(conn.execute(select(accounts.c.id).where(scope, rule_sql(conn, rule))).scalars())
         current = set(
-            conn.execute(select(segment_members.c.account_id).where(segment_members.c.segment_id == segment_pk)).scalars()
+            conn.execute(
+                select(segment_members.c.account_id)
+                .join(accounts, accounts.c.id == segment_members.c.account_id)
+                .where(segment_members.c.segment_id == segment_pk, scope)
+            ).scalars()
         )
         joining, leaving = sorted(wanted - current), sorted(current - wanted)
         if joining:

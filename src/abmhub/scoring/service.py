@@ -153,6 +153,10 @@ def _run_workspace(db, workspace_id, name, settings, today, whole, renew) -> Wor
     after = 0
     while True:
         with db.write(workspace_id) as tx:
+            if not db.is_sqlite:
+                # A batch is a few index-driven queries; parallel workers only compete with this
+                # process for the cores (measured: docs/performance.md).
+                tx.conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
             rows = engine.next_batch(tx.conn, workspace_id, after_id=after, only_dirty=not whole)
             if not rows:
                 break
@@ -162,7 +166,15 @@ def _run_workspace(db, workspace_id, name, settings, today, whole, renew) -> Wor
         after = rows[-1].id
         renew()
     with db.write(workspace_id) as tx:
-        run.memberships = refresh_dynamic_segments(tx.conn, workspace_id, tx.now_us)
+        previous = tx.conn.execute(
+            select(scoring_runs.c.last_run_us, scoring_runs.c.last_full_day).where(
+                scoring_runs.c.workspace_id == workspace_id
+            )
+        ).one_or_none()
+        # The daily full run re-evaluates every account (a safety net); other runs only the
+        # accounts changed since the previous refresh.
+        since = previous.last_run_us if previous is not None and not whole else None
+        run.memberships = refresh_dynamic_segments(tx.conn, workspace_id, tx.now_us, since=since)
         run.seconds = time.perf_counter() - started
         values = {
             "last_run_us": tx.now_us,
@@ -171,10 +183,7 @@ def _run_workspace(db, workspace_id, name, settings, today, whole, renew) -> Wor
             "duration_ms": int(run.seconds * 1000),
         }
         dialect_insert = postgresql.insert if tx.conn.dialect.name == "postgresql" else sqlite.insert
-        previous_full = tx.conn.execute(
-            select(scoring_runs.c.last_full_day).where(scoring_runs.c.workspace_id == workspace_id)
-        ).scalar_one_or_none()
-        full_day = today if whole else (previous_full if previous_full is not None else -1)
+        full_day = today if whole else (previous.last_full_day if previous is not None else -1)
         tx.conn.execute(
             dialect_insert(scoring_runs)
             .values(workspace_id=workspace_id, last_full_day=full_day, **values)
