@@ -156,8 +156,9 @@ class PostgresCluster:
     ...     url = pg.create_database("t1")
     """
 
-    def __init__(self, base_dir: pathlib.Path | None = None):
+    def __init__(self, base_dir: pathlib.Path | None = None, settings: dict[str, str] | None = None):
         self.bin_dir = find_pg_bin()
+        self._settings = dict(settings or {})  # postgresql.conf overrides, e.g. {"shared_buffers": "2GB"}
         self._base_dir = pathlib.Path(base_dir) if base_dir is not None else None
         self._as_root = os.geteuid() == 0
         self._sys_user: pwd.struct_passwd | None = None
@@ -273,6 +274,7 @@ class PostgresCluster:
             "max_connections": "200",
             "shared_buffers": "128MB",
             "logging_collector": "off",
+            **self._settings,
         }
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.write("\n# abmhub throwaway test cluster\n")
