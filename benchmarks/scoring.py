@@ -874,222 +874,11 @@ def apply_patches(db: Any, patches: dict[str, Any]) -> list[str]:
             dbapi_connection.commit()
 
         done.append("PostgreSQL session settings: " + ", ".join(settings))
-    if patches.get("fix_unchanged_set"):
-        engine.score_batch = _score_batch_set_once
-        done.append("engine.score_batch: the set of changed ids built once per batch, not once per row")
-    if patches.get("update_from_values"):
-        engine.score_batch = _score_batch_update_from_values
-        done.append("engine.score_batch: set-once + one UPDATE ... FROM (VALUES ...) per batch instead of executemany")
-    if patches.get("range_predicates") and not db.is_sqlite:
-        engine._source_points = _with_id_range(engine._source_points, "accounts")
-        engine._engagement_points = _with_id_range(engine._engagement_points, "activities")
-        engine.deal_rows = _with_id_range(engine.deal_rows, "deal_accounts")
-        done.append("the batch queries get `id BETWEEN min(ids) AND max(ids)` besides `IN (ids)`")
-    if patches.get("segments_changed_only"):
-        from abmhub.scoring import service
-
-        _REFRESH["original"] = service.refresh_dynamic_segments
-        service.refresh_dynamic_segments = _refresh_changed_only
-        done.append("refresh_dynamic_segments: only accounts whose change_us moved since the last run")
     if patches.get("domain_batches"):
         engine.next_batch = _next_batch_by_domain
         engine._source_points = _source_points_domain_range
         done.append("batches in (workspace_id, domain) order; signals aggregated over the batch's domain range")
     return done
-
-
-def _score_batch_set_once(conn, workspace_id, rows, settings, today, now):
-    """MONKEYPATCH (experiment): engine.score_batch with `changed_ids` computed once."""
-    from sqlalchemy import update
-
-    from abmhub.db.tables import accounts
-    from abmhub.scoring import engine
-
-    ids = [row.id for row in rows]
-    inputs = engine.inputs_for(conn, workspace_id, ids, settings, today)
-    changed = []
-    for row in rows:
-        scores = engine.score_account(settings, inputs[row.id])
-        if engine._wanted(scores) != engine._stored(row):
-            params = {"_id": row.id, "account_score": scores.overall, "journey_stage": scores.journey_stage,
-                      "change_us": now}  # fmt: skip
-            params.update({engine.SCORE_COLUMNS[s]: scores.sources[s] for s in engine.SCORE_COLUMNS})
-            changed.append(params)
-    if changed:
-        conn.execute(engine._UPDATE_SCORES, changed)
-    changed_ids = {p["_id"] for p in changed}
-    unchanged = [row.id for row in rows if row.id not in changed_ids]
-    if unchanged:
-        conn.execute(
-            update(accounts)
-            .where(accounts.c.id.in_(unchanged), accounts.c.score_dirty.is_(True))
-            .values(score_dirty=False, scored_us=now)
-        )
-    return engine.BatchResult(scored=len(rows), changed=len(changed))
-
-
-def _score_batch_update_from_values(conn, workspace_id, rows, settings, today, now):
-    """MONKEYPATCH (experiment): set-once, and the changed rows written by one set-based UPDATE.
-
-    PostgreSQL: `UPDATE accounts SET ... FROM (VALUES (...), ...) AS v (...) WHERE accounts.id = v.id`
-    — one statement (one round trip, one plan) per batch instead of one per changed account.
-    SQLite keeps executemany (in-process, prepared once: no round trips to save).
-    """
-    from sqlalchemy import Integer, String, column, update, values
-
-    from abmhub.db.tables import accounts
-    from abmhub.scoring import engine
-
-    if conn.dialect.name != "postgresql":
-        return _score_batch_set_once(conn, workspace_id, rows, settings, today, now)
-    ids = [row.id for row in rows]
-    inputs = engine.inputs_for(conn, workspace_id, ids, settings, today)
-    score_columns = list(engine.SCORE_COLUMNS.values())
-    changed = []
-    for row in rows:
-        scores = engine.score_account(settings, inputs[row.id])
-        if engine._wanted(scores) != engine._stored(row):
-            changed.append(
-                (row.id, scores.overall, scores.journey_stage, *(scores.sources[s] for s in engine.SCORE_COLUMNS))
-            )
-    if changed:
-        v = (
-            values(
-                column("id", Integer), column("account_score", Integer), column("journey_stage", String),
-                *(column(c, Integer) for c in score_columns), name="v",
-            )
-            .data(changed)
-        )  # fmt: skip
-        conn.execute(
-            update(accounts)
-            .where(accounts.c.id == v.c.id)
-            .values(
-                account_score=v.c.account_score,
-                journey_stage=v.c.journey_stage,
-                **{c: v.c[c] for c in score_columns},
-                change_us=now,
-                scored_us=now,
-                score_dirty=False,
-            )
-        )
-    changed_ids = {c[0] for c in changed}
-    unchanged = [row.id for row in rows if row.id not in changed_ids]
-    if unchanged:
-        conn.execute(
-            update(accounts)
-            .where(accounts.c.id.in_(unchanged), accounts.c.score_dirty.is_(True))
-            .values(score_dirty=False, scored_us=now)
-        )
-    return engine.BatchResult(scored=len(rows), changed=len(changed))
-
-
-def _with_id_range(function: Any, table_name: str) -> Any:
-    """MONKEYPATCH (experiment): add a range on the batch's account ids to the statement a query
-    function executes — `accounts.id` / `activities.account_id` / `deal_accounts.account_id`
-    BETWEEN the smallest and largest id of the batch, next to the `IN (...)` list. The result is
-    the same; PostgreSQL then estimates the rows from the range and picks an index (range) scan
-    instead of a (parallel) sequential scan.
-    """
-    from sqlalchemy.sql import Select
-
-    from abmhub.db.tables import accounts, activities, deal_accounts
-
-    column = {
-        "accounts": accounts.c.id,
-        "activities": activities.c.account_id,
-        "deal_accounts": deal_accounts.c.account_id,
-    }[table_name]
-
-    def patched(conn, *args, **kwargs):
-        ids = next(a for a in args if isinstance(a, list | tuple))
-        lo, hi = min(ids), max(ids)
-
-        class RangeConn:
-            def __getattr__(self, name: str) -> Any:
-                return getattr(conn, name)
-
-            def execute(self, statement: Any, *rest: Any, **kw: Any) -> Any:
-                if isinstance(statement, Select):
-                    statement = statement.where(column.between(lo, hi))
-                return conn.execute(statement, *rest, **kw)
-
-        return function(RangeConn(), *args, **kwargs)
-
-    return patched
-
-
-_REFRESH: dict[str, Any] = {}
-REFRESH_FALLBACK = 50_000
-
-
-def _refresh_changed_only(conn, workspace_id, now):
-    """MONKEYPATCH (experiment): re-evaluate the rules only for accounts changed since the last run.
-
-    Every rule input (scores, stage, tags, custom fields) moves `change_us` when it changes, so an
-    account whose change_us did not move since the last run keeps its memberships. A segment whose
-    own change_us moved (rule edited), a first run, or a very large candidate set → the full refresh.
-    """
-    from sqlalchemy import delete, insert, select, update
-
-    from abmhub.db.tables import accounts, scoring_runs, segment_members, segments
-    from abmhub.scoring.rules import rule_sql
-
-    original = _REFRESH["original"]
-    last = conn.execute(
-        select(scoring_runs.c.last_run_us).where(scoring_runs.c.workspace_id == workspace_id)
-    ).scalar_one_or_none()
-    if last is None:
-        return original(conn, workspace_id, now)
-    dynamic = conn.execute(
-        select(segments.c.id, segments.c.rule, segments.c.change_us).where(
-            segments.c.workspace_id == workspace_id, segments.c.type == "dynamic"
-        )
-    ).all()
-    if any(change_us > last for _, _, change_us in dynamic):
-        return original(conn, workspace_id, now)
-    candidates = list(
-        conn.execute(
-            select(accounts.c.id).where(accounts.c.workspace_id == workspace_id, accounts.c.change_us > last)
-        ).scalars()
-    )
-    if len(candidates) > REFRESH_FALLBACK:
-        return original(conn, workspace_id, now)
-    changes = 0
-    for segment_pk, rule, _ in dynamic:
-        wanted, current = set(), set()
-        for start in range(0, len(candidates), 1000):
-            chunk = candidates[start : start + 1000]
-            wanted |= set(
-                conn.execute(
-                    select(accounts.c.id).where(
-                        accounts.c.workspace_id == workspace_id, accounts.c.id.in_(chunk), rule_sql(conn, rule)
-                    )
-                ).scalars()
-            )
-            current |= set(
-                conn.execute(
-                    select(segment_members.c.account_id).where(
-                        segment_members.c.segment_id == segment_pk, segment_members.c.account_id.in_(chunk)
-                    )
-                ).scalars()
-            )
-        joining, leaving = sorted(wanted - current), sorted(current - wanted)
-        if joining:
-            conn.execute(
-                insert(segment_members), [{"segment_id": segment_pk, "account_id": a, "added_us": now} for a in joining]
-            )
-        for start in range(0, len(leaving), 1000):
-            conn.execute(
-                delete(segment_members).where(
-                    segment_members.c.segment_id == segment_pk,
-                    segment_members.c.account_id.in_(leaving[start : start + 1000]),
-                )
-            )
-        moved = joining + leaving
-        for start in range(0, len(moved), 1000):
-            conn.execute(update(accounts).where(accounts.c.id.in_(moved[start : start + 1000])).values(change_us=now))
-        changes += len(moved)
-    return changes
 
 
 _DOMAIN_BATCH: dict[str, Any] = {}
@@ -1287,147 +1076,40 @@ def _shorten(statement: str, limit: int = 400, *, keep_indent: bool = False) -> 
 
 # --- experiments ---------------------------------------------------------------------------------
 
-# The signal aggregation's columns in the index itself: the join reads no table rows. On SQLite
-# the index extends ix_signals_workspace_domain (same prefix), which it could replace.
-COVERING_INDEX = (
-    (
-        "CREATE INDEX IF NOT EXISTS bench_ix_signals_cover ON signals (workspace_id, domain, source, occurred_day, type, "
-        "weight, count, score)"
-    ),
-    (
-        "CREATE INDEX IF NOT EXISTS bench_ix_signals_cover ON signals (workspace_id, domain, source) "
-        "INCLUDE (occurred_day, type, weight, count, score)"
-    ),
-)
-DIRTY_INDEX_SQL = (
-    "CREATE INDEX IF NOT EXISTS bench_ix_accounts_dirty ON accounts (workspace_id, id) WHERE score_dirty IS 1",
-    "CREATE INDEX IF NOT EXISTS bench_ix_accounts_dirty ON accounts (workspace_id, id) WHERE score_dirty IS true",
-)
-# name → (description, child patches, schema change (sqlite SQL, postgresql SQL) or None, backends)
+# name → (description, child patches, schema change (sqlite SQL, postgresql SQL) or None, backends).
+# What earlier experiments measured and what shipped: docs/performance.md.
 EXPERIMENTS: dict[str, tuple[str, dict[str, Any], tuple[str, str] | None, tuple[str, ...]]] = {
     "baseline": ("as shipped (same reset, for a like-for-like comparison)", {}, None, BACKENDS),
-    "set-once": (
-        "score_batch builds the set of changed ids once per batch (monkeypatch)",
-        {"fix_unchanged_set": True},
-        None,
-        BACKENDS,
-    ),
-    "batch-10000": ("BATCH_SIZE 10,000 (monkeypatch)", {"batch_size": 10_000}, None, BACKENDS),
-    "set-once+batch-10000": (
-        "set-once + BATCH_SIZE 10,000 (monkeypatch)",
-        {"fix_unchanged_set": True, "batch_size": 10_000},
-        None,
-        BACKENDS,
-    ),
+    "batch-2000": ("BATCH_SIZE 2,000 instead of 10,000 (monkeypatch)", {"batch_size": 2_000}, None, BACKENDS),
     "sqlite-cache": (
-        "set-once + SQLite cache_size 256 MiB, temp_store MEMORY (connect-event monkeypatch)",
-        {"fix_unchanged_set": True, "sqlite_pragmas": ["cache_size=-262144", "temp_store=MEMORY"]},
+        "SQLite cache_size 256 MiB, temp_store MEMORY (connect-event monkeypatch)",
+        {"sqlite_pragmas": ["cache_size=-262144", "temp_store=MEMORY"]},
         None,
         ("sqlite",),
     ),
     "sqlite-mmap": (
-        "set-once + SQLite mmap_size 4 GiB (connect-event monkeypatch; mapped pages count in RSS)",
-        {"fix_unchanged_set": True, "sqlite_pragmas": ["mmap_size=4294967296"]},
+        "SQLite mmap_size 4 GiB (connect-event monkeypatch; mapped pages count in RSS)",
+        {"sqlite_pragmas": ["mmap_size=4294967296"]},
         None,
         ("sqlite",),
     ),
     "pg-work-mem": (
-        "set-once + work_mem 64MB (connect-event monkeypatch)",
-        {"fix_unchanged_set": True, "pg_settings": ["work_mem = '64MB'"]},
+        "work_mem 64MB (connect-event monkeypatch)",
+        {"pg_settings": ["work_mem = '64MB'"]},
         None,
         ("postgresql",),
-    ),
-    "pg-update-values": (
-        "set-once + one UPDATE ... FROM (VALUES ...) per batch (monkeypatch)",
-        {"update_from_values": True},
-        None,
-        ("postgresql",),
-    ),
-    "pg-update-values+covering-index": (
-        "set-once + UPDATE ... FROM (VALUES ...) + covering signals index (monkeypatch + schema experiment)",
-        {"update_from_values": True},
-        COVERING_INDEX,
-        ("postgresql",),
-    ),
-    "pg-range-predicates": (
-        "set-once + id BETWEEN min AND max next to the IN lists (monkeypatch)",
-        {"fix_unchanged_set": True, "range_predicates": True},
-        None,
-        ("postgresql",),
-    ),
-    "pg-no-parallel": (
-        "set-once + max_parallel_workers_per_gather = 0 for the scoring session (connect-event monkeypatch)",
-        {"fix_unchanged_set": True, "pg_settings": ["max_parallel_workers_per_gather = 0"]},
-        None,
-        ("postgresql",),
-    ),
-    "pg-combined": (
-        "set-once + range predicates + no parallel workers + covering signals index",
-        {
-            "fix_unchanged_set": True,
-            "range_predicates": True,
-            "pg_settings": ["max_parallel_workers_per_gather = 0"],
-        },
-        COVERING_INDEX,
-        ("postgresql",),
-    ),
-    "proposals": (
-        (
-            "everything proposed: covering signals index, BATCH_SIZE 10,000, dirty partial index, segment "
-            "refresh of changed accounts only; PostgreSQL also range predicates and no parallel workers"
-        ),
-        {
-            "fix_unchanged_set": True,
-            "batch_size": 10_000,
-            "segments_changed_only": True,
-            "range_predicates": True,
-            "pg_settings": ["max_parallel_workers_per_gather = 0"],
-        },
-        (COVERING_INDEX[0] + ";\n" + DIRTY_INDEX_SQL[0], COVERING_INDEX[1] + ";\n" + DIRTY_INDEX_SQL[1]),
-        BACKENDS,
-    ),
-    "covering-index+batch-10000": (
-        "set-once + covering signals index + BATCH_SIZE 10,000",
-        {"fix_unchanged_set": True, "batch_size": 10_000},
-        COVERING_INDEX,
-        BACKENDS,
-    ),
-    "covering-index": (
-        "set-once + covering signals index (schema experiment: COVERING_INDEX)",
-        {"fix_unchanged_set": True},
-        COVERING_INDEX,
-        BACKENDS,
     ),
     "domain-batches": (
-        "set-once + batches by domain, signals by one index range scan per batch (monkeypatch)",
-        {"fix_unchanged_set": True, "domain_batches": True},
+        "batches in domain order, signals by one index range scan per batch (monkeypatch)",
+        {"domain_batches": True},
         None,
-        BACKENDS,
-    ),
-    "domain-batches+covering-index": (
-        "set-once + batches by domain + covering signals index (monkeypatch + schema experiment)",
-        {"fix_unchanged_set": True, "domain_batches": True},
-        COVERING_INDEX,
         BACKENDS,
     ),
 }
 
-
-DIRTY_INDEX = DIRTY_INDEX_SQL
 # name → (description, child patches, schema change or None)
 INCREMENTAL_EXPERIMENTS: dict[str, tuple[str, dict[str, Any], tuple[str, str] | None]] = {
     "baseline": ("as shipped", {}, None),
-    "dirty-partial-index": (
-        "partial index accounts (workspace_id, id) WHERE score_dirty (schema experiment; the query as shipped)",
-        {},
-        DIRTY_INDEX,
-    ),
-    "segments-changed-only": (
-        "segment refresh only for accounts whose change_us moved since the last run (monkeypatch)",
-        {"segments_changed_only": True},
-        None,
-    ),
-    "both": ("dirty-partial-index + segments-changed-only", {"segments_changed_only": True}, DIRTY_INDEX),
 }
 
 

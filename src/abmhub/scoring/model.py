@@ -86,26 +86,29 @@ def overall_score(settings: ScoringSettings, sources: Mapping[str, int], engagem
     return max(0, min(100, int(math.floor(total + 0.5))))
 
 
-def journey_stage_for(settings: ScoringSettings, scores: AccountScores, *, won: bool, open_: bool) -> str:
+def journey_stage_for(
+    settings: ScoringSettings, *, overall: int, engagement: int, any_source: bool, won: bool, open_: bool
+) -> str:
     """Evaluated from the most advanced stage down; the first rule that holds wins."""
     if won:
         return "Customer"
     if open_:
         return "Opportunity"
-    if scores.overall >= settings.consideration_threshold or scores.engagement >= settings.consideration_engagement:
+    if overall >= settings.consideration_threshold or engagement >= settings.consideration_engagement:
         return "Consideration"
-    if scores.overall >= settings.aware_threshold or scores.engagement > 0 or any(scores.sources.values()):
+    if overall >= settings.aware_threshold or engagement > 0 or any_source:
         return "Aware"
     return "Unaware"
 
 
 def score_account(settings: ScoringSettings, inputs: AccountInputs) -> AccountScores:
-    sources = {
-        name: saturate(inputs.source_points.get(name, 0.0), settings.sources[name].saturation) for name in SOURCES
-    }
+    points = inputs.source_points
+    sources = {name: saturate(points.get(name, 0.0), model.saturation) for name, model in settings.sources.items()}
     engagement = saturate(inputs.engagement_points, settings.engagement.saturation)
-    deals = deal_score(settings, won=inputs.has_won_deal, open_=inputs.has_open_deal)
+    won, open_ = inputs.has_won_deal, inputs.has_open_deal
+    deals = deal_score(settings, won=won, open_=open_)
     overall = overall_score(settings, sources, engagement, deals)
-    partial = AccountScores(overall, sources, engagement, deals, "")
-    stage = journey_stage_for(settings, partial, won=inputs.has_won_deal, open_=inputs.has_open_deal)
+    stage = journey_stage_for(
+        settings, overall=overall, engagement=engagement, any_source=any(sources.values()), won=won, open_=open_
+    )
     return AccountScores(overall, sources, engagement, deals, stage)
