@@ -262,15 +262,18 @@ def _link_waiting_records(conn: Connection, workspace_id: int, working: WorkingS
         )
     # A domain that moved away (/crm) re-links its activities too, waiting or not.
     moved_from = {s.stored_domain for s in appeared if s.stored_domain is not None and s.stored_domain != s.domain}
-    if moved_from or _waiting(conn, activities, workspace_id):
+    # Manual activities (Surface V) have no domain: they never wait for an account.
+    if moved_from or _waiting(conn, activities, workspace_id, activities.c.domain.is_not(None)):
         link_activities(conn, workspace_id, {s.domain for s in appeared} | moved_from, now)
 
 
-def _waiting(conn: Connection, table: Any, workspace_id: int) -> bool:
+def _waiting(conn: Connection, table: Any, workspace_id: int, *criteria: Any) -> bool:
     """Whether any record of the workspace waits for its account (a partial-index lookup)."""
     return bool(
         conn.execute(
-            select(literal(1)).where(table.c.workspace_id == workspace_id, table.c.account_id.is_(None)).limit(1)
+            select(literal(1))
+            .where(table.c.workspace_id == workspace_id, table.c.account_id.is_(None), *criteria)
+            .limit(1)
         ).first()
     )
 

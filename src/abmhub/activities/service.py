@@ -53,6 +53,7 @@ class _Accepted:
     item: ActivityItem
     domain: str
     uuid: str
+    occurred_us: int
 
 
 def push_activities(
@@ -88,7 +89,9 @@ def push_activities(
                 result.update(status="failed", error=f"Invalid domain '{item.domain}'")
             else:
                 taken.add(item.externalActivityId)
-                accepted.append(_Accepted(item, domain, new_uuid7()))
+                accepted.append(
+                    _Accepted(item, domain, new_uuid7(), parse_iso8601(item.occurredAt))
+                )
                 result["status"] = "created"
             results.append(result)
         if accepted:
@@ -144,6 +147,8 @@ def _write(
                 "activity_id": activity_ids[a.uuid],
                 "contact_id": contact_ids[key],
                 "position": position,
+                "occurred_us": a.occurred_us,
+                "activity_uuid": a.uuid,
             }
             for position, key in enumerate(keys)
         )
@@ -161,7 +166,7 @@ def _activity_row(
         "uuid": accepted.uuid,
         "external_activity_id": item.externalActivityId,
         "kind": item.activityType,
-        "occurred_us": parse_iso8601(item.occurredAt),
+        "occurred_us": accepted.occurred_us,
         "domain": accepted.domain,
         "account_id": account_id,
         "account_name": item.accountName,
@@ -275,7 +280,7 @@ def list_activities(
         rows = conn.execute(query.order_by(activities.c.id).limit(page.limit + 1)).all()
         has_next = len(rows) > page.limit
         rows = rows[: page.limit]
-        by_activity = _contacts_of(conn, [row.id for row in rows])
+        by_activity = contacts_of(conn, [row.id for row in rows])
     views = []
     for row in rows:
         people = by_activity.get(row.id, [])
@@ -285,7 +290,7 @@ def list_activities(
     return Page(items=views, has_next=has_next, last_key=last_key, sync_us=sync_us)
 
 
-def _contacts_of(conn: Connection, activity_ids: list[int]) -> dict[int, list[Any]]:
+def contacts_of(conn: Connection, activity_ids: list[int]) -> dict[int, list[Any]]:
     """The current contacts of these activities, in the order they were pushed: one query."""
     if not activity_ids:
         return {}

@@ -274,7 +274,7 @@ activities = Table(
     Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
     Column("uuid", String(36), nullable=False, unique=True),
     Column("external_activity_id", String(500), nullable=True),
-    Column("kind", String(16), nullable=False),  # call | email
+    Column("kind", String(16), nullable=False),  # call | email (Surface R) | manual (Surface V)
     Column("occurred_us", BigInteger, nullable=False),
     Column("domain", String(253), nullable=True),
     Column("account_id", ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
@@ -293,10 +293,20 @@ activities = Table(
     Column("click_count", Float, nullable=True),
     Column("created_us", BigInteger, nullable=False),
     Column("change_us", BigInteger, nullable=False),
+    # Manual activities (Surface V, migration 0005): logged by a user, against an account,
+    # a deal and contacts named by UUID; they have no domain and are never re-linked.
+    Column("description", Text, nullable=True),
+    Column("category", String(32), nullable=True),
+    Column("deal_id", ForeignKey("deals.id", ondelete="SET NULL"), nullable=True),
+    Column("owner_user_id", ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("sequence_id", String(36), nullable=True),
+    Column("pipeline_select_list_value_id", String(36), nullable=True),
     UniqueConstraint("workspace_id", "external_activity_id"),
     Index("ix_activities_workspace_change", "workspace_id", "change_us"),
     Index("ix_activities_workspace_domain", "workspace_id", "domain"),
     Index("ix_activities_account_time", "account_id", "occurred_us", "id"),
+    # The timelines' keyset order (newest first by activity time, then by UUID; §6.24).
+    Index("ix_activities_account_timeline", "account_id", "occurred_us", "uuid"),
 )
 # Activities waiting for their account (added with the scoring schema, migration 0003).
 Index(
@@ -305,6 +315,14 @@ Index(
     activities.c.domain,
     sqlite_where=activities.c.account_id.is_(None),
     postgresql_where=activities.c.account_id.is_(None),
+)
+Index(
+    "ix_activities_deal_timeline",
+    activities.c.deal_id,
+    activities.c.occurred_us,
+    activities.c.uuid,
+    sqlite_where=activities.c.deal_id.is_not(None),
+    postgresql_where=activities.c.deal_id.is_not(None),
 )
 Index(
     "ix_deal_accounts_pending",
@@ -319,7 +337,13 @@ activity_contacts = Table(
     Column("activity_id", ForeignKey("activities.id", ondelete="CASCADE"), primary_key=True),
     Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
     Column("position", Integer, nullable=False),
+    # The activity's timeline key, copied (an activity never changes its time or UUID) so
+    # that a contact's timeline pages on an index in timeline order, like an account's
+    # (migration 0005). Always written; the defaults only let SQLite add the columns.
+    Column("occurred_us", BigInteger, nullable=False, server_default=text("0")),
+    Column("activity_uuid", String(36), nullable=False, server_default=text("''")),
     Index("ix_activity_contacts_contact", "contact_id"),
+    Index("ix_activity_contacts_timeline", "contact_id", "occurred_us", "activity_uuid", "activity_id"),
 )
 
 # --- intent signals and scoring ------------------------------------------------------------
