@@ -19,6 +19,8 @@ from abmhub.activities.router import build_router as activity_routes
 from abmhub.config import Settings
 from abmhub.db.engine import Database
 from abmhub.deals.router import build_router as deal_routes
+from abmhub.reevo import errors as surface_v_errors
+from abmhub.reevo.router import build_router as surface_v_routes
 from abmhub.scoring.router import build_router as scoring_routes
 from abmhub.segments.router import build_router as segment_routes
 from abmhub.signals.router import build_router as signal_routes
@@ -28,12 +30,20 @@ from abmhub.web.responses import JSONBytes
 from abmhub.web.schemas import BODY_MODELS
 
 SURFACE_R = "/api/v1"
+SURFACE_V = surface_v_errors.PREFIX  # /api/v2
 DESCRIPTION = """\
 abmhub is a self-hostable account-based-marketing data hub.
 
 * **Surface R** (`/api/v1`, header `X-Api-Key`) is wire-compatible with the Recotap External
   API; every path is also served under the legacy alias `/api/v1/crm`, where pushing and
   updating accounts use the older externalId-keyed semantics.
+* **Surface V** (`/api/v2`, `Authorization: Bearer <key>` or `X-Api-Key`) is wire-compatible
+  with the activity part of Reevo's Public API v2: log manual activities and read one
+  timeline that also holds the calls and emails pushed on Surface R. Errors follow FastAPI's
+  `{"detail": ...}` conventions there.
+
+The same key works on both surfaces. Accounts, contacts and deals carry a UUID (`id` on
+Surface R records) that Surface V uses to name them.
 """
 
 
@@ -65,6 +75,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(account_routes(crm=True), prefix=f"{SURFACE_R}/crm")
     for router in surface_r:
         app.include_router(router, prefix=f"{SURFACE_R}/crm", include_in_schema=False)
+    app.include_router(surface_v_routes(), prefix=SURFACE_V)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     def healthz() -> Response:
@@ -81,7 +92,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.add_middleware(IgnoreTrailingSlash)
     _serve_docs_offline(app)
 
-    install_error_handlers(app)
+    install_error_handlers(app, surfaces={SURFACE_V: surface_v_errors.render_error})
+    app.add_exception_handler(surface_v_errors.SurfaceVError, surface_v_errors.render_error)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -128,6 +140,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components[name] = body
     schema["components"]["securitySchemes"] = {
         "ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+        # Surface V operations list both (their own `security`); Surface R takes X-Api-Key only.
+        "BearerAuth": {"type": "http", "scheme": "bearer", "description": "The API key as a Bearer token"},
     }
     schema["security"] = [{"ApiKey": []}]
     app.openapi_schema = schema

@@ -12,7 +12,7 @@ import re
 import time
 from datetime import date, datetime, timedelta, timezone
 
-__all__ = ["format_us", "now_us", "parse_iso8601", "truncate_to_ms"]
+__all__ = ["format_us", "format_us_seconds", "now_us", "parse_iso8601", "truncate_to_ms"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _EPOCH_ORDINAL = _EPOCH.toordinal()
@@ -38,18 +38,55 @@ def truncate_to_ms(us: int) -> int:
     return us - us % 1000
 
 
+def _utc_fields(us: int) -> tuple[int, int, int, int, int, int, int]:
+    """(year, month, day, hour, minute, second, microsecond) of `us` in UTC.
+
+    Any instant, also outside datetime's years 1-9999: `parse_iso8601` accepts
+    `0001-01-01T00:00+01:00`, which lies in year 0, and such a stored time must still format.
+    """
+    try:
+        moment = _EPOCH + timedelta(microseconds=us)
+    except OverflowError:
+        days, rest = divmod(us, 86_400 * _US_PER_SECOND)
+        seconds, micros = divmod(rest, _US_PER_SECOND)
+        year, month, day = _civil_from_days(days)
+        return year, month, day, seconds // 3600, seconds // 60 % 60, seconds % 60, micros
+    return moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond
+
+
+def _civil_from_days(days: int) -> tuple[int, int, int]:
+    """The proleptic Gregorian (year, month, day) `days` after 1970-01-01 (H. Hinnant's algorithm)."""
+    z = days + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day
+
+
+def _date_and_time(year: int, month: int, day: int, hour: int, minute: int, second: int) -> str:
+    sign = "-" if year < 0 else ""
+    return f"{sign}{abs(year):04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
+
+
 def format_us(us: int) -> str:
     """Return `us` as ISO 8601 UTC with milliseconds and `Z`: `2026-04-30T10:00:00.000Z`.
 
     Sub-millisecond digits are truncated, not rounded, so a formatted time never lies
     after the stored one (a client using it as `lastSync` would skip that record).
     """
-    moment = _EPOCH + timedelta(microseconds=us)
-    return (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
-        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
-        f".{moment.microsecond // 1000:03d}Z"
-    )
+    *fields, micros = _utc_fields(us)
+    return f"{_date_and_time(*fields)}.{micros // 1000:03d}Z"
+
+
+def format_us_seconds(us: int) -> str:
+    """Return `us` as ISO 8601 UTC the way Pydantic writes a datetime: `2026-04-30T10:00:00Z`,
+    with all six fraction digits only when there is a fraction (`...:00.123000Z`)."""
+    *fields, micros = _utc_fields(us)
+    return f"{_date_and_time(*fields)}.{micros:06d}Z" if micros else f"{_date_and_time(*fields)}Z"
 
 
 def parse_iso8601(text: str) -> int:

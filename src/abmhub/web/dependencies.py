@@ -36,12 +36,17 @@ def _body_too_large(limit: int) -> ApiError:
     return ApiError(413, f"Request body exceeds {limit // (1024 * 1024)} MiB", message="Payload Too Large")
 
 
-def caller(request: Request, db: Database = Depends(database)) -> Caller:
-    """The authenticated caller of a Surface R request (X-Api-Key)."""
+def refuse_declared_oversize(request: Request) -> None:
+    """413 for a body whose declared Content-Length is over the limit, before reading it."""
     limit = request.app.state.settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _body_too_large(limit)
+
+
+def caller(request: Request, db: Database = Depends(database)) -> Caller:
+    """The authenticated caller of a Surface R request (X-Api-Key)."""
+    refuse_declared_oversize(request)
     key = request.headers.get("x-api-key", "").strip()
     if not key:
         raise unauthorized("X-Api-Key header is required")
@@ -52,14 +57,15 @@ def caller(request: Request, db: Database = Depends(database)) -> Caller:
     return found
 
 
-def _is_json(content_type: str | None) -> bool:
+def is_json(content_type: str | None) -> bool:
+    """Whether a Content-Type header names JSON (`application/json`, any parameters)."""
     if not content_type:
         return False
     media_type = content_type.split(";", 1)[0].strip().lower()
     return media_type == "application/json"
 
 
-def _depth(value: Any, limit: int) -> bool:
+def nests_within(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     """True when `value` nests no deeper than `limit` (iterative: no recursion on hostile input)."""
     stack = [(value, 1)]
     while stack:
@@ -73,10 +79,8 @@ def _depth(value: Any, limit: int) -> bool:
     return True
 
 
-async def read_json(request: Request) -> Any:
-    """The request's JSON document, after the Content-Type, size and syntax checks."""
-    if not _is_json(request.headers.get("content-type")):
-        raise ApiError(400, "Content-Type must be application/json")
+async def read_body(request: Request) -> bytes:
+    """The request body, refused with 413 once it exceeds the size limit (also when chunked)."""
     limit = request.app.state.settings.max_body_bytes
     chunks: list[bytes] = []
     size = 0
@@ -85,11 +89,19 @@ async def read_json(request: Request) -> Any:
         if size > limit:  # a chunked body with no Content-Length
             raise _body_too_large(limit)
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request) -> Any:
+    """The request's JSON document, after the Content-Type, size and syntax checks."""
+    if not is_json(request.headers.get("content-type")):
+        raise ApiError(400, "Content-Type must be application/json")
+    raw = await read_body(request)
     try:
-        document = orjson.loads(b"".join(chunks))
+        document = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise ApiError(400, "Request body is not valid JSON") from None
-    if not _depth(document, MAX_JSON_DEPTH):
+    if not nests_within(document):
         raise ApiError(400, f"Request body nests deeper than {MAX_JSON_DEPTH} levels")
     return document
 

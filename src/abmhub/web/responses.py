@@ -6,13 +6,17 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 from abmhub.timefmt import format_us, now_us
 
 
-class JSONBytes(Response):
-    """A JSON response serialised with orjson (non-str dict keys allowed, no NaN)."""
+class JSONBytes(JSONResponse):
+    """A JSON response serialised with orjson (non-str dict keys allowed, no NaN).
+
+    A JSONResponse, so that FastAPI documents a route's `response_model` in the OpenAPI
+    document (it does so only for JSON response classes).
+    """
 
     media_type = "application/json"
 
