@@ -18,7 +18,7 @@ from abmhub.timefmt import format_us, now_us
 TOP_SIGNALS = 5
 
 
-def explain_account(db: Database, *, workspace_id: int, rtp_aid: str, clock=now_us) -> dict[str, Any]:  # noqa: ANN001
+def explain_account(db: Database, *, workspace_id: int, rtp_aid: str, clock=now_us) -> dict[str, Any]:
     """The stored scores with each component's share, and the signals that weigh most today."""
     if not is_object_id(rtp_aid):
         raise InvalidAccountId(rtp_aid)

@@ -38,5 +38,5 @@ class ScoringSchedule:
                 run_scoring(self.db)
             except ScoringBusy:
                 log.info("scoring skipped: another process is running it")
-            except Exception:  # noqa: BLE001 - the schedule must survive a failed run
+            except Exception:
                 log.exception("scoring run failed; it will be retried at the next interval")

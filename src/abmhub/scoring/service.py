@@ -138,7 +138,7 @@ def run_scoring(
                 run = _run_workspace(db, workspace_id, name, settings_from(overrides), today, whole, renew)
             except ScoringBusy:
                 raise
-            except Exception:  # noqa: BLE001 - one workspace's failure must not starve the others
+            except Exception:
                 log.exception("scoring workspace %s failed; its accounts stay marked for the next run", name)
                 run = WorkspaceRun(workspace=name, full=whole, failed=True)
             report.workspaces.append(run)
@@ -147,7 +147,7 @@ def run_scoring(
     return report
 
 
-def _run_workspace(db, workspace_id, name, settings, today, whole, renew) -> WorkspaceRun:  # noqa: ANN001
+def _run_workspace(db, workspace_id, name, settings, today, whole, renew) -> WorkspaceRun:
     started = time.perf_counter()
     run = WorkspaceRun(workspace=name, full=whole)
     after = 0
