@@ -24,8 +24,11 @@ from abmhub.reevo.router import build_router as surface_v_routes
 from abmhub.scoring.router import build_router as scoring_routes
 from abmhub.segments.router import build_router as segment_routes
 from abmhub.signals.router import build_router as signal_routes
+from abmhub.web import openapi
 from abmhub.web.errors import install_error_handlers
+from abmhub.web.headers import SecurityHeaders
 from abmhub.web.metrics import Metrics, MetricsMiddleware
+from abmhub.web.ratelimit import RateLimiter
 from abmhub.web.responses import JSONBytes
 from abmhub.web.schemas import BODY_MODELS
 
@@ -60,6 +63,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = database or Database(settings.database_url)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
 
     surface_r = [
         account_routes(crm=False),
@@ -95,6 +99,10 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     install_error_handlers(app, surfaces={SURFACE_V: surface_v_errors.render_error})
     app.add_exception_handler(surface_v_errors.SurfaceVError, surface_v_errors.render_error)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    # Outside Starlette's own outermost layer (which answers unexpected errors), so that a
+    # 500 carries the security headers too.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: SecurityHeaders(build_stack())  # type: ignore[method-assign]
     return app
 
 
@@ -144,6 +152,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         "BearerAuth": {"type": "http", "scheme": "bearer", "description": "The API key as a Bearer token"},
     }
     schema["security"] = [{"ApiKey": []}]
+    openapi.refine(schema, surface_r_error="ErrorEnvelope", surface_v_error="ErrorResponse")
     app.openapi_schema = schema
     return schema
 

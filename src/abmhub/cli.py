@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from abmhub import __version__
+from abmhub.client.cli import sync_app
 from abmhub.config import DEFAULT_DATABASE_URL, Settings, database_url_from_env
 from abmhub.db.engine import Database
 from abmhub.db.migrate import upgrade
@@ -30,6 +31,7 @@ app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(keys_app, name="keys")
 app.add_typer(segments_app, name="segments")
 app.command("import")(import_signals)
+app.add_typer(sync_app, name="sync")
 
 err = Console(stderr=True)
 out = Console()
@@ -82,8 +84,22 @@ def serve(
     score_interval: Annotated[
         float, typer.Option(help="Seconds between scoring runs (0 turns the schedule off).")
     ] = 900,
+    rate_limit: Annotated[
+        float,
+        typer.Option(
+            help="Requests per second per API key, with a burst of the same size; over it: 429 with "
+            "Retry-After. Counted per server process. 0 (the default) turns the limit off.",
+            min=0,
+        ),
+    ] = 0,
 ) -> None:
-    """Start the API server (migrating the database; on an empty one, creating a first key)."""
+    """Start the API server (migrating the database; on an empty one, creating a first key).
+
+    SIGTERM or Ctrl-C stops it gracefully: no new connections, requests in flight finish
+    (for up to 30 s), then it exits with status 0.
+    """
+    import signal
+
     import uvicorn
 
     from abmhub.app import create_app
@@ -101,13 +117,20 @@ def serve(
     print(f"abmhub {__version__} on http://{host}:{port}  (database: {safe_url(database.url)})")
     print(f"API docs: http://{host}:{port}/docs", flush=True)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    application = create_app(Settings(database_url=url), database)
+    application = create_app(Settings(database_url=url, rate_limit=rate_limit or None), database)
     schedule = ScoringSchedule(database, score_interval)
     schedule.start()
+    # uvicorn drains the requests in flight on SIGTERM, then raises the signal again once its
+    # own handler is gone: this handler turns that into a normal exit (status 0).
+    signal.signal(signal.SIGTERM, _exit_after_shutdown)
     try:
         uvicorn.run(application, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
     finally:
         schedule.stop()
+
+
+def _exit_after_shutdown(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 @workspaces_app.command("create")

@@ -18,3 +18,5 @@ def database_url_from_env(explicit: str | None = None) -> str:
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     max_body_bytes: int = MAX_BODY_BYTES
+    # Requests per second per API key (burst of the same size); None: no limit (§5.1).
+    rate_limit: float | None = None

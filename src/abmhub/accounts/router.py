@@ -34,7 +34,7 @@ from abmhub.web.dependencies import caller, database, json_body, page_params
 from abmhub.web.errors import ValidationFailed
 from abmhub.web.paging import page_body, parse_limit
 from abmhub.web.responses import envelope
-from abmhub.web.schemas import ERROR_RESPONSES, Envelope, request_body
+from abmhub.web.schemas import CONFLICT_RESPONSE, ERROR_RESPONSES, Envelope, request_body
 from abmhub.web.validation import constraint_text, issue
 
 MAX_DOMAINS_FILTER = 100
@@ -144,6 +144,7 @@ def build_router(*, crm: bool) -> APIRouter:
         "/accounts/{account_key}",
         summary="Update one account by externalId" if crm else "Update one account",
         response_model=Envelope[MessageResult],
+        responses=CONFLICT_RESPONSE,
         openapi_extra=request_body(UpdateAccountRequest),
     )
     def update_account(
@@ -186,6 +187,7 @@ def build_router(*, crm: bool) -> APIRouter:
         "/accounts/external-ids",
         summary="Map domains to your CRM's ids",
         response_model=Envelope[MapExternalIdsResult],
+        responses=CONFLICT_RESPONSE,
         openapi_extra=request_body(MapExternalIdsRequest),
     )
     def map_external_ids(
@@ -228,6 +230,7 @@ def build_router(*, crm: bool) -> APIRouter:
         "/accounts/custom-field",
         summary="Define an account custom field",
         response_model=Envelope[list[CustomFieldRecord]],
+        responses=CONFLICT_RESPONSE,
         openapi_extra=request_body(CreateCustomFieldRequest),
     )
     def create_custom_field(

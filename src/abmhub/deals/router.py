@@ -25,7 +25,7 @@ from abmhub.timefmt import format_us
 from abmhub.web.dependencies import caller, database, json_body, page_params
 from abmhub.web.paging import page_body
 from abmhub.web.responses import JSONBytes, envelope, plain_number
-from abmhub.web.schemas import ERROR_RESPONSES, Envelope, request_body
+from abmhub.web.schemas import CONFLICT_RESPONSE, ERROR_RESPONSES, Envelope, request_body
 
 
 def _time(us: int | None) -> str | None:
@@ -104,6 +104,7 @@ def build_router() -> APIRouter:
         "/deal-stages",
         summary="Create pipelines with their stages (create-only, all or nothing)",
         response_model=Envelope[PipelinesCreated],
+        responses=CONFLICT_RESPONSE,
         openapi_extra=request_body(CreatePipelinesRequest),
     )
     def create_pipelines(

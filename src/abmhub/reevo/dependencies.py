@@ -1,6 +1,7 @@
 """Surface V's request dependencies: the caller (Bearer or X-Api-Key) and the JSON body.
 
-Order of checks, as on Surface R: body size (413) → authentication (401) → body shape (422).
+Order of checks, as on Surface R: body size (413) → authentication (401) → rate limit (429) →
+body shape (422).
 """
 
 from __future__ import annotations
@@ -19,14 +20,19 @@ from abmhub.tenancy.service import Caller, authenticate
 from abmhub.web.dependencies import (
     MAX_JSON_DEPTH,
     database,
+    holds_nul,
     is_json,
     nests_within,
     read_body,
     refuse_declared_oversize,
+    take_rate_token,
+    url_holds_nul,
 )
+from abmhub.web.ratelimit import RateLimited
 
 Model = TypeVar("Model", bound=BaseModel)
 
+_NUL_MESSAGE = "NUL characters (\\u0000) are not allowed"
 # How much of a body that is not JSON a 422 echoes back.
 _ECHO_CHARS = 1000
 
@@ -51,6 +57,12 @@ def v_caller(request: Request, db: Database = Depends(database)) -> Caller:
         found = authenticate(conn, key)
     if found is None:
         raise errors.invalid_key()
+    try:
+        take_rate_token(request, key)
+    except RateLimited as exc:
+        raise errors.too_many_requests(exc.retry_after) from None
+    if url_holds_nul(request):
+        raise errors.invalid([errors.detail_item("string_pattern_mismatch", ["path"], _NUL_MESSAGE, None)])
     return found
 
 
@@ -81,6 +93,8 @@ async def read_document(request: Request) -> Any:
         raise errors.invalid(
             [errors.detail_item("json_invalid", ["body"], f"JSON nests deeper than {MAX_JSON_DEPTH} levels", {})]
         )
+    if holds_nul(document):  # no database stores it alike (see web/dependencies.py)
+        raise errors.invalid([errors.detail_item("string_pattern_mismatch", ["body"], _NUL_MESSAGE, None)])
     return document
 
 

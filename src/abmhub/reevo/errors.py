@@ -46,6 +46,10 @@ def invalid_key() -> SurfaceVError:
     return SurfaceVError(401, "Invalid API key", {"WWW-Authenticate": "Bearer"})
 
 
+def too_many_requests(retry_after: int) -> SurfaceVError:
+    return SurfaceVError(429, "Too Many Requests", {"Retry-After": str(retry_after)})
+
+
 def record_not_found() -> SurfaceVError:
     return SurfaceVError(404, RECORD_NOT_FOUND)
 

@@ -12,7 +12,7 @@ from enum import Enum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
 from abmhub.activities.manual import CATEGORIES
@@ -48,7 +48,14 @@ def _utc_representable(value: datetime) -> datetime:
     return value
 
 
-Moment = Annotated[datetime, AfterValidator(_utc_representable)]
+# Pydantic's lax mode, like the vendor's service, also takes Unix time as a number: say so.
+Moment = Annotated[
+    datetime,
+    AfterValidator(_utc_representable),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number", "description": "Unix time"}]}
+    ),
+]
 
 
 # --- POST /api/v2/activity -----------------------------------------------------------------

@@ -35,6 +35,11 @@ SOURCES = tuple(SIGNAL_TYPES)
 SOURCE_FIELDS = {"url": "website", "topic": "bombora", "score": "bombora", "count": "linkedin_ads"}
 
 MIN_SCORE, MAX_SCORE = 0, 100
+# Stored in a 32-bit integer column: a larger count is a request-shape error, not a 500.
+MAX_COUNT = 2**31 - 1
+# A weight multiplies the signal's points; a bound keeps every product finite (a weight of
+# 1e308 made the score explanation's numbers infinite, answered as null).
+MAX_WEIGHT = 1_000_000
 
 
 def _bounded_int(minimum: int, maximum: int | None = None) -> AfterValidator:
@@ -63,6 +68,15 @@ def _not_negative(value: float | None) -> float | None:
     return value
 
 
+def _at_most(maximum: float) -> AfterValidator:
+    def check(value: float | None) -> float | None:
+        if value is not None and value > maximum:
+            raise PydanticCustomError("max", "too large", {"max": maximum})
+        return value
+
+    return AfterValidator(check)
+
+
 def _issue_at(field: str, value: Any, kind: str, ctx: dict[str, Any] | None = None) -> InitErrorDetails:
     return InitErrorDetails(type=PydanticCustomError(kind, kind, ctx), loc=(field,), input=value)
 
@@ -79,15 +93,17 @@ class SignalItem(RequestModel):
     domain: RequiredStr
     occurredAt: RequiredIsoDate
     externalSignalId: OptionalKey
-    weight: Annotated[OptionalNumber, AfterValidator(_not_negative)] = Field(
-        default=None, description="≥ 0; default 1"
+    weight: Annotated[OptionalNumber, AfterValidator(_not_negative), _at_most(MAX_WEIGHT)] = Field(
+        default=None, description=f"0–{MAX_WEIGHT:,}; default 1", json_schema_extra={"minimum": 0, "maximum": MAX_WEIGHT}
     )
     url: Annotated[OptionalStr, Field(description="website: the page viewed")]
     topic: Annotated[OptionalStr, Field(description="bombora: the intent topic")]
     score: Annotated[OptionalNumber, _bounded_int(MIN_SCORE, MAX_SCORE)] = Field(
         default=None, description="bombora: integer 0–100, required for surge"
     )
-    count: Annotated[OptionalNumber, _bounded_int(1)] = Field(default=None, description="linkedin_ads: ≥ 1; default 1")
+    count: Annotated[OptionalNumber, _bounded_int(1, MAX_COUNT)] = Field(
+        default=None, description=f"linkedin_ads: 1–{MAX_COUNT}; default 1"
+    )
 
     @model_validator(mode="after")
     def _fits_its_source(self) -> SignalItem:

@@ -1,8 +1,9 @@
 """FastAPI dependencies shared by the Surface R routers: database, caller, JSON body.
 
 The contract fixes the order of checks (§6 item 5): unknown route (the router, before any
-dependency) → body size (413) → authentication (401) → Content-Type → JSON syntax →
-validation. `caller` does the first two header-only checks, `json_body` the rest.
+dependency) → body size (413) → authentication (401) → rate limit (429, §6 item 30) →
+Content-Type → JSON syntax → validation. `caller` does the header-only checks, `json_body`
+the rest.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from starlette.requests import Request
 
 from abmhub.db.engine import Database
 from abmhub.paging import PageRequest
+from abmhub.tenancy.keys import hash_api_key
 from abmhub.tenancy.service import Caller, authenticate
-from abmhub.web.errors import ApiError, ValidationFailed, unauthorized
+from abmhub.web.errors import ApiError, ValidationFailed, too_many_requests, unauthorized
 from abmhub.web.paging import page_request
+from abmhub.web.ratelimit import RateLimited
 from abmhub.web.validation import validation_issues
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -54,7 +57,34 @@ def caller(request: Request, db: Database = Depends(database)) -> Caller:
         found = authenticate(conn, key)
     if found is None:
         raise unauthorized("Invalid API key")
+    try:
+        take_rate_token(request, key)
+    except RateLimited as exc:
+        raise too_many_requests(exc.retry_after) from None
+    if url_holds_nul(request):
+        raise ApiError(400, "Request URL must not contain NUL characters (%00)")
     return found
+
+
+def url_holds_nul(request: Request) -> bool:
+    """Whether the decoded path or a query parameter holds a NUL character.
+
+    PostgreSQL cannot store or even compare text with NUL in it (a 500 from the driver), and
+    SQLite would store it: refused on both databases alike, before any query runs.
+    """
+    if "\x00" in request.url.path:
+        return True
+    return any("\x00" in name or "\x00" in value for name, value in request.query_params.multi_items())
+
+
+def take_rate_token(request: Request, key: str) -> None:
+    """Count an authenticated request against its key's rate limit (§5.1), when one is set.
+
+    Raises RateLimited; each surface answers it in its own shape.
+    """
+    limiter = request.app.state.rate_limiter
+    if limiter is not None:
+        limiter.take(hash_api_key(key))
 
 
 def is_json(content_type: str | None) -> bool:
@@ -77,6 +107,22 @@ def nests_within(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
         elif isinstance(item, list):
             stack.extend((child, depth + 1) for child in item)
     return True
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether any string of a JSON document (keys included) holds a NUL character (iterative)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 async def read_body(request: Request) -> bytes:
@@ -103,6 +149,9 @@ async def read_json(request: Request) -> Any:
         raise ApiError(400, "Request body is not valid JSON") from None
     if not nests_within(document):
         raise ApiError(400, f"Request body nests deeper than {MAX_JSON_DEPTH} levels")
+    if holds_nul(document):
+        # See url_holds_nul: no database stores it alike, so no request may carry it.
+        raise ApiError(400, "Request body must not contain NUL characters (\\u0000)")
     return document
 
 

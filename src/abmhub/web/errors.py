@@ -18,7 +18,14 @@ from abmhub.web.responses import error_envelope
 
 log = logging.getLogger("abmhub.web")
 
-REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 409: "Conflict", 413: "Payload Too Large"}
+REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    409: "Conflict",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+}
 DOMAIN_STATUS = {"bad_request": 400, "not_found": 404, "conflict": 409}
 
 
@@ -51,6 +58,16 @@ class ValidationFailed(ApiError):
 
 def unauthorized(custom_message: str) -> ApiError:
     return ApiError(401, custom_message, message="Unauthorized access")
+
+
+def too_many_requests(retry_after: int) -> ApiError:
+    """§5.1: 429 with `Retry-After`, the same number in the message (§6 item 34)."""
+    return ApiError(
+        429,
+        f"Rate limit exceeded; retry after {retry_after} s",
+        message="Too Many Requests",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 # Renders any exception raised under another surface's path prefix in that surface's shape.

@@ -61,8 +61,13 @@ def error_envelope(
     return JSONBytes(body, status_code=status, headers=headers)
 
 
+# Beyond 2**53 a float no longer stands for one integer, and beyond 2**64 JSON encoders refuse
+# the int: such values stay floats (1e+30).
+_EXACT_INTEGERS = 2**53
+
+
 def plain_number(value: float | None) -> float | int | None:
     """A stored number as the client sent it: whole values as integers (30, not 30.0)."""
-    if value is None or not value.is_integer():
+    if value is None or not value.is_integer() or abs(value) > _EXACT_INTEGERS:
         return value
     return int(value)

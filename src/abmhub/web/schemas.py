@@ -42,6 +42,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# For the operations that can refuse a write because of stored data (§2.3, §2.5, §2.7, §2.9).
+CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorEnvelope, "description": "Conflicts with stored data (customMessage says which)"}
+}
+
+
 # Request models documented through `request_body`, added to the document's components.
 BODY_MODELS: dict[str, type[BaseModel]] = {}
 

@@ -40,6 +40,8 @@ def _document_required(schema: dict[str, Any]) -> None:
             variants = [v for v in prop.pop("anyOf", []) if v.get("type") != "null"]
             if len(variants) == 1:
                 prop.update(variants[0])
+            if prop.get("type") == "string":
+                prop.setdefault("pattern", r"\S")  # not empty, not only white space
     if required:
         schema["required"] = required
 
