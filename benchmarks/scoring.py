@@ -874,79 +874,7 @@ def apply_patches(db: Any, patches: dict[str, Any]) -> list[str]:
             dbapi_connection.commit()
 
         done.append("PostgreSQL session settings: " + ", ".join(settings))
-    if patches.get("domain_batches"):
-        engine.next_batch = _next_batch_by_domain
-        engine._source_points = _source_points_domain_range
-        done.append("batches in (workspace_id, domain) order; signals aggregated over the batch's domain range")
     return done
-
-
-_DOMAIN_BATCH: dict[str, Any] = {}
-
-
-def _next_batch_by_domain(conn, workspace_id, *, after_id, only_dirty):
-    """MONKEYPATCH (experiment): keyset over (workspace_id, domain) instead of id.
-
-    `after_id` is the service's cursor (the last row's id); the domain cursor is kept here.
-    The service passes 0 on its first call of a workspace run.
-    """
-    from sqlalchemy import select
-
-    from abmhub.db.tables import accounts
-    from abmhub.scoring import engine
-
-    if after_id == 0:
-        _DOMAIN_BATCH.clear()
-    query = select(*engine._CURRENT, accounts.c.domain).where(accounts.c.workspace_id == workspace_id)
-    if "after" in _DOMAIN_BATCH:
-        query = query.where(accounts.c.domain > _DOMAIN_BATCH["after"])
-    if only_dirty:
-        query = query.where(accounts.c.score_dirty.is_(True))
-    rows = conn.execute(query.order_by(accounts.c.domain).limit(engine.BATCH_SIZE)).all()
-    if rows:
-        _DOMAIN_BATCH["after"] = rows[-1].domain
-        _DOMAIN_BATCH["lo"], _DOMAIN_BATCH["hi"] = rows[0].domain, rows[-1].domain
-        _DOMAIN_BATCH["domains"] = {row.id: row.domain for row in rows}
-    # _stored(row) is row[1:]: drop the extra domain column again.
-    return [_Row(row) for row in rows]
-
-
-class _Row(tuple):
-    """A batch row without its trailing domain, with `.id` (what engine.score_batch uses)."""
-
-    def __new__(cls, row: Any) -> Self:
-        return super().__new__(cls, tuple(row)[:-1])
-
-    @property
-    def id(self) -> int:
-        return self[0]
-
-
-def _source_points_domain_range(conn, workspace_id, ids, settings, today):
-    """MONKEYPATCH (experiment): one range scan of the signals index for the batch's domains."""
-    from sqlalchemy import func, select
-
-    from abmhub.db.tables import signals
-    from abmhub.scoring import engine
-
-    oldest = today - max(model.horizon_days for model in settings.sources.values())
-    by_domain = {domain: account_id for account_id, domain in _DOMAIN_BATCH["domains"].items()}
-    rows = conn.execute(
-        select(signals.c.domain, signals.c.source, func.sum(engine.signal_points_sql(settings, today)))
-        .where(
-            signals.c.workspace_id == workspace_id,
-            signals.c.domain >= _DOMAIN_BATCH["lo"],
-            signals.c.domain <= _DOMAIN_BATCH["hi"],
-            signals.c.occurred_day >= oldest,
-        )
-        .group_by(signals.c.domain, signals.c.source)
-    ).all()
-    points: dict[int, dict[str, float]] = {}
-    for domain, source, total in rows:
-        account_id = by_domain.get(domain)
-        if account_id is not None:  # a domain in the range with no dirty account (or no account)
-            points.setdefault(account_id, {})[source] = float(total or 0.0)
-    return points
 
 
 def _source_fingerprint() -> dict[str, Any]:
@@ -1035,8 +963,10 @@ def explain_batch(url: str, workspace_id: int, *, only_dirty: bool = False) -> l
             trans = conn.begin()
             event.listen(db.engine, "before_cursor_execute", capture)
             try:
-                rows = engine.next_batch(conn, workspace_id, after_id=0, only_dirty=only_dirty)
-                engine.score_batch(conn, workspace_id, rows, DEFAULT_SETTINGS, day_of(now_us()), now_us())
+                rows = engine.next_batch(conn, workspace_id, after="", only_dirty=only_dirty)
+                engine.score_batch(
+                    conn, workspace_id, rows, DEFAULT_SETTINGS, day_of(now_us()), now_us(), contiguous=not only_dirty
+                )
             finally:
                 event.remove(db.engine, "before_cursor_execute", capture)
                 trans.rollback()  # the batch's writes are undone before the plans are taken
@@ -1098,12 +1028,6 @@ EXPERIMENTS: dict[str, tuple[str, dict[str, Any], tuple[str, str] | None, tuple[
         {"pg_settings": ["work_mem = '64MB'"]},
         None,
         ("postgresql",),
-    ),
-    "domain-batches": (
-        "batches in domain order, signals by one index range scan per batch (monkeypatch)",
-        {"domain_batches": True},
-        None,
-        BACKENDS,
     ),
 }
 

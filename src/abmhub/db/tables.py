@@ -111,11 +111,11 @@ accounts = Table(
     UniqueConstraint("workspace_id", "external_id"),
     Index("ix_accounts_workspace_change", "workspace_id", "change_us"),
 )
-# The scoring job's work list: only the dirty accounts are in it (migration 0004).
+# The scoring job's work list, in its order: only the dirty accounts are in it (migration 0006).
 Index(
-    "ix_accounts_dirty",
+    "ix_accounts_dirty_domain",
     accounts.c.workspace_id,
-    accounts.c.id,
+    accounts.c.domain,
     sqlite_where=accounts.c.score_dirty.is_(True),
     postgresql_where=accounts.c.score_dirty.is_(True),
 )

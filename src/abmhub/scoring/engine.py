@@ -11,7 +11,7 @@ flight, which rolls back whole and stays dirty for the next run.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +46,10 @@ from abmhub.scoring.settings import SCORE_COLUMNS, SOURCES, ScoringSettings
 
 # 10,000 accounts per transaction: fewer commits and plans, still ~90 MiB peak (docs/performance.md).
 BATCH_SIZE = 10_000
+# A batch row: the account's id and domain, then its stored values (`_stored`).
 _CURRENT = (
     accounts.c.id,
+    accounts.c.domain,
     accounts.c.account_score,
     accounts.c.journey_stage,
     *(accounts.c[column] for column in SCORE_COLUMNS.values()),
@@ -82,38 +84,53 @@ def signal_points_sql(settings: ScoringSettings, today: int) -> Any:
     return case(*per_source, else_=0.0)
 
 
-def _among(conn: Connection, column: Any, ids: Sequence[int]) -> Any:
-    """`column IN (ids)` for a batch of up to 10,000 ids, as ONE bound parameter.
+def _among(conn: Connection, column: Any, values: Sequence[Any], kind: type[Integer | String] = Integer) -> Any:
+    """`column IN (values)` for a batch of up to 10,000 ids or domains, as ONE bound parameter.
 
     Not 10,000 bound parameters, which SQLAlchemy would render, and the database parse and
-    plan, for every query of every batch. PostgreSQL gets an array (`= ANY(:ids)`) and a
+    plan, for every query of every batch. PostgreSQL gets an array (`= ANY(:values)`) and a
     `BETWEEN min AND max` beside it from which the planner estimates the rows (an index range
-    scan, not a table scan); SQLite reads the ids from a JSON array (`IN (SELECT value FROM
-    json_each(:ids))`) and looks each one up in the index.
+    scan, not a table scan); SQLite reads the values from a JSON array (`IN (SELECT value FROM
+    json_each(:values))`) and looks each one up in the index.
     """
     if conn.dialect.name == "postgresql":
-        return and_(column == any_(literal(list(ids), ARRAY(Integer))), column.between(min(ids), max(ids)))
-    values = func.json_each(literal(json.dumps(list(ids)))).table_valued("value")
-    return column.in_(select(values.c.value))
+        return and_(column == any_(literal(list(values), ARRAY(kind))), column.between(min(values), max(values)))
+    each = func.json_each(literal(json.dumps(list(values)))).table_valued("value")
+    return column.in_(select(each.c.value))
 
 
 def _source_points(
-    conn: Connection, workspace_id: int, ids: Sequence[int], settings: ScoringSettings, today: int
+    conn: Connection,
+    workspace_id: int,
+    batch: Mapping[str, int],
+    settings: ScoringSettings,
+    today: int,
+    *,
+    contiguous: bool,
 ) -> dict[int, dict[str, float]]:
+    """Decayed signal points per source of a batch's accounts (`batch`: domain → account id).
+
+    A contiguous batch (every account of the workspace from its first domain to its last: a
+    full run) reads its signals as ONE range of the covering index, domain by domain; signals
+    of domains in that range with no account are summed and dropped. Other batches look their
+    domains up one by one.
+    """
     oldest = today - max(model.horizon_days for model in settings.sources.values())
+    domains = sorted(batch)
+    if contiguous:
+        which = signals.c.domain.between(domains[0], domains[-1])
+    else:
+        which = _among(conn, signals.c.domain, domains, String)
     rows = conn.execute(
-        select(accounts.c.id, signals.c.source, func.sum(signal_points_sql(settings, today)))
-        .join(signals, (signals.c.workspace_id == accounts.c.workspace_id) & (signals.c.domain == accounts.c.domain))
-        .where(
-            accounts.c.workspace_id == workspace_id,
-            _among(conn, accounts.c.id, ids),
-            signals.c.occurred_day >= oldest,
-        )
-        .group_by(accounts.c.id, signals.c.source)
+        select(signals.c.domain, signals.c.source, func.sum(signal_points_sql(settings, today)))
+        .where(signals.c.workspace_id == workspace_id, which, signals.c.occurred_day >= oldest)
+        .group_by(signals.c.domain, signals.c.source)
     ).all()
     points: dict[int, dict[str, float]] = {}
-    for account_id, source, total in rows:
-        points.setdefault(account_id, {})[source] = float(total or 0.0)
+    for domain, source, total in rows:
+        account_id = batch.get(domain)
+        if account_id is not None:
+            points.setdefault(account_id, {})[source] = float(total or 0.0)
     return points
 
 
@@ -177,10 +194,17 @@ def _deal_flags(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[bool, b
 
 
 def inputs_for(
-    conn: Connection, workspace_id: int, ids: Sequence[int], settings: ScoringSettings, today: int
+    conn: Connection,
+    workspace_id: int,
+    batch: Mapping[str, int],
+    settings: ScoringSettings,
+    today: int,
+    *,
+    contiguous: bool = False,
 ) -> dict[int, AccountInputs]:
-    """Everything the model needs for these accounts, in three queries."""
-    sources = _source_points(conn, workspace_id, ids, settings, today)
+    """Everything the model needs for these accounts (domain → id), in three queries."""
+    ids = list(batch.values())
+    sources = _source_points(conn, workspace_id, batch, settings, today, contiguous=contiguous)
     engagement = _engagement_points(conn, ids, settings, today)
     deal_flags = _deal_flags(conn, ids)
     return {
@@ -201,7 +225,7 @@ class BatchResult:
 
 
 def _stored(row: Any) -> tuple[Any, ...]:
-    return tuple(row[1:])
+    return tuple(row[2:])
 
 
 def _wanted(scores: AccountScores) -> tuple[Any, ...]:
@@ -237,15 +261,24 @@ def _write_scores(conn: Connection, changed: list[tuple[Any, ...]], now: int) ->
 
 
 def score_batch(
-    conn: Connection, workspace_id: int, rows: Sequence[Any], settings: ScoringSettings, today: int, now: int
+    conn: Connection,
+    workspace_id: int,
+    rows: Sequence[Any],
+    settings: ScoringSettings,
+    today: int,
+    now: int,
+    *,
+    contiguous: bool = False,
 ) -> BatchResult:
     """Score these account rows (`_CURRENT` columns) and write the ones whose values changed.
 
-    A score or stage change is a change of the account (`change_us`: delta sync and
-    `rtp_last_account_date`); an unchanged account only leaves the dirty set.
+    `contiguous`: the rows are every account of the workspace between the first and the last
+    domain (a full run's batch). A score or stage change is a change of the account
+    (`change_us`: delta sync and `rtp_last_account_date`); an unchanged account only leaves
+    the dirty set.
     """
-    ids = [row.id for row in rows]
-    inputs = inputs_for(conn, workspace_id, ids, settings, today)
+    batch = {row.domain: row.id for row in rows}
+    inputs = inputs_for(conn, workspace_id, batch, settings, today, contiguous=contiguous)
     changed, unchanged = [], []
     for row in rows:
         wanted = _wanted(score_account(settings, inputs[row.id]))
@@ -264,13 +297,9 @@ def score_batch(
     return BatchResult(scored=len(rows), changed=len(changed))
 
 
-def next_batch(conn: Connection, workspace_id: int, *, after_id: int, only_dirty: bool) -> list[Any]:
-    query = select(*_CURRENT).where(accounts.c.workspace_id == workspace_id, accounts.c.id > after_id)
+def next_batch(conn: Connection, workspace_id: int, *, after: str, only_dirty: bool) -> list[Any]:
+    """The next accounts to score in domain order (the signals index's order), after `after`."""
+    query = select(*_CURRENT).where(accounts.c.workspace_id == workspace_id, accounts.c.domain > after)
     if only_dirty:
         query = query.where(accounts.c.score_dirty.is_(True))
-    return conn.execute(query.order_by(accounts.c.id).limit(BATCH_SIZE)).all()
-
-
-def chunks(values: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
+    return conn.execute(query.order_by(accounts.c.domain).limit(BATCH_SIZE)).all()

@@ -36,7 +36,7 @@ def explain_account(db: Database, *, workspace_id: int, rtp_aid: str, clock=now_
         last_run = conn.execute(
             select(scoring_runs.c.last_run_us).where(scoring_runs.c.workspace_id == workspace_id)
         ).scalar_one_or_none()
-        inputs = engine.inputs_for(conn, workspace_id, [account.id], settings, today)[account.id]
+        inputs = engine.inputs_for(conn, workspace_id, {account.domain: account.id}, settings, today)[account.id]
         counts = dict(
             conn.execute(
                 select(signals.c.source, func.count())

@@ -150,20 +150,20 @@ def run_scoring(
 def _run_workspace(db, workspace_id, name, settings, today, whole, renew) -> WorkspaceRun:
     started = time.perf_counter()
     run = WorkspaceRun(workspace=name, full=whole)
-    after = 0
+    after = ""  # batches go in domain order
     while True:
         with db.write(workspace_id) as tx:
             if not db.is_sqlite:
                 # A batch is a few index-driven queries; parallel workers only compete with this
                 # process for the cores (measured: docs/performance.md).
                 tx.conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
-            rows = engine.next_batch(tx.conn, workspace_id, after_id=after, only_dirty=not whole)
+            rows = engine.next_batch(tx.conn, workspace_id, after=after, only_dirty=not whole)
             if not rows:
                 break
-            result = engine.score_batch(tx.conn, workspace_id, rows, settings, today, tx.now_us)
+            result = engine.score_batch(tx.conn, workspace_id, rows, settings, today, tx.now_us, contiguous=whole)
         run.scored += result.scored
         run.changed += result.changed
-        after = rows[-1].id
+        after = rows[-1].domain
         renew()
     with db.write(workspace_id) as tx:
         previous = tx.conn.execute(
