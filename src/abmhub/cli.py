@@ -16,6 +16,7 @@ from abmhub.config import DEFAULT_DATABASE_URL, Settings, database_url_from_env
 from abmhub.db.engine import Database
 from abmhub.db.migrate import upgrade
 from abmhub.errors import DomainError
+from abmhub.sandbox.cli import seed_sandbox
 from abmhub.scoring.schedule import ScoringSchedule
 from abmhub.scoring.service import ScoringBusy, run_scoring
 from abmhub.segments import service as segments_service
@@ -32,6 +33,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(segments_app, name="segments")
 app.command("import")(import_signals)
 app.add_typer(sync_app, name="sync")
+app.command("seed")(seed_sandbox)
 
 err = Console(stderr=True)
 out = Console()

@@ -1,0 +1,112 @@
+"""The Python SDK of abmhub: clients for Surface R (Recotap-compatible) and Surface V (Reevo-compatible).
+
+They work against abmhub and against the vendors' hosted APIs alike: chunked bulk pushes
+with per-item results, pagination on `hasNextPage`, delta sync that stores `syncTimestamp`
+only after a complete pass, retries with backoff that honour `Retry-After`. The key is
+never logged, nor shown in a repr or an error. Guide: docs/python.md.
+"""
+
+from abmhub.client.bulk import ChunkFailure, ChunkOutcome, PushReport
+from abmhub.client.delta import (
+    AsyncDeltaPass,
+    CallbackState,
+    DeltaPass,
+    MemoryState,
+    StateFile,
+    SyncState,
+)
+from abmhub.client.errors import (
+    ApiError,
+    BadRequest,
+    ClientError,
+    Conflict,
+    ConnectionFailed,
+    Forbidden,
+    Issue,
+    NotFound,
+    PayloadTooLarge,
+    ProtocolError,
+    RateLimited,
+    RetriesExhausted,
+    ServerError,
+    Unauthorized,
+    Unprocessable,
+)
+from abmhub.client.models import (
+    Account,
+    AccountIn,
+    AccountResult,
+    ActivityRecord,
+    ContactIn,
+    CustomField,
+    Deal,
+    DealIn,
+    DealResult,
+    Page,
+    Pipeline,
+    PipelineIn,
+    SalesActivity,
+    SalesActivityIn,
+    SalesActivityResult,
+    ScoreExplanation,
+    Segment,
+    SignalIn,
+    SignalResult,
+    Summary,
+)
+from abmhub.client.recotap import AsyncRecotapClient, RecotapClient
+from abmhub.client.reevo import AsyncReevoClient, ReevoClient
+from abmhub.client.transport import NO_RETRY, RetryPolicy
+
+__all__ = [
+    "NO_RETRY",
+    "Account",
+    "AccountIn",
+    "AccountResult",
+    "ActivityRecord",
+    "ApiError",
+    "AsyncDeltaPass",
+    "AsyncRecotapClient",
+    "AsyncReevoClient",
+    "BadRequest",
+    "CallbackState",
+    "ChunkFailure",
+    "ChunkOutcome",
+    "ClientError",
+    "Conflict",
+    "ConnectionFailed",
+    "ContactIn",
+    "CustomField",
+    "Deal",
+    "DealIn",
+    "DealResult",
+    "DeltaPass",
+    "Forbidden",
+    "Issue",
+    "MemoryState",
+    "NotFound",
+    "Page",
+    "PayloadTooLarge",
+    "Pipeline",
+    "PipelineIn",
+    "ProtocolError",
+    "PushReport",
+    "RateLimited",
+    "RecotapClient",
+    "ReevoClient",
+    "RetriesExhausted",
+    "RetryPolicy",
+    "SalesActivity",
+    "SalesActivityIn",
+    "SalesActivityResult",
+    "ScoreExplanation",
+    "Segment",
+    "ServerError",
+    "SignalIn",
+    "SignalResult",
+    "StateFile",
+    "Summary",
+    "SyncState",
+    "Unauthorized",
+    "Unprocessable",
+]

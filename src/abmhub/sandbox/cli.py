@@ -1,0 +1,102 @@
+"""`abmhub seed --workspace W --accounts N --seed S`: a sandbox data set to integrate against.
+
+Registered by `abmhub.cli` (`app.command("seed")(seed_sandbox)`); it imports the CLI's helpers
+lazily, inside the command, because `abmhub.cli` imports this module.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+
+def seed_sandbox(
+    workspace: Annotated[str, typer.Option(help="Workspace to fill (created if it does not exist).", show_default=False)],
+    accounts: Annotated[int, typer.Option(help="How many accounts.", min=0)] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed (and day) gives the same data.")] = 1,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="Date the data ends (YYYY-MM-DD, UTC); activities and signals cover the 90 days before it. "
+            "Default: today.",
+            show_default=False,
+        ),
+    ] = None,
+    score: Annotated[bool, typer.Option(help="Run the scoring job afterwards, so that accounts have scores.")] = True,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="SQLAlchemy URL (sqlite:///FILE or postgresql://...). Env: ABMHUB_DATABASE_URL.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Fill a workspace with a realistic, deterministic sandbox data set.
+
+    Accounts with tags and custom fields, two pipelines with deals and their stage history,
+    calls and emails with contacts, and website, G2, Bombora and LinkedIn intent signals
+    over the last 90 days; then scores. Seeding again with the same seed changes nothing.
+    """
+    from abmhub.cli import fail, open_database  # lazily: abmhub.cli imports this module
+    from abmhub.sandbox.seed import seed_workspace
+
+    moment = None
+    if as_of is not None:
+        try:
+            moment = datetime.strptime(as_of, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            fail(f"--as-of takes a date as YYYY-MM-DD, not '{as_of}'")
+    if not workspace.strip():
+        fail("--workspace needs a name")
+    database = open_database(database_url)
+    out, err = Console(), Console(stderr=True)
+    progress = Progress(
+        TextColumn("[bold]seed {task.fields[step]}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("accounts"),
+        TimeElapsedColumn(),
+        console=err,
+    )
+    task = progress.add_task("seed", total=accounts, step="writing")
+
+    def show(done: int, total: int, step: str) -> None:
+        progress.update(task, completed=done, step=step)
+
+    try:
+        with progress:
+            report = seed_workspace(
+                database, workspace=workspace.strip(), accounts=accounts, seed=seed, as_of=moment, score=score, progress=show
+            )
+    finally:
+        database.dispose()
+    table = Table(title=f"Seeded workspace '{report.workspace}'" + (" (new)" if report.created_workspace else ""))
+    table.add_column("records")
+    table.add_column("total", justify="right")
+    table.add_column("outcome")
+    for kind, counts in report.counts.items():
+        outcome = ", ".join(f"{n:,} {status}" for status, n in counts.items() if status != "total" and n)
+        table.add_row(kind, f"{counts.get('total', 0):,}", outcome)
+    out.print(table)
+    if not score:
+        out.print("Not scored (--no-score): run `abmhub score --workspace ...` for scores.", highlight=False)
+    elif report.scored is None:
+        out.print("Scoring was busy (another run holds the lock); the accounts get scores with its next run.", highlight=False)
+    else:
+        out.print(f"Scored {report.scored:,} accounts in {report.scoring_seconds:.1f} s.", highlight=False)
+    out.print(
+        f"Done in {report.seconds:.1f} s. A key for it: abmhub keys create --workspace {report.workspace} --user you@example.com",
+        highlight=False,
+    )
