@@ -643,8 +643,8 @@ def list_accounts(
     """One keyset page of accounts by `rtp_aid`, with the delta-sync filter and extension filters."""
     with sync_pass(db, workspace_id, page.sync_us) as (conn, sync_us):
         query = select(*RECORD_COLUMNS).where(accounts.c.workspace_id == workspace_id)
-        if page.after is not None:
-            query = query.where(accounts.c.rtp_aid > page.after[0])
+        if (after := page.start_after(str)) is not None:
+            query = query.where(accounts.c.rtp_aid > after)
         if page.changed_after_us is not None:
             query = query.where(accounts.c.change_us > page.changed_after_us)
         query = _filtered(conn, query, workspace_id, filters).order_by(accounts.c.rtp_aid).limit(page.limit + 1)

@@ -257,8 +257,8 @@ def list_activities(
                 activities.c.kind.in_(SUPPORTED_TYPES),
             )
         )
-        if page.after is not None:
-            query = query.where(activities.c.id > page.after[0])
+        if (after := page.start_after(int)) is not None:
+            query = query.where(activities.c.id > after)
         if domain is not None:
             query = query.where(activities.c.domain == domain)
         if page.changed_after_us is not None:

@@ -392,8 +392,8 @@ def list_deals(db: Database, *, workspace_id: int, page: PageRequest) -> tuple[P
     """One keyset page of deals (by creation), with their associations and stage history."""
     with sync_pass(db, workspace_id, page.sync_us) as (conn, sync_us):
         query = select(deals).where(deals.c.workspace_id == workspace_id)
-        if page.after is not None:
-            query = query.where(deals.c.id > page.after[0])
+        if (after := page.start_after(int)) is not None:
+            query = query.where(deals.c.id > after)
         if page.changed_after_us is not None:
             query = query.where(deals.c.change_us > page.changed_after_us)
         rows = conn.execute(query.order_by(deals.c.id).limit(page.limit + 1)).all()

@@ -139,8 +139,8 @@ def list_member_lists(db: Database, *, workspace_id: int, page: PageRequest) -> 
             segments.c.type == "static",
             segments.c.status.in_(ACCEPTING_STATUSES),
         )
-        if page.after is not None:
-            query = query.where(segments.c.segment_id > page.after[0])
+        if (after := page.start_after(str)) is not None:
+            query = query.where(segments.c.segment_id > after)
         if page.changed_after_us is not None:
             query = query.where(segments.c.change_us > page.changed_after_us)
         rows = conn.execute(query.order_by(segments.c.segment_id).limit(page.limit + 1)).all()
