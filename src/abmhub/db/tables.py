@@ -304,7 +304,6 @@ activities = Table(
     UniqueConstraint("workspace_id", "external_activity_id"),
     Index("ix_activities_workspace_change", "workspace_id", "change_us"),
     Index("ix_activities_workspace_domain", "workspace_id", "domain"),
-    Index("ix_activities_account_time", "account_id", "occurred_us", "id"),
     # The timelines' keyset order (newest first by activity time, then by UUID; §6.24).
     Index("ix_activities_account_timeline", "account_id", "occurred_us", "uuid"),
 )
