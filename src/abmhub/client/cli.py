@@ -284,15 +284,32 @@ def _run_push(
     segment_id: str | None,
     chunk_size: int | None,
 ) -> None:
-    lines: deque[int] = deque()  # line numbers of the rows sent and not yet answered
+    # Rows read and not yet reported, in file order: (line, None) for a row that was sent,
+    # (line, problem) for one that could not be; reporting in this order keeps the
+    # failure list sorted by line.
+    pending: deque[tuple[int, str | None]] = deque()
 
     def items() -> Iterator[dict[str, Any]]:
         for row in reader:
             if row.item is None:
-                tally.unreadable(row.line, row.problem or "unreadable")
+                pending.append((row.line, row.problem or "unreadable"))
                 continue
-            lines.append(row.line)
+            pending.append((row.line, None))
             yield row.item
+
+    def report(results: list[ItemResult] | None) -> None:
+        answers = iter(results or ())
+        while pending:
+            line, problem = pending[0]
+            if problem is not None:
+                pending.popleft()
+                tally.unreadable(line, problem)
+                continue
+            result = next(answers, None)
+            if result is None:
+                return
+            pending.popleft()
+            tally.result(line, result)
 
     options: dict[str, Any] = {"chunk_size": chunk_size}
     if kind is PushKind.accounts:
@@ -311,11 +328,11 @@ def _run_push(
     task = progress.add_task("push", total=max(reader.size, 1), counts="")
     with progress:
         for outcome in outcomes:
-            for result in outcome.results:
-                tally.result(lines.popleft(), result)
+            report(outcome.results)
             if outcome.error is not None:
                 tally.failed_requests += 1
             progress.update(task, completed=reader.bytes_read, counts=tally.progress_text())
+        report(None)  # unreadable rows after the last one sent
         progress.update(task, completed=max(reader.size, 1), counts=tally.progress_text())
 
 

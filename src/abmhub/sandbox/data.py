@@ -269,11 +269,22 @@ class SandboxGenerator:
                 path = [*open_stages[: rng.randrange(1, len(open_stages) + 1)], lost_stage]
             else:
                 path = open_stages[: rng.randrange(1, len(open_stages) + 1)]
-            entered = opened
-            history = []
-            for stage in path:
-                history.append({"stageId": stage["stageId"], "stageLabel": stage["stageLabel"], "enteredAt": iso(entered)})
-                entered = min(self.as_of - timedelta(hours=1), entered + timedelta(days=rng.randrange(2, 15), hours=rng.randrange(0, 8)))
+            # Stage after stage, strictly later each time (the server takes the latest entry
+            # as the deal's current stage), squeezed into the time left before `as_of`.
+            offsets = [0.0]
+            for _ in path[1:]:
+                offsets.append(offsets[-1] + rng.randrange(2 * 86400, 15 * 86400))
+            room = (self.as_of - timedelta(hours=1) - opened).total_seconds() - len(path)
+            if offsets[-1] > room:
+                offsets = [o * room / offsets[-1] for o in offsets]
+            history = [
+                {
+                    "stageId": stage["stageId"],
+                    "stageLabel": stage["stageLabel"],
+                    "enteredAt": iso(opened + timedelta(seconds=int(offset) + step)),
+                }
+                for step, (stage, offset) in enumerate(zip(path, offsets, strict=True))
+            ]
             final = path[-1]
             closed = final in (won_stage, lost_stage)
             won = won or final is won_stage
