@@ -137,3 +137,37 @@ def test_a_cursor_of_another_list_is_an_invalid_cursor(api):
         assert r.json()["customMessage"] == "Invalid cursor", r.text
     assert api.get("/accounts", params={"cursor": account_cursor}).status_code == 200, "a list's own cursor works"
     assert json.loads(api.get("/deals", params={"cursor": deal_cursor}).text)["statusCode"] == 200
+
+
+# --- the scoring job's statistics refresh under concurrent writers (SQLite) -----------------
+
+
+def test_refreshing_statistics_waits_for_a_writer_of_another_process_instead_of_failing(tmp_path):
+    """`abmhub score --all` ends with Database.refresh_statistics; next to a busy server it
+    failed with "database is locked". It now queues for the write lock like any writer."""
+    import threading
+    import time
+
+    from tests.reliability.support import prepared_database
+
+    url = f"sqlite:///{tmp_path / 'stats.db'}"
+    scorer = prepared_database(url)
+    server = prepared_database(url)  # another engine: as another process would hold it
+    holding = threading.Event()
+
+    def busy_writer() -> None:
+        with server.engine.connect().execution_options(abmhub_write=True) as conn, conn.begin():
+            conn.exec_driver_sql("INSERT INTO workspaces (name, created_us, clock_us) VALUES ('w', 0, 0)")
+            holding.set()
+            time.sleep(1.0)
+
+    thread = threading.Thread(target=busy_writer)
+    thread.start()
+    holding.wait(10)
+    started = time.monotonic()
+    scorer.refresh_statistics()
+    waited = time.monotonic() - started
+    thread.join()
+    scorer.dispose()
+    server.dispose()
+    assert waited >= 0.5, f"refresh_statistics did not wait for the writer ({waited:.2f} s)"

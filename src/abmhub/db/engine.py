@@ -112,11 +112,16 @@ class Database:
 
     def refresh_statistics(self) -> None:
         """Let the query planner see how the tables grew (keeps keyset and lookup plans right)."""
-        with self.engine.connect() as conn:
-            if self.is_sqlite:
+        if self.is_sqlite:
+            # PRAGMA optimize reads, then writes its statistics: in a plain (deferred)
+            # transaction a writer committing in between made it fail at once with "database
+            # is locked" (found under load, tests/reliability). It takes the write lock up front,
+            # like every writer, and so waits its turn.
+            with self._writer, self.engine.connect().execution_options(abmhub_write=True) as conn, conn.begin():
                 conn.exec_driver_sql("PRAGMA optimize")
-            else:
-                conn.execute(text("ANALYZE"))
+            return
+        with self.engine.connect() as conn:
+            conn.execute(text("ANALYZE"))
             conn.commit()
 
     def dispose(self) -> None:
