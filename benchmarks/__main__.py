@@ -17,6 +17,7 @@ from pathlib import Path
 SUITES = {
     "accounts": ("benchmarks.accounts", "push and pull of accounts over HTTP vs in-process ceilings"),
     "scoring": ("benchmarks.scoring", "full and incremental scoring runs on a generated data set"),
+    "sync": ("benchmarks.sync", "abmhub sync push and pull of N accounts: time, client peak RSS, server throughput"),
 }
 
 

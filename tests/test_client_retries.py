@@ -259,3 +259,24 @@ def test_reevo_client_sends_a_bearer_key_and_never_shows_it(logs):
     assert server.seen[0].path == "/api/v2/activity/3c90c3cc-0d44-4b50-8888-8dd25736052a"
     assert "Invalid API key" in str(refused.value) and refused.value.status == 401
     assert KEY not in "".join(traceback.format_exception(refused.value)) + repr(reevo) + logs.text
+
+
+def test_read_ahead_keeps_results_in_order_and_raises_the_iterables_errors():
+    def rows(fail_at: int | None = None) -> Iterator[dict[str, str]]:
+        for i, row in enumerate(accounts(450)):
+            if i == fail_at:
+                raise ValueError("the source broke")
+            yield row
+
+    with ScriptedServer(push_results) as server, RecotapClient(server.base_url, KEY) as client:
+        report = client.push_accounts(rows(), read_ahead=2)
+        assert [r.domain for r in report.results] == [f"retry-{i}.com" for i in range(450)]
+        assert len(server.seen) == 5
+        with pytest.raises(ValueError, match="the source broke"):
+            client.push_accounts(rows(fail_at=220), read_ahead=2)
+        assert len(server.seen) == 5 + 2, "the chunks before the error were sent"
+        outcomes = client.iter_push_accounts(rows(), read_ahead=1)
+        next(outcomes)
+        outcomes.close()  # stopping early releases the read-ahead thread
+    time.sleep(0.3)
+    assert not [t for t in threading.enumerate() if t.name == "abmhub-read-ahead"]

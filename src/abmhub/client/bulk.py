@@ -11,11 +11,14 @@ settled into one result per item, in the order the items were given, whatever ha
 - errors that would repeat for every chunk (401 bad key, 403, 404 wrong base URL) are
   raised: there is no point in sending the rest.
 
-Everything here is I/O-free; the clients do the sending.
+Everything here is I/O-free; the clients do the sending. (`prepared_chunks` may read
+ahead in a thread, when asked to.)
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic
@@ -237,3 +240,57 @@ def fail(prepared: PreparedChunk[Result], error: ClientError) -> ChunkOutcome[Re
 def local_only(prepared: PreparedChunk[Result]) -> ChunkOutcome[Result]:
     """A chunk with nothing to send (every item refused locally)."""
     return ChunkOutcome(prepared.start, [slot for slot in prepared.slots if slot is not None], None, 0)
+
+
+def prepared_chunks(
+    endpoint: BulkEndpoint[Result], items: Iterable[Any], size: int, read_ahead: int = 0
+) -> Iterator[PreparedChunk[Result]]:
+    """The chunks of `items`, checked and ready to send.
+
+    With `read_ahead` > 0 a background thread reads and checks up to that many chunks
+    ahead, so that building items (parsing a file, validating) overlaps with the request
+    in flight; memory stays bounded by those few chunks. The thread consumes `items`, so
+    leave it at 0 for iterables bound to their thread (a sqlite3 cursor, for one).
+    """
+    chunks = (prepare(endpoint, start, chunk) for start, chunk in chunked(items, size))
+    return _ahead(chunks, read_ahead) if read_ahead > 0 else chunks
+
+
+_END = object()
+
+
+def _ahead(source: Iterator[Any], depth: int) -> Iterator[Any]:
+    ready: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand_over(value: Any, error: BaseException | None = None) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put((value, error), timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def produce() -> None:
+        try:
+            for value in source:
+                if not hand_over(value):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
+            hand_over(_END, exc)
+            return
+        hand_over(_END)
+
+    thread = threading.Thread(target=produce, name="abmhub-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            value, error = ready.get()
+            if value is _END:
+                if error is not None:
+                    raise error
+                return
+            yield value
+    finally:
+        stop.set()  # a consumer that stops early releases the producer within 0.1 s

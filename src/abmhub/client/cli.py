@@ -56,6 +56,7 @@ sync_app = typer.Typer(
 )
 
 SHOWN_FAILURES = 20
+READ_AHEAD_CHUNKS = 2
 EXIT_FAILURES = 1
 
 
@@ -311,7 +312,10 @@ def _run_push(
             pending.popleft()
             tally.result(line, result)
 
-    options: dict[str, Any] = {"chunk_size": chunk_size}
+    # Reading and checking the next chunks overlaps with the request in flight; `items`
+    # then runs in the read-ahead thread (the deque is safe to share, and only this
+    # thread reports).
+    options: dict[str, Any] = {"chunk_size": chunk_size, "read_ahead": READ_AHEAD_CHUNKS}
     if kind is PushKind.accounts:
         options.update(upsert=upsert, segment_id=segment_id)
     outcomes = getattr(client, f"iter_push_{target.method}")(items(), **options)

@@ -256,11 +256,15 @@ class RecotapClient(_Common):
                 yield model.model_validate(raw)
 
     def _push(
-        self, endpoint: BulkEndpoint[Result], items: Iterable[Any], chunk_size: int | None, extra: Mapping[str, Any]
+        self,
+        endpoint: BulkEndpoint[Result],
+        items: Iterable[Any],
+        chunk_size: int | None,
+        extra: Mapping[str, Any],
+        read_ahead: int = 0,
     ) -> Iterator[ChunkOutcome[Result]]:
         size = bulk.chunk_size_for(endpoint, chunk_size)
-        for start, chunk in bulk.chunked(items, size):
-            prepared = bulk.prepare(endpoint, start, chunk)
+        for prepared in bulk.prepared_chunks(endpoint, items, size, read_ahead):
             if not prepared.payloads:
                 yield bulk.local_only(prepared)
                 continue
@@ -283,21 +287,40 @@ class RecotapClient(_Common):
     # --- accounts --------------------------------------------------------------------------
 
     def iter_push_accounts(
-        self, accounts: AccountItems, *, upsert: bool = False, segment_id: str | None = None, chunk_size: int | None = None
+        self,
+        accounts: AccountItems,
+        *,
+        upsert: bool = False,
+        segment_id: str | None = None,
+        chunk_size: int | None = None,
+        read_ahead: int = 0,
     ) -> Iterator[ChunkOutcome[AccountResult]]:
         """Push accounts chunk by chunk (100 per request), yielding each chunk's outcome as it
-        comes: constant memory however many accounts there are."""
-        return self._push(bulk.ACCOUNTS, accounts, chunk_size, account_push_extra(upsert, segment_id))
+        comes: constant memory however many accounts there are.
+
+        `read_ahead=N` builds up to N chunks ahead in a background thread while a request
+        is in flight (see `bulk.prepared_chunks`; not for thread-bound iterables)."""
+        return self._push(bulk.ACCOUNTS, accounts, chunk_size, account_push_extra(upsert, segment_id), read_ahead)
 
     def push_accounts(
-        self, accounts: AccountItems, *, upsert: bool = False, segment_id: str | None = None, chunk_size: int | None = None
+        self,
+        accounts: AccountItems,
+        *,
+        upsert: bool = False,
+        segment_id: str | None = None,
+        chunk_size: int | None = None,
+        read_ahead: int = 0,
     ) -> PushReport[AccountResult]:
         """Push accounts; one result per account, in order, and the summary.
 
         Without `upsert` a known domain is `failed` (with the existing account's rtp_aid);
         with it, the account is `updated`. `segment_id` adds every stored account to a static segment.
         """
-        return self._collect(self.iter_push_accounts(accounts, upsert=upsert, segment_id=segment_id, chunk_size=chunk_size))
+        return self._collect(
+            self.iter_push_accounts(
+                accounts, upsert=upsert, segment_id=segment_id, chunk_size=chunk_size, read_ahead=read_ahead
+            )
+        )
 
     def update_account(self, rtp_aid: str, **changes: Any) -> None:
         """PUT /accounts/:rtp_aid with any of customFields, name, shortName, linkedinUrl, tags, externalId."""
@@ -350,12 +373,16 @@ class RecotapClient(_Common):
 
     # --- deals -----------------------------------------------------------------------------
 
-    def iter_push_deals(self, deals: DealItems, *, chunk_size: int | None = None) -> Iterator[ChunkOutcome[DealResult]]:
-        return self._push(bulk.DEALS, deals, chunk_size, {})
+    def iter_push_deals(
+        self, deals: DealItems, *, chunk_size: int | None = None, read_ahead: int = 0
+    ) -> Iterator[ChunkOutcome[DealResult]]:
+        return self._push(bulk.DEALS, deals, chunk_size, {}, read_ahead)
 
-    def push_deals(self, deals: DealItems, *, chunk_size: int | None = None) -> PushReport[DealResult]:
+    def push_deals(
+        self, deals: DealItems, *, chunk_size: int | None = None, read_ahead: int = 0
+    ) -> PushReport[DealResult]:
         """Upsert deals by externalDealId (100 per request); results are `upserted` or `failed`."""
-        return self._collect(self.iter_push_deals(deals, chunk_size=chunk_size))
+        return self._collect(self.iter_push_deals(deals, chunk_size=chunk_size, read_ahead=read_ahead))
 
     def iter_deals(self, *, last_sync: str | None = None, limit: int = LIST_LIMIT) -> Iterator[Deal]:
         return self._records("deals", Deal, limit=limit, last_sync=last_sync)
@@ -374,14 +401,16 @@ class RecotapClient(_Common):
     # --- sales activities ------------------------------------------------------------------
 
     def iter_push_sales_activities(
-        self, activities: ActivityItems, *, chunk_size: int | None = None
+        self, activities: ActivityItems, *, chunk_size: int | None = None, read_ahead: int = 0
     ) -> Iterator[ChunkOutcome[SalesActivityResult]]:
-        return self._push(bulk.SALES_ACTIVITIES, activities, chunk_size, {})
+        return self._push(bulk.SALES_ACTIVITIES, activities, chunk_size, {}, read_ahead)
 
-    def push_sales_activities(self, activities: ActivityItems, *, chunk_size: int | None = None) -> PushReport[SalesActivityResult]:
+    def push_sales_activities(
+        self, activities: ActivityItems, *, chunk_size: int | None = None, read_ahead: int = 0
+    ) -> PushReport[SalesActivityResult]:
         """Create calls and emails (50 per request). A known externalActivityId is `failed`;
         an activityType other than call/email is `skipped`."""
-        return self._collect(self.iter_push_sales_activities(activities, chunk_size=chunk_size))
+        return self._collect(self.iter_push_sales_activities(activities, chunk_size=chunk_size, read_ahead=read_ahead))
 
     def iter_sales_activities(
         self, *, domain: str | None = None, last_sync: str | None = None, limit: int = LIST_LIMIT
@@ -390,12 +419,16 @@ class RecotapClient(_Common):
 
     # --- signals ---------------------------------------------------------------------------
 
-    def iter_push_signals(self, signals: SignalItems, *, chunk_size: int | None = None) -> Iterator[ChunkOutcome[SignalResult]]:
-        return self._push(bulk.SIGNALS, signals, chunk_size, {})
+    def iter_push_signals(
+        self, signals: SignalItems, *, chunk_size: int | None = None, read_ahead: int = 0
+    ) -> Iterator[ChunkOutcome[SignalResult]]:
+        return self._push(bulk.SIGNALS, signals, chunk_size, {}, read_ahead)
 
-    def push_signals(self, signals: SignalItems, *, chunk_size: int | None = None) -> PushReport[SignalResult]:
+    def push_signals(
+        self, signals: SignalItems, *, chunk_size: int | None = None, read_ahead: int = 0
+    ) -> PushReport[SignalResult]:
         """Push intent signals (abmhub extension, 1000 per request); a known externalSignalId is `skipped`."""
-        return self._collect(self.iter_push_signals(signals, chunk_size=chunk_size))
+        return self._collect(self.iter_push_signals(signals, chunk_size=chunk_size, read_ahead=read_ahead))
 
     # --- segments --------------------------------------------------------------------------
 

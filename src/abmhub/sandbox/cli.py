@@ -96,7 +96,5 @@ def seed_sandbox(
         out.print("Scoring was busy (another run holds the lock); the accounts get scores with its next run.", highlight=False)
     else:
         out.print(f"Scored {report.scored:,} accounts in {report.scoring_seconds:.1f} s.", highlight=False)
-    out.print(
-        f"Done in {report.seconds:.1f} s. A key for it: abmhub keys create --workspace {report.workspace} --user you@example.com",
-        highlight=False,
-    )
+    out.print(f"Done in {report.seconds:.1f} s. A key for the workspace:", highlight=False)
+    out.print(f"  abmhub keys create --workspace {report.workspace} --user you@example.com", highlight=False, soft_wrap=True)
