@@ -226,6 +226,7 @@ class RowReader:
         self.types = types
         self.mapping = dict(mapping or {})
         self.ignored: dict[str, None] = {}
+        self._targets: dict[str, list[str] | None] = {}
         self.size = path.stat().st_size
         self._counter: _CountingReader | None = None
 
@@ -235,11 +236,15 @@ class RowReader:
 
     def _target(self, name: str) -> list[str] | None:
         """Where a column lands (a dotted path), or None when it is dropped or names no field."""
+        if name not in self._targets:
+            self._targets[name] = self._resolve(name)
+        return self._targets[name]
+
+    def _resolve(self, name: str) -> list[str] | None:
         if name in self.mapping:
             dest = self.mapping[name]
-        else:
-            folded = {k.lower(): v for k, v in self.mapping.items()}
-            dest = folded.get(name.lower(), name)
+        else:  # a column named with other capitals than in --map
+            dest = next((v for k, v in self.mapping.items() if k.lower() == name.lower()), name)
         if not dest:
             return None
         path = _split(dest)

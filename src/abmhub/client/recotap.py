@@ -569,6 +569,8 @@ class AsyncRecotapClient(_Common):
         finally:
             for task in in_flight:
                 task.cancel()
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
 
     @staticmethod
     async def _collect(outcomes: AsyncIterator[ChunkOutcome[Result]]) -> PushReport[Result]:
