@@ -280,3 +280,31 @@ def test_read_ahead_keeps_results_in_order_and_raises_the_iterables_errors():
         outcomes.close()  # stopping early releases the read-ahead thread
     time.sleep(0.3)
     assert not [t for t in threading.enumerate() if t.name == "abmhub-read-ahead"]
+
+
+def test_a_real_server_with_a_rate_limit_is_ridden_out(new_database_url, tmp_path, logs):
+    """`abmhub serve --rate-limit 2`: pushes beyond the burst get 429 + Retry-After; the client waits."""
+    from abmhub.db.engine import Database
+    from abmhub.db.migrate import upgrade
+    from abmhub.tenancy import service as tenancy
+    from tests.conftest import start_server, stop_server
+
+    url = new_database_url("sqlite")
+    database = Database(url)
+    upgrade(database)
+    tenancy.create_workspace(database, name="limited")
+    key = tenancy.create_key(database, workspace="limited", user_email="dev@example.com")
+    database.dispose()
+    server = start_server("sqlite", url, tmp_path / "server.log", "--rate-limit", "2", "--score-interval", "0")
+    try:
+        with RecotapClient(server.base_url, key) as client:
+            started = time.monotonic()
+            report = client.push_accounts(accounts(6), chunk_size=1)
+            elapsed = time.monotonic() - started
+    finally:
+        stop_server(server)
+    assert report.summary.created == 6 and not report.failed_chunks
+    waits = [r.getMessage() for r in logs.records if r.name == "abmhub.client"]
+    assert waits and all("HTTP 429" in w for w in waits)
+    assert elapsed >= 1.0, "the client waited as Retry-After said"
+    assert key not in logs.text
