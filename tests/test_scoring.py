@@ -346,3 +346,35 @@ def test_rule_values_must_fit_their_operator():
     ):
         with pytest.raises(ValidationError):
             SegmentRule.model_validate({"all": [bad]})
+
+
+def test_full_runs_read_signals_in_the_databases_collation(postgres_cluster):
+    """A full run reads each batch's signals as one domain range; the range must follow the
+    database's collation, which need not be Python's string order. Under ICU with punctuation
+    ignored, 'ab.com' sorts before 'a-c.com'; in Python it sorts after."""
+    with postgres_cluster._admin_connect() as conn:
+        try:
+            conn.execute(
+                "CREATE DATABASE scoring_collation TEMPLATE template0 LOCALE_PROVIDER icu "
+                "ICU_LOCALE 'und-u-ka-shifted' LOCALE 'C'"
+            )
+        except Exception as exc:  # noqa: BLE001
+            pytest.skip(f"this PostgreSQL cannot create an ICU database: {exc}")
+    db = Database(postgres_cluster.url("scoring_collation"))
+    try:
+        from abmhub.db.migrate import upgrade
+
+        upgrade(db)
+        with db.read() as conn:
+            order = conn.exec_driver_sql("SELECT 'ab.com' < 'a-c.com'").scalar_one()
+        assert order, "the database's collation orders these two domains unlike Python"
+        workspace = tenancy.create_workspace(db, name="acme")
+        push_accounts(db, workspace, "a-c.com", "ab.com", "b.com")
+        add_signals(
+            db, workspace, *({"source": "g2", "type": "pricing_view", "domain": d} for d in ("a-c.com", "ab.com", "b.com"))
+        )
+        run_scoring(db, full=True, clock=clock)
+        g2 = {d: r.g2_score for d, r in scores(db).items()}
+        assert g2["a-c.com"] > 0 and len(set(g2.values())) == 1, f"the same signal scores the same: {g2}"
+    finally:
+        db.dispose()

@@ -88,13 +88,15 @@ def _among(conn: Connection, column: Any, values: Sequence[Any], kind: type[Inte
     """`column IN (values)` for a batch of up to 10,000 ids or domains, as ONE bound parameter.
 
     Not 10,000 bound parameters, which SQLAlchemy would render, and the database parse and
-    plan, for every query of every batch. PostgreSQL gets an array (`= ANY(:values)`) and a
-    `BETWEEN min AND max` beside it from which the planner estimates the rows (an index range
-    scan, not a table scan); SQLite reads the values from a JSON array (`IN (SELECT value FROM
+    plan, for every query of every batch. PostgreSQL gets an array (`= ANY(:values)`) and, for
+    ids, a `BETWEEN min AND max` beside it from which the planner estimates the rows (an index
+    range scan, not a table scan); SQLite reads the values from a JSON array (`IN (SELECT value FROM
     json_each(:values))`) and looks each one up in the index.
     """
     if conn.dialect.name == "postgresql":
-        return and_(column == any_(literal(list(values), ARRAY(kind))), column.between(min(values), max(values)))
+        among = column == any_(literal(list(values), ARRAY(kind)))
+        # Integers only: Python's order of strings is not the database collation's.
+        return and_(among, column.between(min(values), max(values))) if kind is Integer else among
     each = func.json_each(literal(json.dumps(list(values)))).table_valued("value")
     return column.in_(select(each.c.value))
 
@@ -116,7 +118,7 @@ def _source_points(
     domains up one by one.
     """
     oldest = today - max(model.horizon_days for model in settings.sources.values())
-    domains = sorted(batch)
+    domains = list(batch)  # in the batch's order: the database's, by its collation
     if contiguous:
         which = signals.c.domain.between(domains[0], domains[-1])
     else:
