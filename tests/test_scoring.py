@@ -378,3 +378,42 @@ def test_full_runs_read_signals_in_the_databases_collation(postgres_cluster):
         assert g2["a-c.com"] > 0 and len(set(g2.values())) == 1, f"the same signal scores the same: {g2}"
     finally:
         db.dispose()
+
+
+def test_settings_overrides_are_checked_key_by_key():
+    from abmhub.scoring.settings import InvalidSettings, check_overrides
+
+    assert check_overrides({"sources": {"bombora": {"surge_baseline": 60}}}).sources["bombora"].surge_baseline == 60
+    with pytest.raises(InvalidSettings) as caught:
+        check_overrides(
+            {
+                "sources": {"g2": {"half_life_days": 0, "points": {"pricing_view": -1, "demo": 3}}, "tiktok": {}},
+                "weights": {"g2": 0.5},
+                "colour": "blue",
+            }
+        )
+    assert caught.value.problems == [
+        "sources.g2.half_life_days must be a number > 0",
+        "sources.g2.points.demo is not one of: category_view, comparison, profile_view, pricing_view",
+        "sources.g2.points.pricing_view must be a number >= 0",
+        "sources.tiktok is not one of: website, g2, bombora, linkedin_ads",
+        "colour is not a setting",
+    ]
+    with pytest.raises(InvalidSettings, match=r"weights must add up to 1 \(they add up to 1.3\)"):
+        check_overrides({"weights": {"g2": 0.5}})
+
+
+def test_new_settings_apply_to_every_account_at_the_next_run(database, workspace_id):
+    from abmhub.scoring.service import set_workspace_settings, workspace_settings
+
+    push_accounts(database, workspace_id, "a.com")
+    add_signals(database, workspace_id, {"source": "bombora", "type": "surge", "domain": "a.com", "score": 70})
+    run_scoring(database, clock=clock)
+    before = scores(database)["a.com"].bombora_score
+    set_workspace_settings(database, workspace_id, {"sources": {"bombora": {"surge_baseline": 60}}})
+    assert workspace_settings(database, workspace_id)[1].sources["bombora"].surge_baseline == 60
+    report = run_scoring(database, clock=clock)
+    assert report.workspaces[0].full, "new settings make the next run a full one, though no input changed"
+    assert 0 < scores(database)["a.com"].bombora_score < before, "only surge points above 60 count now"
+    set_workspace_settings(database, workspace_id, None)
+    assert workspace_settings(database, workspace_id)[0] is None, "reset: back to the defaults"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Annotated
 
@@ -17,8 +18,10 @@ from abmhub.db.engine import Database
 from abmhub.db.migrate import upgrade
 from abmhub.errors import DomainError
 from abmhub.sandbox.cli import seed_sandbox
+from abmhub.scoring import service as scoring_service
 from abmhub.scoring.schedule import ScoringSchedule
 from abmhub.scoring.service import ScoringBusy, run_scoring
+from abmhub.scoring.settings import InvalidSettings
 from abmhub.segments import service as segments_service
 from abmhub.signals.cli import import_signals
 from abmhub.tenancy import service as tenancy
@@ -228,6 +231,54 @@ def segments_list(
     for segment, members in segments_service.list_all(database, workspace_id=_workspace_id(database, workspace)):
         table.add_row(segment.segment_id, segment.name, segment.type, segment.status, str(members))
     out.print(table)
+
+
+scoring_settings_app = typer.Typer(help="Show or change a workspace's scoring settings (docs/scoring.md §9).")
+app.add_typer(scoring_settings_app, name="scoring-settings", no_args_is_help=True)
+
+
+@scoring_settings_app.command("show")
+def scoring_settings_show(
+    workspace: Annotated[str, typer.Option(help="Workspace name.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print the workspace's effective settings (defaults with its overrides) as JSON."""
+    database = open_database(database_url)
+    _, settings = scoring_service.workspace_settings(database, _workspace_id(database, workspace))
+    print(json.dumps(settings.as_dict(), indent=2))
+
+
+@scoring_settings_app.command("set")
+def scoring_settings_set(
+    file: Annotated[typer.FileText, typer.Argument(help="A JSON file of overrides ('-' for standard input).")],
+    workspace: Annotated[str, typer.Option(help="Workspace name.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Replace the workspace's overrides; only the keys given differ from the defaults."""
+    try:
+        overrides = json.loads(file.read())
+    except json.JSONDecodeError as exc:
+        fail(f"{file.name} is not JSON: {exc}")
+    database = open_database(database_url)
+    try:
+        scoring_service.set_workspace_settings(database, _workspace_id(database, workspace), overrides)
+    except InvalidSettings as exc:
+        fail("invalid settings:\n  " + "\n  ".join(exc.problems))
+    out.print(
+        f"Stored. The next scoring run rescores every account of '{workspace}' "
+        f"(now: abmhub score --workspace {workspace} --all)."
+    )
+
+
+@scoring_settings_app.command("reset")
+def scoring_settings_reset(
+    workspace: Annotated[str, typer.Option(help="Workspace name.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Back to the default settings."""
+    database = open_database(database_url)
+    scoring_service.set_workspace_settings(database, _workspace_id(database, workspace), None)
+    out.print(f"'{workspace}' uses the default settings; the next scoring run rescores every account.")
 
 
 @app.command()

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,7 +25,12 @@ from abmhub.db.tables import scoring_lease, scoring_runs, workspaces
 from abmhub.scoring import engine
 from abmhub.scoring.model import day_of
 from abmhub.scoring.rules import refresh_dynamic_segments
-from abmhub.scoring.settings import settings_from
+from abmhub.scoring.settings import (
+    DEFAULT_SETTINGS,
+    ScoringSettings,
+    check_overrides,
+    settings_from,
+)
 from abmhub.timefmt import now_us
 
 log = logging.getLogger("abmhub.scoring")
@@ -201,4 +207,30 @@ def last_run_us(db: Database, workspace_id: int) -> int | None:
         return conn.execute(
             select(scoring_runs.c.last_run_us).where(scoring_runs.c.workspace_id == workspace_id)
         ).scalar_one_or_none()
+
+
+def workspace_settings(db: Database, workspace_id: int) -> tuple[dict[str, Any] | None, ScoringSettings]:
+    """A workspace's stored overrides (None: the defaults) and the settings they give."""
+    with db.read() as conn:
+        overrides = conn.execute(
+            select(workspaces.c.scoring_settings).where(workspaces.c.id == workspace_id)
+        ).scalar_one()
+    return overrides, settings_from(overrides)
+
+
+def set_workspace_settings(db: Database, workspace_id: int, overrides: dict[str, Any] | None) -> ScoringSettings:
+    """Store a workspace's overrides after checking them (None or {}: back to the defaults).
+
+    Raises InvalidSettings naming every problem. The workspace's next run is a full one:
+    new settings can change any account's scores.
+    """
+    settings = check_overrides(overrides) if overrides else DEFAULT_SETTINGS
+    with db.write(workspace_id) as tx:
+        tx.conn.execute(
+            update(workspaces).where(workspaces.c.id == workspace_id).values(scoring_settings=overrides or None)
+        )
+        tx.conn.execute(
+            update(scoring_runs).where(scoring_runs.c.workspace_id == workspace_id).values(last_full_day=-1)
+        )
+    return settings
 

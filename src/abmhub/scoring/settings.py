@@ -120,3 +120,83 @@ def settings_from(overrides: dict[str, Any] | None) -> ScoringSettings:
         if k not in ("sources", "engagement", "weights") and hasattr(base, k) and isinstance(v, int | float)
     }
     return replace(base, sources=sources, engagement=engagement, weights=weights, **scalars)
+
+
+class InvalidSettings(ValueError):
+    """Overrides that `settings_from` would not apply as meant; `problems` name each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _non_negative(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+def _model_problems(where: str, given: Any, model: SourceModel | EngagementModel) -> list[str]:
+    if not isinstance(given, dict):
+        return [f"{where} must be an object"]
+    problems = []
+    for key, value in given.items():
+        if key == "points":
+            if not isinstance(value, dict):
+                problems.append(f"{where}.points must be an object")
+                continue
+            problems += [
+                f"{where}.points.{kind} is not one of: {', '.join(model.points)}"
+                for kind in value
+                if kind not in model.points
+            ]
+            problems += [f"{where}.points.{k} must be a number >= 0" for k, v in value.items() if not _non_negative(v)]
+        elif not hasattr(model, key):
+            problems.append(f"{where}.{key} is not a setting")
+        elif key in ("half_life_days", "saturation", "horizon_days") and not _positive(value):
+            problems.append(f"{where}.{key} must be a number > 0")
+        elif not _non_negative(value):
+            problems.append(f"{where}.{key} must be a number >= 0")
+    return problems
+
+
+def check_overrides(overrides: Any) -> ScoringSettings:
+    """The settings these overrides give, or InvalidSettings naming every key that is unknown,
+    of the wrong type or out of range (weights must add up to 1 once merged with the defaults)."""
+    if not isinstance(overrides, dict):
+        raise InvalidSettings(["the settings must be a JSON object"])
+    base = DEFAULT_SETTINGS
+    problems = []
+    for key, value in overrides.items():
+        if key == "sources":
+            if not isinstance(value, dict):
+                problems.append("sources must be an object")
+                continue
+            for name, given in value.items():
+                if name not in base.sources:
+                    problems.append(f"sources.{name} is not one of: {', '.join(SOURCES)}")
+                else:
+                    problems += _model_problems(f"sources.{name}", given, base.sources[name])
+        elif key == "engagement":
+            problems += _model_problems("engagement", value, base.engagement)
+        elif key == "weights":
+            if not isinstance(value, dict):
+                problems.append("weights must be an object")
+                continue
+            problems += [f"weights.{k} is not one of: {', '.join(base.weights)}" for k in value if k not in base.weights]
+            problems += [f"weights.{k} must be a number >= 0" for k, v in value.items() if not _non_negative(v)]
+        elif key in ("won_deal_score", "open_deal_score", "aware_threshold", "consideration_threshold",
+                     "consideration_engagement"):  # fmt: skip
+            if not _non_negative(value) or value > 100:
+                problems.append(f"{key} must be a number from 0 to 100")
+        else:
+            problems.append(f"{key} is not a setting")
+    if problems:
+        raise InvalidSettings(problems)
+    settings = settings_from(overrides)
+    total = sum(settings.weights.values())
+    if abs(total - 1.0) > 1e-6:
+        raise InvalidSettings([f"weights must add up to 1 (they add up to {total:g})"])
+    return settings
