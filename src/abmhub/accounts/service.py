@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     Connection,
     Select,
+    String,
     and_,
     bindparam,
     exists,
@@ -24,10 +25,11 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     type_coerce,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from abmhub.accounts.domains import normalize_domain
 from abmhub.accounts.schemas import AccountItem, ExternalIdMapping, UpdateAccountRequest
@@ -197,14 +199,37 @@ def _load_working_set(
     for column, keys in ((accounts.c.domain, domains), (accounts.c.external_id, external_ids)):
         if not keys:
             continue
-        rows = conn.execute(
-            select(*_STATE_COLUMNS).where(accounts.c.workspace_id == workspace_id, column.in_(sorted(keys)))
-        ).all()
+        if conn.dialect.name == "postgresql":
+            statement = _lookup_by_key_postgresql(workspace_id, column, sorted(keys))
+        else:
+            statement = select(*_STATE_COLUMNS).where(accounts.c.workspace_id == workspace_id, column.in_(sorted(keys)))
+        rows = conn.execute(statement).all()
         for row in rows:
             if row.id not in seen:
                 seen.add(row.id)
                 working.add(AccountState.loaded(row))
     return working
+
+
+def _lookup_by_key_postgresql(workspace_id: int, column: Any, keys: list[str]) -> Select:
+    """One probe of the unique index `(workspace_id, column)` per key, whatever the statistics.
+
+    `column IN (...)` (or `= ANY(...)`) was planned from the table's statistics: while a
+    workspace grows faster than autovacuum analyzes it (a first sync), PostgreSQL estimated a
+    few rows for the workspace and scanned all of them on every push (0.6 ms at 5,000
+    accounts, growing with the workspace). A LATERAL subquery with an equality on both columns
+    of the unique index is an index lookup under any statistics (0.12-0.17 ms for 100 keys,
+    measured). LIMIT 1 keeps PostgreSQL from flattening the subquery into a hash join; the
+    unique index allows at most one row per key anyway.
+    """
+    key = func.unnest(bindparam("keys", keys, type_=ARRAY(String))).table_valued("key").render_derived().alias("k")
+    found = (
+        select(*_STATE_COLUMNS)
+        .where(accounts.c.workspace_id == workspace_id, column == key.c.key)
+        .limit(1)
+        .lateral("found")
+    )
+    return select(*(found.c[c.name] for c in _STATE_COLUMNS)).select_from(key).join(found, true())
 
 
 def _new_account(domain: str, name: str) -> AccountState:

@@ -59,6 +59,18 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def prepare_executemany(_conn, cursor, _statement, _parameters, _context, executemany) -> None:  # noqa: ANN001
+        # Statements are planned on every execution (prepare_threshold=None, see Database), which
+        # is right for queries whose best plan depends on the data. An executemany (INSERT of
+        # many rows, UPDATE ... WHERE id = ...) runs one statement per row in psycopg's pipeline,
+        # and planning each row cost ~40 % of the INSERT of a 100-account push (7.3 -> 4.3 ms
+        # prepared, measured). Its plan does not depend on the data, so it is prepared once per
+        # connection and reused (psycopg keeps up to 100 prepared statements per connection).
+        cursor.connection.prepare_threshold = 0 if executemany else None
+
+
 @dataclass(slots=True)
 class WriteTransaction:
     """A write transaction of one workspace and the clock value that stamps its changes."""
@@ -89,6 +101,8 @@ class Database:
         self._writer = threading.Lock() if backend == "sqlite" else contextlib.nullcontext()
         if backend == "sqlite":
             _configure_sqlite(self.engine)
+        else:
+            _configure_postgresql(self.engine)
 
     @property
     def is_sqlite(self) -> bool:
