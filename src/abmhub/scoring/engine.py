@@ -231,7 +231,7 @@ def _stored(row: Any) -> tuple[Any, ...]:
 
 
 def _wanted(scores: AccountScores) -> tuple[Any, ...]:
-    """The stored columns of `_CURRENT` after the id, in order."""
+    """The stored values of `_CURRENT` (after the id and the domain), in order."""
     return (scores.overall, scores.journey_stage, *(scores.sources[s] for s in SCORE_COLUMNS))
 
 
