@@ -16,6 +16,10 @@ from pathlib import Path
 
 SUITES = {
     "accounts": ("benchmarks.accounts", "push and pull of accounts over HTTP vs in-process ceilings"),
+    "ingest": (
+        "benchmarks.ingest",
+        "push accounts, activities, deals, signals over HTTP vs in-process service calls; latency at 50 % load; RSS",
+    ),
     "scoring": ("benchmarks.scoring", "full and incremental scoring runs on a generated data set"),
     "sync": ("benchmarks.sync", "abmhub sync push and pull of N accounts: time, client peak RSS, server throughput"),
 }
