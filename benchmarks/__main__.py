@@ -18,7 +18,7 @@ SUITES = {
     "accounts": ("benchmarks.accounts", "push and pull of accounts over HTTP vs in-process ceilings"),
     "ingest": (
         "benchmarks.ingest",
-        "push accounts, activities, deals, signals over HTTP vs in-process service calls; latency at 50 % load; RSS",
+        "push accounts, activities, deals, signals over HTTP vs in-process service calls; latency at half load, server RSS",
     ),
     "scoring": ("benchmarks.scoring", "full and incremental scoring runs on a generated data set"),
     "sync": ("benchmarks.sync", "abmhub sync push and pull of N accounts: time, client peak RSS, server throughput"),
