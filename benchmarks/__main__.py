@@ -20,6 +20,7 @@ SUITES = {
         "benchmarks.ingest",
         "push accounts, activities, deals, signals over HTTP vs in-process service calls; latency at half load, server RSS",
     ),
+    "processes": ("benchmarks.processes", "1 vs 2 server processes on one database: throughput, locked answers"),
     "scoring": ("benchmarks.scoring", "full and incremental scoring runs on a generated data set"),
     "sync": ("benchmarks.sync", "abmhub sync push and pull of N accounts: time, client peak RSS, server throughput"),
 }
