@@ -26,9 +26,39 @@ SUITES = {
 }
 
 
+# What `python -m benchmarks all` runs, in this order.
+ALL_SUITES = ("accounts", "ingest", "processes", "sync", "scoring")
+
+
+def run_all(args: argparse.Namespace) -> int:
+    """Every suite in ALL_SUITES with the same backend (and --quick); exit 1 if any failed."""
+    from benchmarks.harness import BenchmarkError, log
+
+    failed = []
+    for name in ALL_SUITES:
+        argv = [name, "--backend", args.backend] + (["--quick"] if args.quick else [])
+        log(f"all: python -m benchmarks {' '.join(argv)}")
+        suite_args = build_parser().parse_args(argv)
+        try:
+            code = suite_args.run(suite_args)
+        except BenchmarkError as exc:
+            print(f"benchmark {name} failed: {exc}", file=sys.stderr)
+            code = 1
+        if code:
+            failed.append(name)
+        print()
+    if failed:
+        print(f"failed suites: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description="abmhub benchmarks")
     sub = parser.add_subparsers(dest="suite", required=True, metavar="SUITE")
+    every = sub.add_parser("all", help=f"every suite in turn: {', '.join(ALL_SUITES)}")
+    every.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    every.add_argument("--quick", action="store_true", help="each suite's quick profile")
+    every.set_defaults(run=run_all)
     for name, (module_name, help_text) in SUITES.items():
         module = importlib.import_module(module_name)
         suite = sub.add_parser(
