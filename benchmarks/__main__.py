@@ -16,6 +16,7 @@ from pathlib import Path
 
 SUITES = {
     "accounts": ("benchmarks.accounts", "push and pull of accounts over HTTP vs in-process ceilings"),
+    "delta": ("benchmarks.delta", "delta sync of 1,000 changed accounts among N: time to first byte and total"),
     "ingest": (
         "benchmarks.ingest",
         "push accounts, activities, deals, signals over HTTP vs in-process service calls; latency at half load, server RSS",
@@ -27,7 +28,7 @@ SUITES = {
 
 
 # What `python -m benchmarks all` runs, in this order.
-ALL_SUITES = ("accounts", "ingest", "processes", "sync", "scoring")
+ALL_SUITES = ("accounts", "delta", "ingest", "processes", "sync", "scoring")
 
 
 def run_all(args: argparse.Namespace) -> int:
