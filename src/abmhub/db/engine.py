@@ -18,6 +18,7 @@ import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
+from abmhub.db.queries import json_text
 from abmhub.timefmt import now_us
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -33,10 +34,6 @@ def normalise_url(url: str) -> str:
     elif parsed.drivername == "sqlite":
         parsed = parsed.set(drivername="sqlite+pysqlite")
     return parsed.render_as_string(hide_password=False)
-
-
-def _json_dumps(value: object) -> str:
-    return orjson.dumps(value).decode()
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -88,7 +85,7 @@ class Database:
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"Unsupported database '{backend}': use sqlite:/// or postgresql://")
         self.backend = backend
-        kwargs: dict = {"echo": echo, "json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+        kwargs: dict = {"echo": echo, "json_serializer": json_text, "json_deserializer": orjson.loads}
         if backend == "sqlite":
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
         else:
