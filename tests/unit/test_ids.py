@@ -131,3 +131,17 @@ def test_thread_safety() -> None:
 )
 def test_is_object_id(text: str, expected: bool) -> None:
     assert is_object_id(text) is expected, f"is_object_id({text!r}) should be {expected}"
+
+
+def test_uuid7_is_a_canonical_version_7_uuid_in_time_order() -> None:
+    import time
+    import uuid
+
+    earlier = ids.new_uuid7()
+    time.sleep(0.002)
+    for _ in range(1000):
+        text = ids.new_uuid7()
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text, f"{text!r} should be the canonical lowercase 8-4-4-4-12 form"
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122, f"{text!r} should be an RFC 9562 v7 UUID"
+    assert earlier[:13] < text[:13], "a later millisecond should sort after an earlier one"
