@@ -27,7 +27,6 @@ import contextlib
 import shlex
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -337,7 +336,7 @@ def _workspace_id(db: Any, name: str) -> int:
 
 def account_rows(workspace_id: int, prefix: str, n: int) -> list[dict[str, Any]]:
     """Rows as abmhub stores a pushed account (same ids, same JSON columns)."""
-    from abmhub.ids import new_object_id
+    from abmhub.ids import new_object_id, new_uuid7
     from abmhub.timefmt import now_us
 
     now = now_us()
@@ -348,7 +347,7 @@ def account_rows(workspace_id: int, prefix: str, n: int) -> list[dict[str, Any]]
             {
                 "workspace_id": workspace_id,
                 "rtp_aid": new_object_id(),
-                "uuid": str(uuid.uuid4()),
+                "uuid": new_uuid7(),
                 "external_id": item["externalId"],
                 "name": item["name"],
                 "domain": item["domain"],
@@ -364,26 +363,35 @@ def account_rows(workspace_id: int, prefix: str, n: int) -> list[dict[str, Any]]
 
 
 def insert_ceiling(url: str, n: int, warmup_n: int, *, with_clock: bool, meter: CpuMeter) -> dict:
-    """Insert n rows, one transaction per BATCH rows, straight through SQLAlchemy Core."""
-    from sqlalchemy import insert
+    """Insert n rows, one transaction per BATCH rows, with the storage layer's bulk INSERT.
 
+    `insert_rows` is what the server's push uses (one driver-level executemany, JSON as
+    text): the fastest way abmhub has to write these rows, so the baseline is never weaker
+    than the server's own write path.
+    """
     from abmhub.db.engine import Database
+    from abmhub.db.queries import insert_rows, json_text
     from abmhub.db.tables import accounts
 
     db = Database(url)
     try:
         bench_ws, warm_ws = _workspace_id(db, "bench"), _workspace_id(db, "warmup")
-        rows = account_rows(bench_ws, "acme", n)
-        warm_rows = account_rows(warm_ws, "warm", warmup_n)
-        statement = insert(accounts)
+        columns = list(account_rows(bench_ws, "acme", 1)[0])
 
-        def write(batch: Sequence[dict[str, Any]], workspace_id: int) -> None:
+        def as_tuples(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+            json_columns = {"tags", "custom_fields"}
+            return [tuple(json_text(row[c]) if c in json_columns else row[c] for c in columns) for row in rows]
+
+        rows = as_tuples(account_rows(bench_ws, "acme", n))
+        warm_rows = as_tuples(account_rows(warm_ws, "warm", warmup_n))
+
+        def write(batch: Sequence[tuple[Any, ...]], workspace_id: int) -> None:
             if with_clock:
                 with db.write(workspace_id) as tx:
-                    tx.conn.execute(statement, batch)
+                    insert_rows(tx.conn, accounts, columns, batch)
             else:
                 with db.engine.begin() as conn:
-                    conn.execute(statement, batch)
+                    insert_rows(conn, accounts, columns, batch)
 
         for batch in chunks(warm_rows, BATCH):
             write(batch, warm_ws)
