@@ -65,6 +65,7 @@ DEEP_FRACTION = 0.95
 SHALLOW_FRACTION = 0.05
 LATENCY_SAMPLES = 30
 LATENCY_WARMUP = 5
+FLOOR_REQUESTS = 1000
 PUSH_PATH = "/api/v1/accounts"
 LIST_PATH = "/api/v1/accounts"
 
@@ -319,6 +320,33 @@ def page_latency(client: httpx.Client, cursors: list[str], limit: int) -> dict:
     return result
 
 
+def round_trip_floor(client: httpx.Client, meter: CpuMeter, requests: int = FLOOR_REQUESTS) -> dict:
+    """The smallest request through the whole stack, back to back: `GET /healthz`.
+
+    It crosses the same client, HTTP parser, middleware and threadpool as a page and runs one
+    `SELECT 1`. With one sequential client no page can cost less than this plus the server's
+    own work for the page: this is the load generator's ceiling for a keyset scan.
+    """
+    for _ in range(50):
+        client.get("/healthz").raise_for_status()
+    latencies = []
+    meter.start()
+    started = time.perf_counter()
+    for _ in range(requests):
+        t0 = time.perf_counter()
+        response = client.get("/healthz")
+        latencies.append(time.perf_counter() - t0)
+        response.raise_for_status()
+    elapsed = time.perf_counter() - started
+    return {
+        "requests": requests,
+        "elapsed_s": elapsed,
+        "requests_per_s": requests / elapsed,
+        "latency": latency_summary(latencies),
+        "cpu": meter.stop(),
+    }
+
+
 # --- in-process ceilings ------------------------------------------------------------------------
 
 
@@ -560,8 +588,11 @@ def main(args: argparse.Namespace) -> int:
                 log(f"A: {scans[limit]['accounts_per_s']:,.0f} accounts/s over {scans[limit]['pages']} pages")
             log("A: page latency at depth")
             depth = page_latency(client, scans[100]["_cursors"], 100)
+            log("A: round-trip floor (GET /healthz)")
+            floor = round_trip_floor(client, run.cpu_meter(server))
         details["pull"] = {str(limit): _strip_private(scan) for limit, scan in scans.items()}
         details["page_latency"] = depth
+        details["round_trip_floor"] = floor
         details["database_size_after_push_1"] = dbs.sizes(url_a)
         server.stop()
 
@@ -649,6 +680,19 @@ def main(args: argparse.Namespace) -> int:
         report.add(
             f"pull_limit_{limit}_accounts_per_s", f"pull scan, limit {limit}, 1 client", scans[limit]["accounts_per_s"],
             "accounts/s", baseline=scan_base[limit]["accounts_per_s"], baseline_label=f"in-process scan, limit {limit}",
+        )  # fmt: skip
+    floor_s = floor["latency"]["p50_ms"] / 1000
+    report.add(
+        "round_trip_floor_requests_per_s", "round-trip floor: GET /healthz, 1 client", floor["requests_per_s"],
+        "requests/s", baseline=None, baseline_label=f"p50 {floor['latency']['p50_ms']:.2f} ms",
+    )  # fmt: skip
+    for limit in PULL_LIMITS:
+        in_process_page_s = limit / scan_base[limit]["accounts_per_s"]
+        report.add(
+            f"pull_limit_{limit}_floor_bound_accounts_per_s",
+            f"pull scan, limit {limit}: bound of 1 sequential client (floor + in-process page)",
+            limit / (floor_s + in_process_page_s), "accounts/s",
+            baseline=scan_base[limit]["accounts_per_s"], baseline_label=f"in-process scan, limit {limit}",
         )  # fmt: skip
     first, shallow, deep = depth["first"], depth["shallow"], depth["deep"]
     report.add("first_page_median_ms", "first page (limit 100) median", first["median_ms"], "ms")
