@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
+from abmhub.db.queries import insert_rows
 from abmhub.db.tables import contacts
 from abmhub.ids import new_uuid7
 
@@ -84,21 +85,16 @@ def upsert_contacts(
             [{"_id": s.id, **s.values, "change_us": now_us} for s in changed],
         )
     if created:
-        inserted = conn.execute(
-            insert(contacts).returning(contacts.c.uuid, contacts.c.id),
-            [
-                {
-                    "workspace_id": workspace_id,
-                    "uuid": s.uuid,
-                    "email": s.email,
-                    **s.values,
-                    "created_us": now_us,
-                    "change_us": now_us,
-                }
-                for s in created
-            ],
-        ).all()
-        ids = dict(inserted)
+        # Driver-level executemany, then the ids by UUID (see activities.service._write).
+        insert_rows(
+            conn,
+            contacts,
+            ("workspace_id", "uuid", "email", *FIELDS, "created_us", "change_us"),
+            [(workspace_id, s.uuid, s.email, *(s.values[f] for f in FIELDS), now_us, now_us) for s in created],
+        )
+        ids: dict[str, int] = {}
+        for chunk in _chunks([s.uuid for s in created], _LOOKUP_CHUNK):
+            ids.update(conn.execute(select(contacts.c.uuid, contacts.c.id).where(contacts.c.uuid.in_(chunk))).all())
         for state in created:
             state.id = ids[state.uuid]
     return {key: state.id for key, state in states.items()}
