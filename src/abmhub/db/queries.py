@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -42,6 +42,13 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
     conn.exec_driver_sql(
         f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})", list(rows)
     )
+
+
+def insert_dicts(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """`insert_rows` for rows given as dicts that all have the first row's keys."""
+    if rows:
+        columns = list(rows[0])
+        insert_rows(conn, table, columns, [tuple(row[name] for name in columns) for row in rows])
 
 
 def json_text(value: Any) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 from abmhub.accounts.domains import normalize_domain
 from abmhub.bulk import PushOutcome, outcome
 from abmhub.db.engine import Database, sync_pass
+from abmhub.db.queries import insert_dicts
 from abmhub.db.tables import (
     accounts,
     deal_accounts,
@@ -333,8 +334,9 @@ def _write_deals(conn: Connection, workspace_id: int, changed: Sequence[DealStat
     new = [s for s in changed if s.id is None]
     old = [s for s in changed if s.id is not None]
     if new:
-        conn.execute(
-            insert(deals),
+        insert_dicts(
+            conn,
+            deals,
             [
                 {
                     "workspace_id": workspace_id,
@@ -361,7 +363,7 @@ def _write_deals(conn: Connection, workspace_id: int, changed: Sequence[DealStat
         )
     history = [{"deal_id": s.id, **entry} for s in changed for entry in s.history]
     if history:
-        conn.execute(insert(deal_stage_history), history)
+        insert_dicts(conn, deal_stage_history, history)
     # Accounts a changed deal was or is associated with are rescored (deals drive stages).
     associated = select(deal_accounts.c.account_id).where(deal_accounts.c.deal_id.in_([s.id for s in changed]))
     if changed:
@@ -375,7 +377,7 @@ def _write_deals(conn: Connection, workspace_id: int, changed: Sequence[DealStat
             for position, association in enumerate(s.associations or [])
         ]
         if rows:
-            conn.execute(insert(deal_accounts), rows)
+            insert_dicts(conn, deal_accounts, rows)
             mark_accounts(conn, [row["account_id"] for row in rows])
 
 

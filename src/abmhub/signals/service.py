@@ -15,7 +15,7 @@ from typing import Any
 from abmhub.accounts.domains import normalize_domain
 from abmhub.bulk import PushOutcome, outcome
 from abmhub.db.engine import Database
-from abmhub.db.queries import insert_rows, stored_values
+from abmhub.db.queries import insert_dicts, stored_values
 from abmhub.db.tables import signals
 from abmhub.scoring import inputs as scoring_inputs
 from abmhub.signals.schemas import SignalItem
@@ -73,7 +73,7 @@ def push_signals(
                 result["status"] = "created"
             results.append(result)
         if rows:
-            insert_rows(conn, signals, list(rows[0]), [tuple(row.values()) for row in rows])
+            insert_dicts(conn, signals, rows)
             # The scoring job rescores these accounts on its next run (`score_dirty`).
             scoring_inputs.mark_domains(
                 conn, workspace_id, {row["domain"] for row in rows}
