@@ -565,6 +565,7 @@ def main(args: argparse.Namespace) -> int:
         warm_key = create_workspace_key(url_a, "warmup")
         log(f"A: server on {server.base_url}; warm-up push ({warmup_n} accounts, workspace 'warmup')")
         push_http(server.base_url, warm_key, push_bodies("warm", warmup_n), 1, None)
+        memory = {"after_warmup": server.memory_mb()}
         bodies = push_bodies("acme", n)
         log(f"A: push {n:,} accounts, 1 client")
         with _profile(args, server, "push1", stamp) as spy:
@@ -572,6 +573,7 @@ def main(args: argparse.Namespace) -> int:
         _attach_profile(push1, spy)
         log(f"A: {push1['accounts_per_s']:,.0f} accounts/s, p50 {push1['latency']['p50_ms']:.1f} ms")
         details["push_1_client"] = push1
+        memory["after_push"] = server.memory_mb()
 
         with contextlib.closing(http_client(server.base_url, server.key)) as client:
             # Warm-up of the read path: a few pages of each size (cursor and first-page paths).
@@ -593,6 +595,8 @@ def main(args: argparse.Namespace) -> int:
         details["pull"] = {str(limit): _strip_private(scan) for limit, scan in scans.items()}
         details["page_latency"] = depth
         details["round_trip_floor"] = floor
+        memory["after_pulls"] = server.memory_mb()
+        details["server_memory_mb"] = memory
         details["database_size_after_push_1"] = dbs.sizes(url_a)
         server.stop()
 
@@ -680,6 +684,16 @@ def main(args: argparse.Namespace) -> int:
         report.add(
             f"pull_limit_{limit}_accounts_per_s", f"pull scan, limit {limit}, 1 client", scans[limit]["accounts_per_s"],
             "accounts/s", baseline=scan_base[limit]["accounts_per_s"], baseline_label=f"in-process scan, limit {limit}",
+        )  # fmt: skip
+    if memory["after_push"]["peak_mb"] is not None:
+        report.add(
+            "server_peak_rss_push_mb", f"server peak RSS after pushing {n:,} accounts (VmHWM)",
+            memory["after_push"]["peak_mb"], "MiB", baseline=memory["after_warmup"]["peak_mb"],
+            baseline_label="after the warm-up",
+        )  # fmt: skip
+        report.add(
+            "server_peak_rss_pulls_mb", "server peak RSS after the scans (VmHWM)", memory["after_pulls"]["peak_mb"],
+            "MiB", baseline=memory["after_warmup"]["peak_mb"], baseline_label="after the warm-up",
         )  # fmt: skip
     floor_s = floor["latency"]["p50_ms"] / 1000
     report.add(

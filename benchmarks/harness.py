@@ -116,6 +116,15 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+def proc_status_mb(pid: int, field: str) -> float | None:
+    """A memory field of /proc/PID/status (`VmRSS`, `VmHWM`, ...) in MiB; None when unreadable."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
 def child_pids(parent: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -380,6 +389,10 @@ class Server:
 
     def cpu_seconds(self) -> float:
         return process_cpu_seconds(self.pid) if self.process else 0.0
+
+    def memory_mb(self) -> dict[str, float | None]:
+        """The server's resident memory now (`VmRSS`) and at its peak so far (`VmHWM`), in MiB."""
+        return {"rss_mb": proc_status_mb(self.pid, "VmRSS"), "peak_mb": proc_status_mb(self.pid, "VmHWM")}
 
     def stop(self) -> None:
         proc = self.process

@@ -48,6 +48,7 @@ from benchmarks.harness import (
     http_client,
     latency_summary,
     log,
+    proc_status_mb,
     serve_supports,
 )
 
@@ -213,14 +214,6 @@ def push(
     }
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return None
-
-
 # --- in-process ceiling -------------------------------------------------------------------------
 
 
@@ -317,7 +310,7 @@ def run_kind(run: Run, kind: Kind, n: int, serve_args: list[str]) -> dict[str, A
         paced = bodies(kind, "paced", max(kind.batch * 20, n // 2))
         result["paced_half"] = push(kind, client, paced, interval_s=2.0 / rate)
         result["paced_half"]["target_requests_per_s"] = rate / 2
-    result["server_peak_rss_mb"] = peak_rss_mb(server.pid)
+    result["server_peak_rss_mb"] = proc_status_mb(server.pid, "VmHWM")
     server.stop()
     dbs.drop(url)
     url = dbs.new(f"ingest_{kind.name}_ceiling")
