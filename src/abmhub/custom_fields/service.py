@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from abmhub.custom_fields.keys import custom_field_key
 from abmhub.custom_fields.model import CustomField
-from abmhub.db.engine import Database
+from abmhub.db.engine import PREPARED, Database
 from abmhub.db.tables import custom_fields
 from abmhub.errors import Conflict, NotFound
 
@@ -32,12 +32,16 @@ class CustomFieldNotFound(NotFound):
 
 def active_fields(conn: Connection, workspace_id: int) -> dict[str, CustomField]:
     """The workspace's active fields by key, in creation order."""
-    rows = conn.execute(
-        select(*_COLUMNS)
-        .where(custom_fields.c.workspace_id == workspace_id, custom_fields.c.active.is_(True))
-        .order_by(custom_fields.c.id)
-    ).all()
+    rows = conn.execute(_ACTIVE_FIELDS, {"ws": workspace_id}).all()
     return {row.key: CustomField(*row) for row in rows}
+
+
+_ACTIVE_FIELDS = (
+    select(*_COLUMNS)
+    .where(custom_fields.c.workspace_id == bindparam("ws"), custom_fields.c.active.is_(True))
+    .order_by(custom_fields.c.id)
+    .execution_options(**PREPARED)
+)
 
 
 def list_fields(db: Database, *, workspace_id: int) -> list[CustomField]:

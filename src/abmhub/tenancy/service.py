@@ -5,10 +5,10 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from abmhub.db.engine import Database
+from abmhub.db.engine import PREPARED, Database
 from abmhub.db.tables import api_keys, users, workspaces
 from abmhub.errors import Conflict, NotFound
 from abmhub.ids import new_uuid7
@@ -143,15 +143,15 @@ _CALLER_QUERY = (
     )
     .join(users, users.c.id == api_keys.c.user_id)
     .join(workspaces, workspaces.c.id == api_keys.c.workspace_id)
+    .where(api_keys.c.key_hash == bindparam("digest"), api_keys.c.revoked_us.is_(None))
+    .execution_options(**PREPARED)
 )
 
 
 def authenticate(conn: Connection, key: str) -> Caller | None:
     """The caller a key belongs to, or None for an unknown or revoked key."""
     digest = hash_api_key(key)
-    row = conn.execute(
-        _CALLER_QUERY.where(api_keys.c.key_hash == digest, api_keys.c.revoked_us.is_(None))
-    ).first()
+    row = conn.execute(_CALLER_QUERY, {"digest": digest}).first()
     # The index lookup already matched; the constant-time compare keeps the check honest
     # should the lookup ever become a prefix or range match.
     if row is None or not hmac.compare_digest(row[0], digest):
