@@ -93,7 +93,7 @@ async def read_document(request: Request) -> Any:
         raise errors.invalid(
             [errors.detail_item("json_invalid", ["body"], f"JSON nests deeper than {MAX_JSON_DEPTH} levels", {})]
         )
-    if holds_nul(document):  # no database stores it alike (see web/dependencies.py)
+    if holds_nul(document, raw):  # no database stores it alike (see web/dependencies.py)
         raise errors.invalid([errors.detail_item("string_pattern_mismatch", ["body"], _NUL_MESSAGE, None)])
     return document
 
