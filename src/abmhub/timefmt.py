@@ -16,6 +16,7 @@ __all__ = ["format_us", "format_us_seconds", "now_us", "parse_iso8601", "truncat
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _EPOCH_ORDINAL = _EPOCH.toordinal()
+_NAIVE_EPOCH = datetime(1970, 1, 1)
 _US_PER_SECOND = 1_000_000
 
 # [0-9] rather than \d: \d would also match Arabic-Indic and other Unicode digits.
@@ -78,8 +79,13 @@ def format_us(us: int) -> str:
     Sub-millisecond digits are truncated, not rounded, so a formatted time never lies
     after the stored one (a client using it as `lastSync` would skip that record).
     """
-    *fields, micros = _utc_fields(us)
-    return f"{_date_and_time(*fields)}.{micros // 1000:03d}Z"
+    try:
+        # Every account record has one: a naive datetime's own isoformat (which truncates
+        # to milliseconds, and pads the year to 4 digits) is ~2x faster than the fields.
+        return (_NAIVE_EPOCH + timedelta(0, 0, us)).isoformat(timespec="milliseconds") + "Z"
+    except OverflowError:  # outside years 1-9999
+        *fields, micros = _utc_fields(us)
+        return f"{_date_and_time(*fields)}.{micros // 1000:03d}Z"
 
 
 def format_us_seconds(us: int) -> str:

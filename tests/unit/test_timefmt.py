@@ -190,3 +190,40 @@ def test_parse_raises_only_value_error(text: str) -> None:
         parse_iso8601(text)
     except ValueError:
         pass
+
+
+def _format_us_by_fields(us: int) -> str:
+    """format_us as it was before its isoformat fast path: the fields, formatted one by one."""
+    from abmhub.timefmt import _date_and_time, _utc_fields
+
+    *fields, micros = _utc_fields(us)
+    return f"{_date_and_time(*fields)}.{micros // 1000:03d}Z"
+
+
+_YEAR_1_US = _us(datetime(1, 1, 1, tzinfo=UTC))
+_YEAR_10000_US = _us(datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)) + 1
+
+
+@settings(max_examples=1000)
+@given(
+    st.one_of(
+        st.integers(),
+        st.integers(min_value=_YEAR_1_US - 10**12, max_value=_YEAR_10000_US + 10**12),
+        st.integers(min_value=-(10**10), max_value=10**10),
+        st.sampled_from([_YEAR_1_US, _YEAR_10000_US]).flatmap(lambda b: st.integers(b - 2000, b + 2000)),
+    )
+)
+@example(0)
+@example(-1)
+@example(-999)
+@example(-1000)
+@example(-1001)
+@example(_YEAR_1_US)
+@example(_YEAR_1_US - 1)
+@example(_YEAR_10000_US)
+@example(_YEAR_10000_US - 1)
+@example(86_400_000_000 * 999_999_999)
+@example(86_400_000_000 * 1_000_000_000)
+@example(-(86_400_000_000 * 1_000_000_000))
+def test_format_us_fast_path_matches_the_field_by_field_format(us: int) -> None:
+    assert format_us(us) == _format_us_by_fields(us)
