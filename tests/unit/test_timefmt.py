@@ -193,7 +193,8 @@ def test_parse_raises_only_value_error(text: str) -> None:
 
 
 def _format_us_by_fields(us: int) -> str:
-    """format_us as it was before its isoformat fast path: the fields, formatted one by one."""
+    """format_us as it was before its table-driven rewrite: datetime's fields (the civil-day
+    arithmetic outside years 1-9999), formatted one by one."""
     from abmhub.timefmt import _date_and_time, _utc_fields
 
     *fields, micros = _utc_fields(us)
@@ -225,5 +226,16 @@ _YEAR_10000_US = _us(datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)) + 
 @example(86_400_000_000 * 999_999_999)
 @example(86_400_000_000 * 1_000_000_000)
 @example(-(86_400_000_000 * 1_000_000_000))
-def test_format_us_fast_path_matches_the_field_by_field_format(us: int) -> None:
+def test_format_us_matches_the_field_by_field_format(us: int) -> None:
     assert format_us(us) == _format_us_by_fields(us)
+    assert format_us(us) == _format_us_by_fields(us), "and again, from the cache of day strings"
+
+
+def test_format_us_is_right_across_refills_of_its_day_cache() -> None:
+    from abmhub import timefmt
+
+    start = TEN_AM - 3000 * 86_400_000_000
+    for day in range(2 * timefmt._DAY_TEXT_MAX + 7):
+        us = start + day * 86_400_000_000 + day * 1_234_567
+        assert format_us(us) == _format_us_by_fields(us)
+    assert len(timefmt._DAY_TEXT) <= timefmt._DAY_TEXT_MAX
