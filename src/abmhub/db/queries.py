@@ -6,7 +6,25 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Connection, Table, select
+from sqlalchemy import Column, Connection, Integer, String, Table, and_, any_, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
+
+
+def among(conn: Connection, column: Any, values: Sequence[Any], kind: type[Integer | String] = Integer) -> Any:
+    """`column IN (values)` for many ids or domains (up to 10,000), as ONE bound parameter.
+
+    Not one bound parameter per value, which SQLAlchemy would render, and the database parse and
+    plan, for every query. PostgreSQL gets an array (`= ANY(:values)`) and, for ids, a
+    `BETWEEN min AND max` beside it from which the planner estimates the rows (an index range
+    scan, not a table scan); SQLite reads the values from a JSON array (`IN (SELECT value FROM
+    json_each(:values))`) and looks each one up in the index. `values` must not be empty.
+    """
+    if conn.dialect.name == "postgresql":
+        is_in = column == any_(literal(list(values), ARRAY(kind)))
+        # Integers only: Python's order of strings is not the database collation's.
+        return and_(is_in, column.between(min(values), max(values))) if kind is Integer else is_in
+    each = func.json_each(literal(orjson.dumps(list(values)).decode())).table_valued("value")
+    return column.in_(select(each.c.value))
 
 
 def stored_values(

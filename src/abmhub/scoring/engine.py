@@ -10,7 +10,6 @@ flight, which rolls back whole and stays dirty for the next run.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +19,6 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
-    and_,
-    any_,
     case,
     cast,
     func,
@@ -31,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from abmhub.db.queries import among
 from abmhub.db.tables import (
     accounts,
     activities,
@@ -84,23 +82,6 @@ def signal_points_sql(settings: ScoringSettings, today: int) -> Any:
     return case(*per_source, else_=0.0)
 
 
-def _among(conn: Connection, column: Any, values: Sequence[Any], kind: type[Integer | String] = Integer) -> Any:
-    """`column IN (values)` for a batch of up to 10,000 ids or domains, as ONE bound parameter.
-
-    Not 10,000 bound parameters, which SQLAlchemy would render, and the database parse and
-    plan, for every query of every batch. PostgreSQL gets an array (`= ANY(:values)`) and, for
-    ids, a `BETWEEN min AND max` beside it from which the planner estimates the rows (an index
-    range scan, not a table scan); SQLite reads the values from a JSON array (`IN (SELECT value FROM
-    json_each(:values))`) and looks each one up in the index.
-    """
-    if conn.dialect.name == "postgresql":
-        among = column == any_(literal(list(values), ARRAY(kind)))
-        # Integers only: Python's order of strings is not the database collation's.
-        return and_(among, column.between(min(values), max(values))) if kind is Integer else among
-    each = func.json_each(literal(json.dumps(list(values)))).table_valued("value")
-    return column.in_(select(each.c.value))
-
-
 def _source_points(
     conn: Connection,
     workspace_id: int,
@@ -122,7 +103,7 @@ def _source_points(
     if contiguous:
         which = signals.c.domain.between(domains[0], domains[-1])
     else:
-        which = _among(conn, signals.c.domain, domains, String)
+        which = among(conn, signals.c.domain, domains, String)
     rows = conn.execute(
         select(signals.c.domain, signals.c.source, func.sum(signal_points_sql(settings, today)))
         .where(signals.c.workspace_id == workspace_id, which, signals.c.occurred_day >= oldest)
@@ -148,7 +129,7 @@ def _engagement_points(
 ) -> dict[int, float]:
     rows = conn.execute(
         select(activities.c.account_id, func.sum(engagement_points_sql(settings, today)))
-        .where(_among(conn, activities.c.account_id, ids))
+        .where(among(conn, activities.c.account_id, ids))
         .group_by(activities.c.account_id)
     ).all()
     return {account_id: float(total or 0.0) for account_id, total in rows}
@@ -182,7 +163,7 @@ def deal_rows(conn: Connection, ids: Sequence[int]) -> list[Any]:
             pipeline_stages,
             (pipeline_stages.c.pipeline_pk == pipelines.c.id) & (pipeline_stages.c.stage_id == deals.c.stage_id),
         )
-        .where(_among(conn, deal_accounts.c.account_id, ids))
+        .where(among(conn, deal_accounts.c.account_id, ids))
     ).all()
 
 
@@ -293,7 +274,7 @@ def score_batch(
     if unchanged:
         conn.execute(
             update(accounts)
-            .where(_among(conn, accounts.c.id, unchanged), accounts.c.score_dirty.is_(True))
+            .where(among(conn, accounts.c.id, unchanged), accounts.c.score_dirty.is_(True))
             .values(score_dirty=False, scored_us=now)
         )
     return BatchResult(scored=len(rows), changed=len(changed))
