@@ -16,8 +16,10 @@ from sqlalchemy import (
     Connection,
     Select,
     String,
+    Text,
     and_,
     bindparam,
+    cast,
     exists,
     func,
     literal,
@@ -36,7 +38,7 @@ from abmhub.bulk import PushOutcome, outcome
 from abmhub.custom_fields.model import CustomField, value_problem
 from abmhub.custom_fields.service import active_fields
 from abmhub.db.engine import Database, sync_pass
-from abmhub.db.queries import insert_rows, json_text, param_mark
+from abmhub.db.queries import among, insert_rows, json_text, param_mark
 from abmhub.db.tables import (
     accounts,
     activities,
@@ -599,16 +601,37 @@ def map_external_ids(db: Database, *, workspace_id: int, mappings: Sequence[Exte
 
 # --- reads -------------------------------------------------------------------------------------
 
-RECORD_COLUMNS = (
-    *_STATE_COLUMNS,
-    accounts.c.account_score,
-    accounts.c.journey_stage,
-    accounts.c.advertising_score,
-    accounts.c.website_score,
-    accounts.c.g2_score,
-    accounts.c.bombora_score,
-    accounts.c.change_us,
-)
+def record_columns(conn: Connection) -> tuple[Any, ...]:
+    """The columns of an account record, in the order `accounts.router.account_records` unpacks them.
+
+    `tags` and `custom_fields` come as their stored JSON text, not through the JSON type: a
+    page builds its records from the text (`RecordExtras.compact_json`), which costs less than
+    SQLAlchemy's per-row JSON processors. SQLite stores the text orjson wrote (the `Json` type's
+    serializer, engine.py); PostgreSQL's jsonb is cast to its text form.
+    """
+    if conn.dialect.name == "postgresql":
+        raw_tags, raw_fields = cast(accounts.c.tags, Text), cast(accounts.c.custom_fields, Text)
+    else:
+        raw_tags, raw_fields = type_coerce(accounts.c.tags, String), type_coerce(accounts.c.custom_fields, String)
+    return (
+        accounts.c.id,
+        accounts.c.rtp_aid,
+        accounts.c.uuid,
+        accounts.c.external_id,
+        accounts.c.name,
+        accounts.c.domain,
+        accounts.c.short_name,
+        accounts.c.linkedin_url,
+        raw_tags.label("tags"),
+        raw_fields.label("custom_fields"),
+        accounts.c.account_score,
+        accounts.c.journey_stage,
+        accounts.c.advertising_score,
+        accounts.c.website_score,
+        accounts.c.g2_score,
+        accounts.c.bombora_score,
+        accounts.c.change_us,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -626,6 +649,9 @@ class RecordExtras:
 
     segment_ids: dict[int, list[str]]
     field_keys: list[str]
+    # The rows' `tags` text is JSON exactly as orjson writes it (SQLite: the stored text), so an
+    # array can go into the response as it is; PostgreSQL's jsonb text has other spacing.
+    compact_json: bool = False
 
 
 def _has_tag(conn: Connection, tag: str) -> Any:
@@ -664,7 +690,7 @@ def list_accounts(
 ) -> tuple[Page[Any], RecordExtras]:
     """One keyset page of accounts by `rtp_aid`, with the delta-sync filter and extension filters."""
     with sync_pass(db, workspace_id, page.sync_us) as (conn, sync_us):
-        query = select(*RECORD_COLUMNS).where(accounts.c.workspace_id == workspace_id)
+        query = select(*record_columns(conn)).where(accounts.c.workspace_id == workspace_id)
         if (after := page.start_after(str)) is not None:
             query = query.where(accounts.c.rtp_aid > after)
         if page.changed_after_us is not None:
@@ -685,13 +711,13 @@ def record_extras(conn: Connection, workspace_id: int, rows: Sequence[Any]) -> R
         pairs = conn.execute(
             select(segment_members.c.account_id, segments.c.segment_id)
             .join(segments, segments.c.id == segment_members.c.segment_id)
-            .where(segment_members.c.account_id.in_([row.id for row in rows]))
+            .where(among(conn, segment_members.c.account_id, [row[0] for row in rows]))
             .order_by(segments.c.segment_id)
         ).all()
         for account_id, public_id in pairs:
             segment_ids.setdefault(account_id, []).append(public_id)
     field_keys = list(active_fields(conn, workspace_id))
-    return RecordExtras(segment_ids=segment_ids, field_keys=field_keys)
+    return RecordExtras(segment_ids=segment_ids, field_keys=field_keys, compact_json=conn.dialect.name == "sqlite")
 
 
 def missing_external_ids(db: Database, *, workspace_id: int, limit: int) -> list[tuple[str, str]]:
