@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Connection, Integer, String, Table, and_, any_, func, literal, select
+from sqlalchemy import Column, Connection, Integer, String, Table, Text, and_, any_, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 
@@ -20,9 +20,13 @@ def among(conn: Connection, column: Any, values: Sequence[Any], kind: type[Integ
     json_each(:values))`) and looks each one up in the index. `values` must not be empty.
     """
     if conn.dialect.name == "postgresql":
-        is_in = column == any_(literal(list(values), ARRAY(kind)))
+        if kind is not Integer:
+            return column == any_(literal(list(values), ARRAY(kind)))
+        # Ids go as ONE text `{1,2,3}` that the server casts: psycopg would dump a list of ints
+        # element by element in Python (a regex per element, ~1.3 ms for 1000 ids, measured).
+        ids = cast(literal("{" + ",".join(map(str, values)) + "}", Text), ARRAY(Integer))
         # Integers only: Python's order of strings is not the database collation's.
-        return and_(is_in, column.between(min(values), max(values))) if kind is Integer else is_in
+        return and_(column == any_(ids), column.between(min(values), max(values)))
     each = func.json_each(literal(orjson.dumps(list(values)).decode())).table_valued("value")
     return column.in_(select(each.c.value))
 
