@@ -178,11 +178,11 @@ def json_body(model: type[Model]) -> Callable[..., Any]:
     return dependency
 
 
-def page_params(
+async def page_params(
     limit: str | None = Query(None, description="Page size, 1–1000 (default 100)"),
     cursor: str | None = Query(None, description="`nextCursor` of the previous page"),
     lastSync: str | None = Query(None, description="ISO 8601: only records changed after it (delta sync)"),
     _: Caller = Depends(caller),  # authentication is checked before the parameters
 ) -> PageRequest:
-    """The standard list parameters of §1.5, validated."""
+    """The standard list parameters of §1.5, validated (async: no I/O, so no threadpool hand-off)."""
     return page_request(limit, cursor, lastSync)
