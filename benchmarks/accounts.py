@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shlex
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -48,10 +50,12 @@ from benchmarks.harness import (
     abmhub_cli,
     chunks,
     create_workspace_key,
+    free_port,
     http_client,
     latency_summary,
     log,
     percentile,
+    python_env,
     serve_supports,
     summarize_collapsed,
     utc_stamp,
@@ -321,6 +325,42 @@ def page_latency(client: httpx.Client, cursors: list[str], limit: int) -> dict:
     return result
 
 
+def trivial_app_floor(requests: int = FLOOR_REQUESTS) -> dict:
+    """The load generator's own ceiling: round trips to a bare ASGI app on uvicorn (floor_app.py)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "benchmarks.floor_app:app", "--port", str(port), "--log-level", "warning"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=python_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            while True:
+                try:
+                    client.get("/").raise_for_status()
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise BenchmarkError("the trivial ASGI app (benchmarks/floor_app.py) did not start") from None
+                    time.sleep(0.1)
+            for _ in range(100):
+                client.get("/")
+            latencies = []
+            started = time.perf_counter()
+            for _ in range(requests):
+                t0 = time.perf_counter()
+                client.get("/")
+                latencies.append(time.perf_counter() - t0)
+            elapsed = time.perf_counter() - started
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    return {"requests": requests, "requests_per_s": requests / elapsed, "latency": latency_summary(latencies)}
+
+
 def round_trip_floor(client: httpx.Client, meter: CpuMeter, requests: int = FLOOR_REQUESTS) -> dict:
     """The smallest request through the whole stack, back to back: `GET /healthz`.
 
@@ -526,6 +566,51 @@ def scan_ceiling(url: str, workspace: str, limit: int, expected: int, meter: Cpu
     }
 
 
+def wire_scan(url: str, workspace: str, limit: int, expected: int, meter: CpuMeter) -> dict:
+    """The server's own page code in-process: the same wire bytes as over HTTP, without HTTP.
+
+    `list_accounts` + `account_page_body` + the envelope, serialised as the server does, page
+    after page by `nextCursor`. The HTTP scan divided by this is what the HTTP stack, the
+    client and the loopback cost; this divided by `scan_ceiling` is what building the
+    contract's records costs.
+    """
+    from abmhub.accounts.router import account_page_body
+    from abmhub.accounts.service import list_accounts
+    from abmhub.db.engine import Database
+    from abmhub.timefmt import format_us, now_us
+    from abmhub.web.paging import page_request
+
+    db = Database(url)
+    try:
+        workspace_id = _workspace_id(db, workspace)
+
+        def scan(max_pages: int | None = None) -> tuple[int, int]:
+            cursor, sync, total, pages = None, None, 0, 0
+            while max_pages is None or pages < max_pages:
+                found, extras = list_accounts(db, workspace_id=workspace_id, page=page_request(str(limit), cursor, sync))
+                body = account_page_body(found, extras)
+                envelope = {"statusCode": 200, "timestamp": format_us(now_us()), "path": LIST_PATH, "data": body}
+                orjson.dumps(envelope, option=orjson.OPT_NON_STR_KEYS)
+                total += len(body["data"])
+                pages += 1
+                if not body["hasNextPage"]:
+                    break
+                cursor = body["nextCursor"]
+            return total, pages
+
+        scan(max_pages=10)  # warm-up
+        meter.start()
+        started = time.perf_counter()
+        total, pages = scan()
+        elapsed = time.perf_counter() - started
+        cpu = meter.stop()
+    finally:
+        db.dispose()
+    if total != expected:
+        raise BenchmarkError(f"in-process wire scan (limit {limit}): {total} rows, expected {expected}")
+    return {"limit": limit, "accounts": total, "pages": pages, "elapsed_s": elapsed, "accounts_per_s": total / elapsed, "cpu": cpu}
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -617,9 +702,12 @@ def main(args: argparse.Namespace) -> int:
             depth = page_latency(client, scans[100]["_cursors"], 100)
             log("A: round-trip floor (GET /healthz)")
             floor = round_trip_floor(client, run.cpu_meter(server))
+        log("A: load generator's ceiling (a bare ASGI app on uvicorn)")
+        trivial = trivial_app_floor()
         details["pull"] = {str(limit): _strip_private(scan) for limit, scan in scans.items()}
         details["page_latency"] = depth
         details["round_trip_floor"] = floor
+        details["trivial_app_floor"] = trivial
         memory["after_pulls"] = server.memory_mb()
         details["server_memory_mb"] = memory
         details["database_size_after_push_1"] = dbs.sizes(url_a)
@@ -628,6 +716,9 @@ def main(args: argparse.Namespace) -> int:
         log("A: in-process scan ceiling")
         scan_base = {limit: scan_ceiling(url_a, "default", limit, n, run.cpu_meter()) for limit in PULL_LIMITS}
         details["scan_ceiling"] = {str(limit): value for limit, value in scan_base.items()}
+        log("A: in-process wire scan (the server's page code, no HTTP)")
+        wire = {limit: wire_scan(url_a, "default", limit, n, run.cpu_meter()) for limit in PULL_LIMITS}
+        details["wire_scan"] = {str(limit): value for limit, value in wire.items()}
         dbs.drop(url_a)
 
         # B. push with several clients, on a fresh database.
@@ -710,6 +801,17 @@ def main(args: argparse.Namespace) -> int:
             f"pull_limit_{limit}_accounts_per_s", f"pull scan, limit {limit}, 1 client", scans[limit]["accounts_per_s"],
             "accounts/s", baseline=scan_base[limit]["accounts_per_s"], baseline_label=f"in-process scan, limit {limit}",
         )  # fmt: skip
+    for limit in PULL_LIMITS:
+        report.add(
+            f"pull_limit_{limit}_vs_wire", f"pull scan, limit {limit}, 1 client, vs the same pages in-process",
+            scans[limit]["accounts_per_s"], "accounts/s", baseline=wire[limit]["accounts_per_s"],
+            baseline_label=f"server page code in-process, limit {limit}",
+        )  # fmt: skip
+        report.add(
+            f"wire_scan_limit_{limit}_accounts_per_s", f"server page code in-process (records built), limit {limit}",
+            wire[limit]["accounts_per_s"], "accounts/s", baseline=scan_base[limit]["accounts_per_s"],
+            baseline_label=f"in-process scan, limit {limit}",
+        )  # fmt: skip
     if memory["after_push"]["peak_mb"] is not None:
         report.add(
             "server_peak_rss_push_mb", f"server peak RSS after pushing {n:,} accounts (VmHWM)",
@@ -720,7 +822,11 @@ def main(args: argparse.Namespace) -> int:
             "server_peak_rss_pulls_mb", "server peak RSS after the scans (VmHWM)", memory["after_pulls"]["peak_mb"],
             "MiB", baseline=memory["after_warmup"]["peak_mb"], baseline_label="after the warm-up",
         )  # fmt: skip
-    floor_s = floor["latency"]["p50_ms"] / 1000
+    floor_s = trivial["latency"]["p50_ms"] / 1000
+    report.add(
+        "trivial_app_requests_per_s", "load generator's ceiling: bare ASGI app on uvicorn, 1 client",
+        trivial["requests_per_s"], "requests/s", baseline=None, baseline_label=f"p50 {trivial['latency']['p50_ms']:.2f} ms",
+    )  # fmt: skip
     report.add(
         "round_trip_floor_requests_per_s", "round-trip floor: GET /healthz, 1 client", floor["requests_per_s"],
         "requests/s", baseline=None, baseline_label=f"p50 {floor['latency']['p50_ms']:.2f} ms",
@@ -729,7 +835,7 @@ def main(args: argparse.Namespace) -> int:
         in_process_page_s = limit / scan_base[limit]["accounts_per_s"]
         report.add(
             f"pull_limit_{limit}_floor_bound_accounts_per_s",
-            f"pull scan, limit {limit}: bound of 1 sequential client (floor + in-process page)",
+            f"pull scan, limit {limit}: bound of 1 sequential client (bare-app round trip + in-process page)",
             limit / (floor_s + in_process_page_s), "accounts/s",
             baseline=scan_base[limit]["accounts_per_s"], baseline_label=f"in-process scan, limit {limit}",
         )  # fmt: skip
