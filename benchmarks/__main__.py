@@ -23,12 +23,13 @@ SUITES = {
     ),
     "processes": ("benchmarks.processes", "1 vs 2 server processes on one database: throughput, locked answers"),
     "scoring": ("benchmarks.scoring", "full and incremental scoring runs on a generated data set"),
+    "stack": ("benchmarks.stack", "abmhub's FastAPI routes vs bare Starlette doing the same work, in-process (ASGI)"),
     "sync": ("benchmarks.sync", "abmhub sync push and pull of N accounts: time, client peak RSS, server throughput"),
 }
 
 
 # What `python -m benchmarks all` runs, in this order.
-ALL_SUITES = ("accounts", "delta", "ingest", "processes", "sync", "scoring")
+ALL_SUITES = ("accounts", "delta", "ingest", "processes", "sync", "stack", "scoring")
 
 
 def run_all(args: argparse.Namespace) -> int:
