@@ -25,7 +25,15 @@ from typing import Any
 
 import orjson
 
-from benchmarks.harness import BACKENDS, RESULTS_DIR, BenchmarkError, Report, Run, create_workspace_key, log
+from benchmarks.harness import (
+    BACKENDS,
+    RESULTS_DIR,
+    BenchmarkError,
+    Report,
+    Run,
+    create_workspace_key,
+    log,
+)
 
 DEFAULT_ACCOUNTS = 20_000
 QUICK_ACCOUNTS = 3_000
