@@ -60,10 +60,10 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
     unknown = [name for name in columns if name not in table.c]
     if unknown:
         raise ValueError(f"{table.name} has no column {unknown}")
-    mark = param_mark(conn)
-    conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})", list(rows)
-    )
+    quote = conn.dialect.identifier_preparer.quote
+    names = ", ".join(quote(name) for name in columns)
+    marks = ", ".join([param_mark(conn)] * len(columns))
+    conn.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})", list(rows))
 
 
 def insert_dicts(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
