@@ -36,6 +36,7 @@ from benchmarks.harness import (
     Run,
     Server,
     log,
+    proc_status_mb,
     python_env,
     serve_supports,
 )
@@ -71,7 +72,15 @@ def run_cli(args: list[str], server: Server, workdir: Path, name: str, meter: An
         meter.start()
         started = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "abmhub", *args], stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        # The peak RSS is the child's own VmHWM, polled while it runs: the kernel's ru_maxrss
+        # survives exec, so it also counts the forked copy of this (large, under `all`) process.
+        peak_kb = 0
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak_kb = max(peak_kb, int((proc_status_mb(proc.pid, "VmHWM") or 0) * 1024))
+            time.sleep(0.01)
         wall = time.perf_counter() - started
         cpu = meter.stop()
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -81,7 +90,7 @@ def run_cli(args: list[str], server: Server, workdir: Path, name: str, meter: An
         )
     return {
         "wall_s": wall,
-        "peak_rss_mb": usage.ru_maxrss / 1024,  # kilobytes on Linux
+        "peak_rss_mb": peak_kb / 1024,
         "cli_cpu_s": usage.ru_utime + usage.ru_stime,
         "server_cpu_s": cpu.get("server_cpu_s"),
         "postgres_cpu_s": cpu.get("postgres_cpu_s"),

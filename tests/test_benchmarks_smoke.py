@@ -21,3 +21,31 @@ def test_processes_benchmark_runs_and_reports_no_locked_answers(tmp_path, capsys
         assert report["details"][phase]["statuses"] == {"200": 4}
         assert report["details"][phase]["locked_answers"] == 0
         assert report["details"][phase]["failed_items"] == 0
+
+
+def test_accounts_benchmark_runs_every_phase_and_reports_ratios(tmp_path, capsys):
+    code = main(["accounts", "--backend", "sqlite", "--accounts", "2000", "--results-dir", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    [path] = tmp_path.glob("accounts-sqlite-*.json")
+    report = json.loads(path.read_text())
+    figures = {figure["key"]: figure for figure in report["figures"]}
+    for key in (
+        "push_1_client_accounts_per_s",
+        "pull_limit_100_accounts_per_s",
+        "pull_limit_1000_vs_wire",
+        "trivial_app_requests_per_s",
+        "server_peak_rss_push_mb",
+        "deep_page_median_ms",
+    ):
+        assert key in figures, f"the accounts report lacks {key}: {sorted(figures)}"
+    assert figures["pull_limit_100_accounts_per_s"]["ratio"] > 0, "a scan ratio is measured against its ceiling"
+    assert report["details"]["pull"]["100"]["accounts"] == 2000, "the HTTP scan returned every account once"
+
+
+def test_stack_benchmark_compares_the_same_answers_of_both_apps(tmp_path, capsys):
+    code = main(["stack", "--quick", "--accounts", "1200", "--results-dir", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    [path] = tmp_path.glob("stack-sqlite-*.json")
+    figures = {figure["key"]: figure for figure in json.loads(path.read_text())["figures"]}
+    assert set(figures) == {"100_fastapi_ms", "1000_fastapi_ms", "push_fastapi_ms"}
+    assert all(figure["baseline"] > 0 for figure in figures.values()), "each figure has the Starlette baseline"
