@@ -239,3 +239,40 @@ def test_account_records_are_byte_identical_to_the_old_path(database: Database, 
 def test_an_empty_page_has_no_records(database: Database, workspace_id: int) -> None:
     found, extras = accounts_service.list_accounts(database, workspace_id=workspace_id, page=PageRequest(limit=10))
     assert account_page_body(found, extras)["data"] == []
+
+
+def test_a_plain_page_walks_the_rtp_aid_index_before_the_table_is_first_analyzed(
+    database: Database, workspace_id: int
+) -> None:
+    """A first sync followed at once by a pull: no statistics yet. PostgreSQL estimated a few
+    rows and sorted every account after the cursor on each page (80 ms at 100,000 accounts)."""
+    if database.backend != "postgresql":
+        pytest.skip("a PostgreSQL planner question")
+    from sqlalchemy import event
+
+    from abmhub.web.paging import page_body, page_request
+
+    with database.write(workspace_id) as tx:  # 100,000 accounts in one statement, no ANALYZE after
+        tx.conn.exec_driver_sql(
+            "INSERT INTO accounts (workspace_id, rtp_aid, uuid, name, domain, tags, custom_fields, created_us, change_us) "
+            "SELECT %s, lpad(to_hex(g), 24, '0'), gen_random_uuid()::text, 'Bulk ' || g, 'bulk' || g || '.example.com', "
+            "'[]', '{}', %s, %s FROM generate_series(1, 100000) AS g",
+            (workspace_id, tx.now_us, tx.now_us),
+        )
+    plans: list[str] = []
+
+    def explain(conn: Any, _cursor: Any, statement: str, params: Any, _context: Any, executemany: bool) -> None:
+        if not executemany and statement.startswith("SELECT accounts.id, accounts.rtp_aid"):
+            plans.append("\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement, params)))
+
+    first, _ = accounts_service.list_accounts(database, workspace_id=workspace_id, page=page_request("100", None, None))
+    event.listen(database.engine, "after_cursor_execute", explain)
+    try:
+        cursor = page_body(first, [])["nextCursor"]
+        accounts_service.list_accounts(database, workspace_id=workspace_id, page=page_request("100", cursor, None))
+    finally:
+        event.remove(database.engine, "after_cursor_execute", explain)
+    assert len(plans) == 1, plans
+    assert "Sort" not in plans[0] and "uq_accounts_workspace_id_rtp_aid" in plans[0], (
+        f"a page should walk the (workspace_id, rtp_aid) index in order, not sort:\n{plans[0]}"
+    )

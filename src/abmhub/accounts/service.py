@@ -690,6 +690,12 @@ def list_accounts(
 ) -> tuple[Page[Any], RecordExtras]:
     """One keyset page of accounts by `rtp_aid`, with the delta-sync filter and extension filters."""
     with sync_pass(db, workspace_id, page.sync_us) as (conn, sync_us):
+        if conn.dialect.name == "postgresql" and page.changed_after_us is None and filters == AccountFilter():
+            # A plain scan's only good plan is the (workspace_id, rtp_aid) index in order,
+            # stopping after one page. Before a bulk-loaded table is first analyzed, PostgreSQL
+            # estimated a few rows and sorted every account after the cursor instead (80 ms a
+            # page at 100,000 accounts, measured); without a sort to choose, it walks the index.
+            conn.exec_driver_sql("SET LOCAL enable_sort = off")
         query = select(*record_columns(conn)).where(accounts.c.workspace_id == workspace_id)
         if (after := page.start_after(str)) is not None:
             query = query.where(accounts.c.rtp_aid > after)
