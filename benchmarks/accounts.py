@@ -537,6 +537,8 @@ def scan_ceiling(url: str, workspace: str, limit: int, expected: int, meter: Cpu
             after, total, pages = "", 0, 0
             while max_pages is None or pages < max_pages:
                 with db.engine.connect() as conn, conn.begin():
+                    if conn.dialect.name == "postgresql":  # as the server's plain scan does (list_accounts)
+                        conn.exec_driver_sql("SET LOCAL enable_sort = off")
                     rows = conn.execute(statement, {"ws": workspace_id, "after": after}).all()
                 orjson.dumps(records(rows), option=orjson.OPT_NON_STR_KEYS)
                 total += len(rows)
