@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -548,24 +548,24 @@ def scan_ceiling(url: str, workspace: str, limit: int, expected: int, meter: Cpu
                 after = rows[-1].rtp_aid
             return total, pages
 
-        scan(max_pages=10)  # warm-up
-        meter.start()
-        started = time.perf_counter()
-        total, pages = scan()
-        elapsed = time.perf_counter() - started
-        cpu = meter.stop()
+        return _timed_scan(scan, meter, f"in-process scan (limit {limit})", limit, expected)
     finally:
         db.dispose()
+
+
+def _timed_scan(
+    scan: Callable[..., tuple[int, int]], meter: CpuMeter, label: str, limit: int, expected: int
+) -> dict[str, Any]:
+    """Warm up with 10 pages, then time one whole pass of `scan` (which returns rows, pages)."""
+    scan(max_pages=10)
+    meter.start()
+    started = time.perf_counter()
+    total, pages = scan()
+    elapsed = time.perf_counter() - started
+    cpu = meter.stop()
     if total != expected:
-        raise BenchmarkError(f"in-process scan (limit {limit}): {total} rows, expected {expected}")
-    return {
-        "limit": limit,
-        "accounts": total,
-        "pages": pages,
-        "elapsed_s": elapsed,
-        "accounts_per_s": total / elapsed,
-        "cpu": cpu,
-    }
+        raise BenchmarkError(f"{label}: {total} rows, expected {expected}")
+    return {"limit": limit, "accounts": total, "pages": pages, "elapsed_s": elapsed, "accounts_per_s": total / elapsed, "cpu": cpu}
 
 
 def wire_scan(url: str, workspace: str, limit: int, expected: int, meter: CpuMeter) -> dict:
@@ -587,9 +587,9 @@ def wire_scan(url: str, workspace: str, limit: int, expected: int, meter: CpuMet
         workspace_id = _workspace_id(db, workspace)
 
         def scan(max_pages: int | None = None) -> tuple[int, int]:
-            cursor, sync, total, pages = None, None, 0, 0
+            cursor, total, pages = None, 0, 0
             while max_pages is None or pages < max_pages:
-                found, extras = list_accounts(db, workspace_id=workspace_id, page=page_request(str(limit), cursor, sync))
+                found, extras = list_accounts(db, workspace_id=workspace_id, page=page_request(str(limit), cursor, None))
                 body = account_page_body(found, extras)
                 envelope = {"statusCode": 200, "timestamp": format_us(now_us()), "path": LIST_PATH, "data": body}
                 orjson.dumps(envelope, option=orjson.OPT_NON_STR_KEYS)
@@ -600,17 +600,9 @@ def wire_scan(url: str, workspace: str, limit: int, expected: int, meter: CpuMet
                 cursor = body["nextCursor"]
             return total, pages
 
-        scan(max_pages=10)  # warm-up
-        meter.start()
-        started = time.perf_counter()
-        total, pages = scan()
-        elapsed = time.perf_counter() - started
-        cpu = meter.stop()
+        return _timed_scan(scan, meter, f"in-process wire scan (limit {limit})", limit, expected)
     finally:
         db.dispose()
-    if total != expected:
-        raise BenchmarkError(f"in-process wire scan (limit {limit}): {total} rows, expected {expected}")
-    return {"limit": limit, "accounts": total, "pages": pages, "elapsed_s": elapsed, "accounts_per_s": total / elapsed, "cpu": cpu}
 
 
 # --- the run ----------------------------------------------------------------------------------

@@ -613,15 +613,9 @@ def record_columns(conn: Connection) -> tuple[Any, ...]:
         raw_tags, raw_fields = cast(accounts.c.tags, Text), cast(accounts.c.custom_fields, Text)
     else:
         raw_tags, raw_fields = type_coerce(accounts.c.tags, String), type_coerce(accounts.c.custom_fields, String)
+    plain = _STATE_COLUMNS[:8]  # id ... linkedin_url; the state's last two are the JSON columns
     return (
-        accounts.c.id,
-        accounts.c.rtp_aid,
-        accounts.c.uuid,
-        accounts.c.external_id,
-        accounts.c.name,
-        accounts.c.domain,
-        accounts.c.short_name,
-        accounts.c.linkedin_url,
+        *plain,
         raw_tags.label("tags"),
         raw_fields.label("custom_fields"),
         accounts.c.account_score,
