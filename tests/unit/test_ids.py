@@ -145,3 +145,34 @@ def test_uuid7_is_a_canonical_version_7_uuid_in_time_order() -> None:
         assert str(parsed) == text, f"{text!r} should be the canonical lowercase 8-4-4-4-12 form"
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122, f"{text!r} should be an RFC 9562 v7 UUID"
     assert earlier[:13] < text[:13], "a later millisecond should sort after an earlier one"
+
+
+def test_a_batch_of_uuid7s_is_canonical_random_and_of_this_millisecond() -> None:
+    import time
+    import uuid
+
+    before = time.time_ns() // 1_000_000
+    made = ids.new_uuid7s(5_000)
+    after = time.time_ns() // 1_000_000
+    assert len(made) == 5_000 and len(set(made)) == 5_000, "a batch should hold distinct UUIDs"
+    variants = set()
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text, f"{text!r} should be the canonical lowercase 8-4-4-4-12 form"
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122, f"{text!r} should be an RFC 9562 v7 UUID"
+        assert before <= parsed.int >> 80 <= after, f"{text!r} should carry the current millisecond"
+        variants.add(text[19])
+    assert variants == set("89ab"), f"the two random bits beside the variant should vary, saw {sorted(variants)}"
+
+
+def test_a_batch_of_object_ids_counts_on_from_the_last_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ids, "_seconds_now", lambda: 1_777_543_200)
+    new_object_id()
+    monkeypatch.setattr(ids, "_counter", 2**24 - 3)
+    batch = ids.new_object_ids(4)
+    following = new_object_id()
+    assert [_parts(i)[2] for i in (*batch, following)] == [2**24 - 2, 2**24 - 1, 0, 1, 2], (
+        "a batch should take the next counters (wrapping at three bytes) and the next id should follow it"
+    )
+    assert all(is_object_id(i) for i in batch), f"{batch} should all be 24 lowercase hex characters"
+    assert len({_parts(i)[:2] for i in batch}) == 1, "one batch should share the second and the process bytes"
