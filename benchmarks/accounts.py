@@ -60,6 +60,7 @@ from benchmarks.harness import (
     summarize_collapsed,
     utc_stamp,
 )
+from benchmarks.wire import WireClient, WireResponse
 
 DEFAULT_ACCOUNTS = 100_000
 QUICK_ACCOUNTS = 5_000
@@ -129,7 +130,7 @@ def push_bodies(prefix: str, n: int, batch: int = BATCH) -> list[PushBody]:
     return bodies
 
 
-def check_push(response: httpx.Response, expected: int) -> None:
+def check_push(response: WireResponse, expected: int) -> None:
     if response.status_code != 200:
         raise BenchmarkError(f"POST {PUSH_PATH} → HTTP {response.status_code}: {response.text[:500]}")
     data = orjson.loads(response.content)["data"]
@@ -142,7 +143,7 @@ def check_push(response: httpx.Response, expected: int) -> None:
             raise BenchmarkError(f"push: item not created: {result}")
 
 
-def check_list(response: httpx.Response) -> dict[str, Any]:
+def check_list(response: WireResponse) -> dict[str, Any]:
     if response.status_code != 200:
         raise BenchmarkError(f"GET {LIST_PATH} → HTTP {response.status_code}: {response.text[:500]}")
     return orjson.loads(response.content)["data"]
@@ -157,7 +158,7 @@ def list_url(limit: int, cursor: str | None) -> str:
 
 
 def push_http(base_url: str, key: str, bodies: Sequence[PushBody], clients: int, meter: CpuMeter | None) -> dict:
-    """Push `bodies` with `clients` threads, each its own keep-alive httpx.Client.
+    """Push `bodies` with `clients` threads, each its own keep-alive connection (WireClient).
 
     Threads take the next body from a shared counter, so a slow thread does not leave a
     tail of work behind. The clock starts when all clients are connected and released.
@@ -239,7 +240,7 @@ def deciles(seconds: Sequence[float]) -> list[float]:
     return [round(sum(part) / len(part) * 1000, 2) for part in parts if part]
 
 
-def pull_scan(client: httpx.Client, limit: int, expected: int | None, meter: CpuMeter | None = None) -> dict:
+def pull_scan(client: WireClient, limit: int, expected: int | None, meter: CpuMeter | None = None) -> dict:
     """A full keyset pass (first page, then nextCursor until hasNextPage is false)."""
     cursors: list[str] = []  # cursors[k]: the cursor returned with page k (leads to page k+1)
     latencies: list[float] = []
@@ -287,7 +288,7 @@ def pull_scan(client: httpx.Client, limit: int, expected: int | None, meter: Cpu
     }
 
 
-def page_latency(client: httpx.Client, cursors: list[str], limit: int) -> dict:
+def page_latency(client: WireClient, cursors: list[str], limit: int) -> dict:
     """Median/p90 of LATENCY_SAMPLES requests each: first page, a page at ~5 % and at ~95 % depth.
 
     The three kinds are interleaved, so drift on the shared machine hits them alike. The first
@@ -326,8 +327,13 @@ def page_latency(client: httpx.Client, cursors: list[str], limit: int) -> dict:
 
 
 def trivial_app_floor(requests: int = FLOOR_REQUESTS) -> dict:
-    """The load generator's own ceiling: round trips to a bare ASGI app on uvicorn (floor_app.py)."""
+    """The load generator's own ceiling: round trips to a bare ASGI app on uvicorn (floor_app.py).
+
+    Measured with the load generator (WireClient, the top-level figures) and, for the record,
+    with httpx (`httpx`): what the benchmarks' client cost before benchmarks/wire.py.
+    """
     port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "benchmarks.floor_app:app", "--port", str(port), "--log-level", "warning"],
         cwd=Path(__file__).resolve().parent.parent,
@@ -337,31 +343,40 @@ def trivial_app_floor(requests: int = FLOOR_REQUESTS) -> dict:
     )
     try:
         deadline = time.monotonic() + 30
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        with httpx.Client(base_url=base_url, timeout=30) as old_client:
             while True:
                 try:
-                    client.get("/").raise_for_status()
+                    old_client.get("/").raise_for_status()
                     break
                 except httpx.TransportError:
                     if time.monotonic() > deadline or process.poll() is not None:
                         raise BenchmarkError("the trivial ASGI app (benchmarks/floor_app.py) did not start") from None
                     time.sleep(0.1)
-            for _ in range(100):
-                client.get("/")
-            latencies = []
-            started = time.perf_counter()
-            for _ in range(requests):
-                t0 = time.perf_counter()
-                client.get("/")
-                latencies.append(time.perf_counter() - t0)
-            elapsed = time.perf_counter() - started
+            with WireClient(base_url, timeout=30) as client:
+                result = _round_trips(client, requests)
+            result["client"] = "benchmarks/wire.py (WireClient)"
+            result["httpx"] = {**_round_trips(old_client, requests), "client": f"httpx {httpx.__version__}"}
     finally:
         process.terminate()
         process.wait(timeout=10)
+    return result
+
+
+def _round_trips(client: WireClient | httpx.Client, requests: int) -> dict:
+    """`GET /` back to back on one keep-alive connection, after 100 untimed ones."""
+    for _ in range(100):
+        client.get("/").raise_for_status()
+    latencies = []
+    started = time.perf_counter()
+    for _ in range(requests):
+        t0 = time.perf_counter()
+        client.get("/")
+        latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - started
     return {"requests": requests, "requests_per_s": requests / elapsed, "latency": latency_summary(latencies)}
 
 
-def round_trip_floor(client: httpx.Client, meter: CpuMeter, requests: int = FLOOR_REQUESTS) -> dict:
+def round_trip_floor(client: WireClient, meter: CpuMeter, requests: int = FLOOR_REQUESTS) -> dict:
     """The smallest request through the whole stack, back to back: `GET /healthz`.
 
     It crosses the same client, HTTP parser, middleware and threadpool as a page and runs one
@@ -649,7 +664,7 @@ def main(args: argparse.Namespace) -> int:
         "server_command": args.server_command or "python -m abmhub",
         "serve_extra_args": serve_args,
         "profiled": bool(args.profile),
-        "http_client": f"httpx {httpx.__version__}, one keep-alive connection per client thread",
+        "http_client": "benchmarks/wire.py (minimal HTTP/1.1 client), one keep-alive connection per client thread",
         "quick": bool(args.quick),
     }
     report = Report("accounts", args.backend, config)
@@ -820,6 +835,13 @@ def main(args: argparse.Namespace) -> int:
     report.add(
         "trivial_app_requests_per_s", "load generator's ceiling: bare ASGI app on uvicorn, 1 client",
         trivial["requests_per_s"], "requests/s", baseline=None, baseline_label=f"p50 {trivial['latency']['p50_ms']:.2f} ms",
+    )  # fmt: skip
+    old_floor = trivial["httpx"]
+    report.add(
+        "trivial_app_httpx_requests_per_s",
+        f"for the record: the same with {old_floor['client']} (p50 {old_floor['latency']['p50_ms']:.2f} ms), "
+        "the load generator before benchmarks/wire.py", old_floor["requests_per_s"], "requests/s",
+        baseline=trivial["requests_per_s"], baseline_label="load generator (benchmarks/wire.py)",
     )  # fmt: skip
     report.add(
         "round_trip_floor_requests_per_s", "round-trip floor: GET /healthz, 1 client", floor["requests_per_s"],

@@ -41,6 +41,8 @@ from typing import Any
 
 import httpx
 
+from benchmarks.wire import WireClient
+
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCHMARKS_DIR.parent
 RESULTS_DIR = BENCHMARKS_DIR / "results"
@@ -408,14 +410,9 @@ class Server:
             proc.wait(timeout=10)
 
 
-def http_client(base_url: str, key: str, *, timeout: float = 120.0) -> httpx.Client:
-    """A keep-alive client for one benchmark thread, already connected."""
-    client = httpx.Client(
-        base_url=base_url,
-        headers={"X-Api-Key": key, "Content-Type": "application/json"},
-        timeout=timeout,
-        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-    )
+def http_client(base_url: str, key: str, *, timeout: float = 120.0) -> WireClient:
+    """A keep-alive client for one benchmark thread, already connected (benchmarks/wire.py)."""
+    client = WireClient(base_url, headers={"X-Api-Key": key, "Content-Type": "application/json"}, timeout=timeout)
     client.get("/healthz").raise_for_status()  # open the connection outside any timing
     return client
 

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
 from benchmarks.harness import (
@@ -51,6 +50,7 @@ from benchmarks.harness import (
     proc_status_mb,
     serve_supports,
 )
+from benchmarks.wire import WireClient, WireResponse
 
 KINDS = ("accounts", "activities", "deals", "signals")
 DEFAULT_ITEMS = 20_000
@@ -167,7 +167,7 @@ def bodies(kind: Kind, prefix: str, n: int) -> list[tuple[bytes, int]]:
     return out
 
 
-def check_push(kind: Kind, response: httpx.Response, expected: int) -> None:
+def check_push(kind: Kind, response: WireResponse, expected: int) -> None:
     if response.status_code != 200:
         raise BenchmarkError(f"POST {kind.path} → HTTP {response.status_code}: {response.text[:500]}")
     data = orjson.loads(response.content)["data"]
@@ -186,7 +186,7 @@ def stored_all(summary: dict[str, Any], expected: int) -> bool:
 
 def push(
     kind: Kind,
-    client: httpx.Client,
+    client: WireClient,
     payloads: Sequence[tuple[bytes, int]],
     interval_s: float = 0.0,
 ) -> dict:
