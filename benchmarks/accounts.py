@@ -65,6 +65,7 @@ from benchmarks.wire import WireClient, WireResponse
 DEFAULT_ACCOUNTS = 100_000
 QUICK_ACCOUNTS = 5_000
 BATCH = 100
+SERVICE_SAMPLE = 20_000  # accounts per kind in service_vs_insert
 CONCURRENT_CLIENTS = 4
 PULL_LIMITS = (100, 1000)
 DEEP_FRACTION = 0.95
@@ -501,6 +502,55 @@ def insert_ceiling(url: str, n: int, warmup_n: int, *, with_clock: bool, meter: 
     }
 
 
+def service_vs_insert(url: str, workspace: str, n: int, meter: CpuMeter) -> dict:
+    """The push's service in-process against the bare INSERT, side by side, on the full table.
+
+    After the HTTP push, in the same database (so both write into a table of N accounts):
+    alternately a push of 100 new accounts through `accounts.service.push_accounts` (the
+    server's whole push minus HTTP and validation: lookup by domain and externalId, per-item
+    decisions, clock tick, results) and the bare INSERT of 100 other rows as the insert ceiling
+    writes them. Their ratio bounds any HTTP figure: a server whose HTTP stack cost nothing
+    would still reach only this share of the bare INSERT.
+    """
+    from abmhub.accounts import service
+    from abmhub.accounts.schemas import PushAccountsRequest
+    from abmhub.db.engine import Database
+    from abmhub.db.queries import insert_rows, json_text
+    from abmhub.db.tables import accounts
+
+    db = Database(url)
+    try:
+        workspace_id = _workspace_id(db, workspace)
+        columns = list(account_rows(workspace_id, "svc-insert", 1)[0])
+        json_columns = {"tags", "custom_fields"}
+        rows = [
+            tuple(json_text(row[c]) if c in json_columns else row[c] for c in columns)
+            for row in account_rows(workspace_id, "svc-insert", n)
+        ]
+        pushes = [PushAccountsRequest.model_validate(orjson.loads(body.content)) for body in push_bodies("svc-push", n)]
+        times: dict[str, list[float]] = {"service": [], "insert": []}
+        meter.start()
+        for index, (push, batch) in enumerate(zip(pushes, chunks(rows, BATCH), strict=True)):
+            kinds = (("service", push), ("insert", batch)) if index % 2 == 0 else (("insert", batch), ("service", push))
+            for kind, work in kinds:
+                t0 = time.perf_counter()
+                if kind == "service":
+                    outcome = service.push_accounts(db, workspace_id=workspace_id, items=work.accounts)
+                    if outcome.summary["created"] != len(work.accounts):
+                        raise BenchmarkError(f"in-process service push: {outcome.summary}")
+                else:
+                    with db.engine.begin() as conn:
+                        insert_rows(conn, accounts, columns, work)
+                times[kind].append(time.perf_counter() - t0)
+        cpu = meter.stop()
+    finally:
+        db.dispose()
+    result: dict[str, Any] = {"accounts_each": n, "cpu": cpu}
+    for kind, seconds in times.items():
+        result[kind] = {"accounts_per_s": n / sum(seconds), "latency": latency_summary(seconds)}
+    return result
+
+
 def scan_ceiling(url: str, workspace: str, limit: int, expected: int, meter: CpuMeter) -> dict:
     """The keyset query the server runs, through SQLAlchemy, one transaction a page, + orjson.
 
@@ -728,6 +778,10 @@ def main(args: argparse.Namespace) -> int:
         log("A: in-process wire scan (the server's page code, no HTTP)")
         wire = {limit: wire_scan(url_a, "default", limit, n, run.cpu_meter()) for limit in PULL_LIMITS}
         details["wire_scan"] = {str(limit): value for limit, value in wire.items()}
+        # Last on this database: it adds accounts the scans above must not see.
+        sample = min(SERVICE_SAMPLE, n)
+        log(f"A: in-process service push vs bare INSERT, {sample:,} accounts each, on the full table")
+        details["service_vs_insert"] = service_vs_insert(url_a, "default", sample, run.cpu_meter())
         dbs.drop(url_a)
 
         # B. push with several clients, on a fresh database.
@@ -793,6 +847,20 @@ def main(args: argparse.Namespace) -> int:
     report.add(
         "insert_ceiling_with_clock_accounts_per_s", "in-process insert inside Database.write (clock tick)",
         ceilings["clock"]["accounts_per_s"], "accounts/s", baseline=ceiling, baseline_label=ceiling_label,
+    )  # fmt: skip
+    versus = details["service_vs_insert"]
+    at_full = f"on the full table, {versus['accounts_each']:,} accounts each, alternating"
+    report.add(
+        "service_push_accounts_per_s", f"in-process service push (no HTTP, no validation), {at_full}",
+        versus["service"]["accounts_per_s"], "accounts/s", baseline=versus["insert"]["accounts_per_s"],
+        baseline_label="bare INSERT of 100 rows, same table, same time",
+    )  # fmt: skip
+    # The HTTP push's last tenth ran on a table of ~90-100 % of N accounts, like the sample.
+    last_tenth_ms = push1["latency_by_decile_ms"][-1]
+    report.add(
+        "push_1_client_last_tenth_vs_service", "push over HTTP, 1 client, last tenth of the push",
+        BATCH / (last_tenth_ms / 1000), "accounts/s", baseline=versus["service"]["accounts_per_s"],
+        baseline_label="in-process service push on the full table",
     )  # fmt: skip
     for name, result in (("push_1_client", push1), (f"push_{clients}_clients", push_n)):
         who = "1 client" if result["clients"] == 1 else f"{result['clients']} clients"
