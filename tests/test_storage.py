@@ -125,6 +125,70 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
     db.dispose()
 
 
+def _hold_write_lock(path, held: threading.Event, release: threading.Event) -> threading.Thread:
+    """Another process's writer, as SQLite sees it: a connection of its own holding the write lock."""
+    import sqlite3
+
+    def hold() -> None:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("CREATE TABLE IF NOT EXISTS elsewhere (x INTEGER)")
+        held.set()
+        release.wait(10)
+        other.execute("COMMIT")
+        other.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert held.wait(10), "the other writer should have taken the lock"
+    return thread
+
+
+def test_a_sqlite_writer_waits_for_another_process_s_write_lock(tmp_path):
+    path = tmp_path / "x.db"
+    db = Database(f"sqlite:///{path}")
+    upgrade(db)
+    held, release = threading.Event(), threading.Event()
+    other = _hold_write_lock(path, held, release)
+    threading.Timer(0.05, release.set).start()
+    with db.write() as tx:  # waits, polling, until the other writer commits
+        assert release.is_set(), "the write transaction should have started only once the other one ended"
+        assert tx.conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000, (
+            "the busy timeout should be back in force for the statements of the transaction"
+        )
+        tx.conn.exec_driver_sql("INSERT INTO elsewhere VALUES (1)")
+    other.join()
+    with db.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM elsewhere").scalar() == 1
+    db.dispose()
+
+
+def test_a_sqlite_writer_gives_up_after_the_busy_timeout(tmp_path, monkeypatch):
+    import sqlite3
+
+    from abmhub.db import engine
+
+    path = tmp_path / "x.db"
+    db = Database(f"sqlite:///{path}")
+    upgrade(db)
+    monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    held, release = threading.Event(), threading.Event()
+    other = _hold_write_lock(path, held, release)
+    try:
+        with pytest.raises(Exception) as raised, db.write():
+            pass
+        cause = raised.value.__cause__ or raised.value
+        assert isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause), (
+            f"a writer still locked out after the busy timeout should fail with 'database is locked', got {cause!r}"
+        )
+    finally:
+        release.set()
+        other.join()
+    with db.write() as tx:  # the connection that gave up is usable again
+        assert tx.conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 50
+    db.dispose()
+
+
 def test_bootstrap_issues_a_first_key_only_on_an_empty_database(database):
     key = tenancy.bootstrap(database)
     assert key is not None and len(key) == 64
