@@ -2,10 +2,17 @@
 
 A run scores, per workspace, the accounts whose inputs changed (`accounts.score_dirty`,
 set by every write that touches a scoring input) — or all of them once per UTC day, for
-decay. Each batch of accounts is one write transaction of its workspace: three aggregate
-queries (signals, activities, deals) for the whole batch, the pure model in Python, one
-batched UPDATE of the accounts whose values changed. A crash loses at most the batch in
-flight, which rolls back whole and stays dirty for the next run.
+decay. A batch of accounts is read and scored by `compute_batch` (three aggregate queries —
+signals, activities, deals — for the whole batch, then the pure model in Python) and stored
+by `write_batch` (one batched UPDATE of the accounts whose values changed, and the dirty flag
+of the others cleared). `score_batch` does both on one connection.
+
+How batches map to transactions is the service's business (scoring/service.py): on SQLite each
+batch is one write transaction of its workspace; on PostgreSQL a *segment* of batches shares
+one (the workspace clock held), and each batch's write is its own transaction on a second
+connection, committed before the segment's. A crash loses no committed batch: on SQLite it
+loses at most the batch in flight, on PostgreSQL at most the writes of the segment in flight
+that had not committed yet. What was lost rolls back whole and stays dirty for the next run.
 """
 
 from __future__ import annotations
@@ -207,6 +214,18 @@ class BatchResult:
     changed: int = 0
 
 
+@dataclass(slots=True)
+class ScoredBatch:
+    """What `compute_batch` found: the rows to write and the accounts that only leave the dirty set."""
+
+    changed: list[tuple[Any, ...]]  # (id, *_wanted(scores)) of each account whose values changed
+    unchanged: list[int]  # ids of the accounts whose stored values are already right
+
+    @property
+    def scored(self) -> int:
+        return len(self.changed) + len(self.unchanged)
+
+
 def _stored(row: Any) -> tuple[Any, ...]:
     return tuple(row[2:])
 
@@ -243,22 +262,19 @@ def _write_scores(conn: Connection, changed: list[tuple[Any, ...]], now: int) ->
     )
 
 
-def score_batch(
+def compute_batch(
     conn: Connection,
     workspace_id: int,
     rows: Sequence[Any],
     settings: ScoringSettings,
     today: int,
-    now: int,
     *,
     contiguous: bool = False,
-) -> BatchResult:
-    """Score these account rows (`_CURRENT` columns) and write the ones whose values changed.
+) -> ScoredBatch:
+    """Score these account rows (`_CURRENT` columns): read their inputs and run the model. Writes nothing.
 
     `contiguous`: the rows are every account of the workspace between the first and the last
-    domain (a full run's batch). A score or stage change is a change of the account
-    (`change_us`: delta sync and `rtp_last_account_date`); an unchanged account only leaves
-    the dirty set.
+    domain (a full run's batch).
     """
     batch = {row.domain: row.id for row in rows}
     inputs = inputs_for(conn, workspace_id, batch, settings, today, contiguous=contiguous)
@@ -269,15 +285,39 @@ def score_batch(
             changed.append((row.id, *wanted))
         else:
             unchanged.append(row.id)
-    if changed:
-        _write_scores(conn, changed, now)
-    if unchanged:
+    return ScoredBatch(changed, unchanged)
+
+
+def write_batch(conn: Connection, batch: ScoredBatch, now: int) -> None:
+    """Store a computed batch, stamped `now` (the workspace clock of the span that read its inputs).
+
+    A score or stage change is a change of the account (`change_us`: delta sync and
+    `rtp_last_account_date`); an unchanged account only leaves the dirty set.
+    """
+    if batch.changed:
+        _write_scores(conn, batch.changed, now)
+    if batch.unchanged:
         conn.execute(
             update(accounts)
-            .where(among(conn, accounts.c.id, unchanged), accounts.c.score_dirty.is_(True))
+            .where(among(conn, accounts.c.id, batch.unchanged), accounts.c.score_dirty.is_(True))
             .values(score_dirty=False, scored_us=now)
         )
-    return BatchResult(scored=len(rows), changed=len(changed))
+
+
+def score_batch(
+    conn: Connection,
+    workspace_id: int,
+    rows: Sequence[Any],
+    settings: ScoringSettings,
+    today: int,
+    now: int,
+    *,
+    contiguous: bool = False,
+) -> BatchResult:
+    """`compute_batch` then `write_batch` on one connection, in its transaction."""
+    scored = compute_batch(conn, workspace_id, rows, settings, today, contiguous=contiguous)
+    write_batch(conn, scored, now)
+    return BatchResult(scored=scored.scored, changed=len(scored.changed))
 
 
 def next_batch(conn: Connection, workspace_id: int, *, after: str, only_dirty: bool) -> list[Any]:

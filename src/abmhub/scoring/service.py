@@ -3,6 +3,11 @@
 At most one run works on a database at a time, however many processes are started: on
 PostgreSQL a session advisory lock (released by the server if the process dies), on SQLite
 a lease row that a run renews after every batch and that expires if its holder crashed.
+
+How a run's batches map to transactions: on SQLite each batch of accounts is one write
+transaction of its workspace (`_score_in_order`: SQLite has one writer at a time, so there is
+nothing to overlap). On PostgreSQL the batches go in *segments* (`_score_in_segments`), and the
+write of one batch runs on a second connection while the next batch is read and scored.
 """
 
 from __future__ import annotations
@@ -13,14 +18,16 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from abmhub.db.engine import Database
+from abmhub.db.engine import Database, WriteTransaction
 from abmhub.db.tables import scoring_lease, scoring_runs, workspaces
 from abmhub.scoring import engine
 from abmhub.scoring.model import day_of
@@ -36,6 +43,13 @@ from abmhub.timefmt import now_us
 log = logging.getLogger("abmhub.scoring")
 
 LEASE_SECONDS = 120
+# PostgreSQL: a segment (see `_score_in_segments`) starts no new batch once it has held its
+# workspace's clock this long. Every push of the workspace waits for the clock, so this bounds
+# how long one waits: at most this plus one batch (its read, then the drain of its write;
+# ~0.3 s each for 10,000 accounts). Longer segments overlap more of the writes (a segment's
+# last write overlaps nothing), with diminishing returns.
+SEGMENT_SECONDS = 1.0
+WRITER_THREAD = "abmhub-scoring-writer"  # the name of `_BatchWriter`'s thread
 _PG_SCORING_LOCK = 0x61626D73  # "abms"
 
 
@@ -156,21 +170,8 @@ def run_scoring(
 def _run_workspace(db, workspace_id, name, settings, today, whole, renew) -> WorkspaceRun:
     started = time.perf_counter()
     run = WorkspaceRun(workspace=name, full=whole)
-    after = ""  # batches go in domain order
-    while True:
-        with db.write(workspace_id) as tx:
-            if not db.is_sqlite:
-                # A batch is a few index-driven queries; parallel workers only compete with this
-                # process for the cores (measured: docs/performance.md).
-                tx.conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
-            rows = engine.next_batch(tx.conn, workspace_id, after=after, only_dirty=not whole)
-            if not rows:
-                break
-            result = engine.score_batch(tx.conn, workspace_id, rows, settings, today, tx.now_us, contiguous=whole)
-        run.scored += result.scored
-        run.changed += result.changed
-        after = rows[-1].domain
-        renew()
+    score = _score_in_order if db.is_sqlite else _score_in_segments
+    score(db, workspace_id, settings, today, whole, renew, run)
     with db.write(workspace_id) as tx:
         previous = tx.conn.execute(
             select(scoring_runs.c.last_run_us, scoring_runs.c.last_full_day).where(
@@ -200,6 +201,138 @@ def _run_workspace(db, workspace_id, name, settings, today, whole, renew) -> Wor
         name, run.scored, "full" if whole else "changed inputs", run.changed, run.memberships, run.seconds,
     )
     return run
+
+
+def _no_parallel_workers(tx_conn: Any) -> None:
+    # A batch is a few index-driven queries; parallel workers only compete with this process
+    # (and, pipelined, with its own writer) for the cores (measured: docs/performance.md).
+    tx_conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+
+
+def _score_in_order(db, workspace_id, settings, today, whole, renew, run) -> None:
+    """Each batch is one write transaction of the workspace: read, score, write, commit (SQLite)."""
+    after = ""  # batches go in domain order
+    while True:
+        with db.write(workspace_id) as tx:
+            if not db.is_sqlite:
+                _no_parallel_workers(tx.conn)
+            rows = engine.next_batch(tx.conn, workspace_id, after=after, only_dirty=not whole)
+            if not rows:
+                break
+            result = engine.score_batch(tx.conn, workspace_id, rows, settings, today, tx.now_us, contiguous=whole)
+        run.scored += result.scored
+        run.changed += result.changed
+        after = rows[-1].domain
+        renew()
+
+
+def _segment_over(started: float, batches: int) -> bool:
+    """Whether a segment that began at `started` (time.monotonic) should start no new batch."""
+    return time.monotonic() - started >= SEGMENT_SECONDS
+
+
+def _score_in_segments(db, workspace_id, settings, today, whole, renew, run) -> None:
+    """PostgreSQL: read and score batch N+1 while a second connection writes batch N.
+
+    **Segments.** The main connection opens ONE write transaction of the workspace (which ticks
+    and so row-locks the workspace clock until it ends) and runs several batches in it: read
+    batch N (`next_batch`, its inputs), score it in Python, hand its writes (changed scores; the
+    dirty flag of the unchanged cleared), stamped with the transaction's `now_us`, to a
+    `_BatchWriter` — a thread with its own connection that writes and commits each batch in a
+    transaction of its own — and read batch N+1 at once, while the writer works. Before batch
+    N+1 is handed over, the writer must have committed batch N (a hand-off of depth 1). After
+    `SEGMENT_SECONDS`, or when the batches run out, the segment waits for the writer to commit
+    its last batch and only THEN commits the main transaction, releasing the clock.
+
+    **No input is lost.** A push committed between the read of a batch's inputs and the write
+    of its scores would have its `score_dirty` mark cleared by that write, its input ignored
+    until the next daily full run. Every writer of the workspace ticks its clock first (pushes
+    mark accounts dirty in such a transaction), and the main transaction holds the clock from
+    before the first read of the segment until after the writer's last commit: no such push
+    can commit in between, so the inputs a segment reads are still current when its scores
+    are written. A push waits for the segment, then marks its accounts dirty again for the
+    next run. The writer's connection must not tick the clock (it would wait for the main
+    transaction, which waits for it); it stamps with the main transaction's `now_us`.
+
+    **Delta sync stays sound.** A sync pass takes its stamp by ticking the same clock, so it
+    waits for the segment. The writer's changes carry the segment's stamp and are committed
+    before the segment commits: a pass whose stamp is greater than theirs ticked after the
+    segment committed and sees them; a pass that ticked before the segment has a smaller stamp
+    and finds them on its next pass — as if the segment were one writer of the workspace.
+
+    Batches of a segment are disjoint (domain order, `after` moves on), so the writer's UPDATE
+    of batch N touches no row the main connection reads for batch N+1. If the writer fails,
+    the error comes out at the next hand-off or at the segment's end: the main transaction
+    rolls back and the run of the workspace fails; batches the writer committed stay committed
+    (their scores are right), the others stay dirty. If the main side fails, the writer's batch
+    in flight is finished (committed or not) before the main transaction rolls back, and the
+    thread and its connection are released.
+    """
+    after = ""  # batches go in domain order
+    while True:
+        with db.write(workspace_id) as tx, _BatchWriter(db, tx) as writer:
+            _no_parallel_workers(tx.conn)
+            started, batches = time.monotonic(), 0
+            while True:
+                rows = engine.next_batch(tx.conn, workspace_id, after=after, only_dirty=not whole)
+                if not rows:
+                    return  # the writer's last batch is committed, then the segment (context exits)
+                scored = engine.compute_batch(tx.conn, workspace_id, rows, settings, today, contiguous=whole)
+                writer.submit(scored)
+                run.scored += scored.scored
+                run.changed += len(scored.changed)
+                after = rows[-1].domain
+                batches += 1
+                renew()
+                if _segment_over(started, batches):
+                    break
+
+
+class _BatchWriter:
+    """Writes a segment's batches on a thread and a connection of its own, one batch at a time.
+
+    `submit` hands a batch over once the previous one is committed (raising its error, if it
+    failed). Leaving the `with` block waits for the batch in flight: on a normal exit it raises
+    that batch's error; on an error exit it only logs it (the error on its way out wins). Either
+    way the thread is joined and the connection returned to the pool before the `with` block of
+    the segment's transaction (entered first) commits or rolls back.
+    """
+
+    def __init__(self, db: Database, tx: WriteTransaction) -> None:
+        self._now_us = tx.now_us
+        self._conn = db.engine.connect()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=WRITER_THREAD)
+        self._pending: Future[None] | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def _write(self, scored: engine.ScoredBatch) -> None:
+        with self._conn.begin():
+            _no_parallel_workers(self._conn)
+            engine.write_batch(self._conn, scored, self._now_us)
+
+    def submit(self, scored: engine.ScoredBatch) -> None:
+        self.wait()
+        self._pending = self._thread.submit(self._write, scored)
+
+    def wait(self) -> None:
+        """Block until the batch handed over last is committed; raise its error if it failed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        try:
+            if kind is None:
+                self.wait()
+            elif self._pending is not None and (failure := self._pending.exception()) is not None:
+                log.error("the scoring writer failed too: %r", failure)
+        finally:
+            self._thread.shutdown(wait=True)
+            self._conn.close()
 
 
 def last_run_us(db: Database, workspace_id: int) -> int | None:
@@ -233,4 +366,3 @@ def set_workspace_settings(db: Database, workspace_id: int, overrides: dict[str,
             update(scoring_runs).where(scoring_runs.c.workspace_id == workspace_id).values(last_full_day=-1)
         )
     return settings
-
