@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Connection, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from abmhub.db.engine import Database, WriteTransaction
@@ -45,9 +45,10 @@ log = logging.getLogger("abmhub.scoring")
 LEASE_SECONDS = 120
 # PostgreSQL: a segment (see `_score_in_segments`) starts no new batch once it has held its
 # workspace's clock this long. Every push of the workspace waits for the clock, so this bounds
-# how long one waits: at most this plus one batch (its read, then the drain of its write;
-# ~0.3 s each for 10,000 accounts). Longer segments overlap more of the writes (a segment's
-# last write overlaps nothing), with diminishing returns.
+# how long one waits: this plus one batch (its read and scoring, then the wait for its write:
+# ~0.5 s and ~0.4 s for 10,000 accounts; segments of a 1M full run held the clock ~1.6 s on
+# average, measured), where one transaction per batch held it for one batch. Longer segments
+# overlap more of the writes (a segment's last write overlaps nothing), with diminishing returns.
 SEGMENT_SECONDS = 1.0
 WRITER_THREAD = "abmhub-scoring-writer"  # the name of `_BatchWriter`'s thread
 _PG_SCORING_LOCK = 0x61626D73  # "abms"
@@ -203,10 +204,10 @@ def _run_workspace(db, workspace_id, name, settings, today, whole, renew) -> Wor
     return run
 
 
-def _no_parallel_workers(tx_conn: Any) -> None:
+def _no_parallel_workers(conn: Connection) -> None:
     # A batch is a few index-driven queries; parallel workers only compete with this process
     # (and, pipelined, with its own writer) for the cores (measured: docs/performance.md).
-    tx_conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+    conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 def _score_in_order(db, workspace_id, settings, today, whole, renew, run) -> None:
@@ -234,12 +235,13 @@ def _segment_over(started: float, batches: int) -> bool:
 def _score_in_segments(db, workspace_id, settings, today, whole, renew, run) -> None:
     """PostgreSQL: read and score batch N+1 while a second connection writes batch N.
 
-    **Segments.** The main connection opens ONE write transaction of the workspace (which ticks
-    and so row-locks the workspace clock until it ends) and runs several batches in it: read
-    batch N (`next_batch`, its inputs), score it in Python, hand its writes (changed scores; the
-    dirty flag of the unchanged cleared), stamped with the transaction's `now_us`, to a
-    `_BatchWriter` — a thread with its own connection that writes and commits each batch in a
-    transaction of its own — and read batch N+1 at once, while the writer works. Before batch
+    **Segments** (runs of batches; nothing to do with account segments). The main connection
+    opens ONE write transaction of the workspace (which ticks and so row-locks the workspace
+    clock until it ends) and runs several batches in it: read batch N (`next_batch`, its
+    inputs), score it in Python, hand its writes (changed scores; the dirty flag of the
+    unchanged cleared), stamped with the transaction's `now_us`, to a `_BatchWriter` — a thread
+    with its own connection that writes and commits each batch in a transaction of its own —
+    and read batch N+1 at once, while the writer works. Before batch
     N+1 is handed over, the writer must have committed batch N (a hand-off of depth 1). After
     `SEGMENT_SECONDS`, or when the batches run out, the segment waits for the writer to commit
     its last batch and only THEN commits the main transaction, releasing the clock.
@@ -252,7 +254,9 @@ def _score_in_segments(db, workspace_id, settings, today, whole, renew, run) -> 
     can commit in between, so the inputs a segment reads are still current when its scores
     are written. A push waits for the segment, then marks its accounts dirty again for the
     next run. The writer's connection must not tick the clock (it would wait for the main
-    transaction, which waits for it); it stamps with the main transaction's `now_us`.
+    transaction, which waits for it); it stamps with the main transaction's `now_us`. Nor can
+    the writer wait for a transaction that waits for the segment: it locks only account rows,
+    and every other writer of accounts ticks the workspace clock before it touches any.
 
     **Delta sync stays sound.** A sync pass takes its stamp by ticking the same clock, so it
     waits for the segment. The writer's changes carry the segment's stamp and are committed
