@@ -99,6 +99,7 @@ def push_accounts(db: Database, workspace_id: int, *domains: str) -> None:
 
 
 def add_signals(db: Database, workspace_id: int, *rows: dict[str, Any]) -> None:
+    """Insert signals and mark their accounts dirty, in one write transaction of the workspace (a push)."""
     full = [
         {
             "workspace_id": workspace_id,
@@ -116,7 +117,7 @@ def add_signals(db: Database, workspace_id: int, *rows: dict[str, Any]) -> None:
         tx.conn.execute(insert(signals), full)
         tx.conn.execute(
             accounts.update()
-            .where(accounts.c.domain.in_([r["domain"] for r in rows]))
+            .where(accounts.c.workspace_id == workspace_id, accounts.c.domain.in_([r["domain"] for r in rows]))
             .values(score_dirty=True)
         )
 

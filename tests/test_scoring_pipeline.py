@@ -13,27 +13,22 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 
 from abmhub.accounts import service as accounts_service
 from abmhub.accounts.schemas import AccountItem
 from abmhub.db.engine import Database
 from abmhub.db.migrate import upgrade
-from abmhub.db.tables import accounts, signals
-from abmhub.scoring import engine, model, service
+from abmhub.db.tables import accounts
+from abmhub.scoring import engine, service
 from abmhub.scoring.service import run_scoring
 from abmhub.scoring.settings import SCORE_COLUMNS, SIGNAL_TYPES
 from abmhub.tenancy import service as tenancy
+from tests.test_scoring import add_signals, clock
 
 pytestmark = pytest.mark.postgres
 
-DAY = model.US_PER_DAY
-TODAY = 20_000
 STORED = ("account_score", "journey_stage", *SCORE_COLUMNS.values())
-
-
-def clock() -> int:
-    return TODAY * DAY + 12 * 3600 * 1_000_000
 
 
 @pytest.fixture
@@ -74,30 +69,6 @@ def segments_of(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], list[int]]:
 def push_accounts(db: Database, workspace_id: int, domains: list[str]) -> None:
     items = [AccountItem.model_validate({"domain": d, "name": d}) for d in domains]
     accounts_service.push_accounts(db, workspace_id=workspace_id, items=items)
-
-
-def add_signals(db: Database, workspace_id: int, *rows: dict[str, Any]) -> None:
-    """Insert signals and mark their accounts dirty, in one write transaction of the workspace (a push)."""
-    full = [
-        {
-            "workspace_id": workspace_id,
-            "weight": 1.0,
-            "count": 1,
-            "score": None,
-            "created_us": clock(),
-            "occurred_us": (TODAY - row.get("age", 0)) * DAY,
-            "occurred_day": TODAY - row.get("age", 0),
-            **{k: v for k, v in row.items() if k != "age"},
-        }
-        for row in rows
-    ]
-    with db.write(workspace_id) as tx:
-        tx.conn.execute(insert(signals), full)
-        tx.conn.execute(
-            accounts.update()
-            .where(accounts.c.workspace_id == workspace_id, accounts.c.domain.in_([r["domain"] for r in rows]))
-            .values(score_dirty=True)
-        )
 
 
 def random_signals(rng: random.Random, domains: list[str], n: int) -> list[dict[str, Any]]:
