@@ -187,7 +187,7 @@ def push_http(base_url: str, key: str, bodies: Sequence[PushBody], clients: int,
                 response = client.post(PUSH_PATH, content=body.content)
                 mine.append((started, time.perf_counter() - started))
                 check_push(response, body.count)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:
             errors.append(exc)
             stop.set()
             with contextlib.suppress(Exception):
@@ -585,17 +585,43 @@ def scan_ceiling(url: str, workspace: str, limit: int, expected: int, meter: Cpu
         def records(rows: Sequence[Any]) -> list[dict]:
             return [
                 {
-                    "id": id_, "rtp_aid": rtp_aid, "uuid": uuid_, "external_id": external_id, "name": name,
-                    "domain": domain, "short_name": short_name, "linkedin_url": linkedin_url,
-                    "tags": fragment(tags), "custom_fields": fragment(custom_fields),
-                    "account_score": account_score, "journey_stage": journey_stage,
-                    "advertising_score": advertising_score, "website_score": website_score, "g2_score": g2_score,
-                    "bombora_score": bombora_score, "change_us": change_us,
-                }  # fmt: skip
+                    "id": id_,
+                    "rtp_aid": rtp_aid,
+                    "uuid": uuid_,
+                    "external_id": external_id,
+                    "name": name,
+                    "domain": domain,
+                    "short_name": short_name,
+                    "linkedin_url": linkedin_url,
+                    "tags": fragment(tags),
+                    "custom_fields": fragment(custom_fields),
+                    "account_score": account_score,
+                    "journey_stage": journey_stage,
+                    "advertising_score": advertising_score,
+                    "website_score": website_score,
+                    "g2_score": g2_score,
+                    "bombora_score": bombora_score,
+                    "change_us": change_us,
+                }
                 for (
-                    id_, rtp_aid, uuid_, external_id, name, domain, short_name, linkedin_url, tags, custom_fields,
-                    account_score, journey_stage, advertising_score, website_score, g2_score, bombora_score, change_us,
-                ) in rows  # fmt: skip
+                    id_,
+                    rtp_aid,
+                    uuid_,
+                    external_id,
+                    name,
+                    domain,
+                    short_name,
+                    linkedin_url,
+                    tags,
+                    custom_fields,
+                    account_score,
+                    journey_stage,
+                    advertising_score,
+                    website_score,
+                    g2_score,
+                    bombora_score,
+                    change_us,
+                ) in rows
             ]
 
         def scan(max_pages: int | None = None) -> tuple[int, int]:
@@ -630,7 +656,14 @@ def _timed_scan(
     cpu = meter.stop()
     if total != expected:
         raise BenchmarkError(f"{label}: {total} rows, expected {expected}")
-    return {"limit": limit, "accounts": total, "pages": pages, "elapsed_s": elapsed, "accounts_per_s": total / elapsed, "cpu": cpu}
+    return {
+        "limit": limit,
+        "accounts": total,
+        "pages": pages,
+        "elapsed_s": elapsed,
+        "accounts_per_s": total / elapsed,
+        "cpu": cpu,
+    }
 
 
 def wire_scan(url: str, workspace: str, limit: int, expected: int, meter: CpuMeter) -> dict:
@@ -654,7 +687,9 @@ def wire_scan(url: str, workspace: str, limit: int, expected: int, meter: CpuMet
         def scan(max_pages: int | None = None) -> tuple[int, int]:
             cursor, total, pages = None, 0, 0
             while max_pages is None or pages < max_pages:
-                found, extras = list_accounts(db, workspace_id=workspace_id, page=page_request(str(limit), cursor, None))
+                found, extras = list_accounts(
+                    db, workspace_id=workspace_id, page=page_request(str(limit), cursor, None)
+                )
                 body = account_page_body(found, extras)
                 envelope = {"statusCode": 200, "timestamp": format_us(now_us()), "path": LIST_PATH, "data": body}
                 orjson.dumps(envelope, option=orjson.OPT_NON_STR_KEYS)
@@ -833,112 +868,184 @@ def main(args: argparse.Namespace) -> int:
     ceiling = ceilings["plain"]["accounts_per_s"]
     ceiling_label = "in-process insert"
     report.add(
-        "push_1_client_accounts_per_s", "push, 1 client (100/request)", push1["accounts_per_s"], "accounts/s",
-        baseline=ceiling, baseline_label=ceiling_label,
-    )  # fmt: skip
+        "push_1_client_accounts_per_s",
+        "push, 1 client (100/request)",
+        push1["accounts_per_s"],
+        "accounts/s",
+        baseline=ceiling,
+        baseline_label=ceiling_label,
+    )
     report.add(
-        f"push_{clients}_clients_accounts_per_s", f"push, {clients} clients (100/request)", push_n["accounts_per_s"],
-        "accounts/s", baseline=ceiling, baseline_label=ceiling_label,
-    )  # fmt: skip
+        f"push_{clients}_clients_accounts_per_s",
+        f"push, {clients} clients (100/request)",
+        push_n["accounts_per_s"],
+        "accounts/s",
+        baseline=ceiling,
+        baseline_label=ceiling_label,
+    )
     report.add(
-        f"push_{clients}_vs_1", f"push, {clients} clients vs 1 client", push_n["accounts_per_s"], "accounts/s",
-        baseline=push1["accounts_per_s"], baseline_label="1 client",
-    )  # fmt: skip
+        f"push_{clients}_vs_1",
+        f"push, {clients} clients vs 1 client",
+        push_n["accounts_per_s"],
+        "accounts/s",
+        baseline=push1["accounts_per_s"],
+        baseline_label="1 client",
+    )
     report.add(
-        "insert_ceiling_with_clock_accounts_per_s", "in-process insert inside Database.write (clock tick)",
-        ceilings["clock"]["accounts_per_s"], "accounts/s", baseline=ceiling, baseline_label=ceiling_label,
-    )  # fmt: skip
+        "insert_ceiling_with_clock_accounts_per_s",
+        "in-process insert inside Database.write (clock tick)",
+        ceilings["clock"]["accounts_per_s"],
+        "accounts/s",
+        baseline=ceiling,
+        baseline_label=ceiling_label,
+    )
     versus = details["service_vs_insert"]
     at_full = f"on the full table, {versus['accounts_each']:,} accounts each, alternating"
     report.add(
-        "service_push_accounts_per_s", f"in-process service push (no HTTP, no validation), {at_full}",
-        versus["service"]["accounts_per_s"], "accounts/s", baseline=versus["insert"]["accounts_per_s"],
+        "service_push_accounts_per_s",
+        f"in-process service push (no HTTP, no validation), {at_full}",
+        versus["service"]["accounts_per_s"],
+        "accounts/s",
+        baseline=versus["insert"]["accounts_per_s"],
         baseline_label="bare INSERT of 100 rows, same table, same time",
-    )  # fmt: skip
+    )
     # The HTTP push's last tenth ran on a table of ~90-100 % of N accounts, like the sample.
     last_tenth_ms = push1["latency_by_decile_ms"][-1]
     report.add(
-        "push_1_client_last_tenth_vs_service", "push over HTTP, 1 client, last tenth of the push",
-        BATCH / (last_tenth_ms / 1000), "accounts/s", baseline=versus["service"]["accounts_per_s"],
+        "push_1_client_last_tenth_vs_service",
+        "push over HTTP, 1 client, last tenth of the push",
+        BATCH / (last_tenth_ms / 1000),
+        "accounts/s",
+        baseline=versus["service"]["accounts_per_s"],
         baseline_label="in-process service push on the full table",
-    )  # fmt: skip
+    )
     for name, result in (("push_1_client", push1), (f"push_{clients}_clients", push_n)):
         who = "1 client" if result["clients"] == 1 else f"{result['clients']} clients"
         per_tx = ceilings["plain"]["latency"]
         report.add(
-            f"{name}_p50_ms", f"push request latency p50, {who}", result["latency"]["p50_ms"], "ms",
-            baseline=per_tx["p50_ms"], baseline_label="in-process 100-row tx p50",
-        )  # fmt: skip
+            f"{name}_p50_ms",
+            f"push request latency p50, {who}",
+            result["latency"]["p50_ms"],
+            "ms",
+            baseline=per_tx["p50_ms"],
+            baseline_label="in-process 100-row tx p50",
+        )
         report.add(
-            f"{name}_p99_ms", f"push request latency p99, {who}", result["latency"]["p99_ms"], "ms",
-            baseline=per_tx["p99_ms"], baseline_label="in-process 100-row tx p99",
-        )  # fmt: skip
+            f"{name}_p99_ms",
+            f"push request latency p99, {who}",
+            result["latency"]["p99_ms"],
+            "ms",
+            baseline=per_tx["p99_ms"],
+            baseline_label="in-process 100-row tx p99",
+        )
     for limit in PULL_LIMITS:
         report.add(
-            f"pull_limit_{limit}_accounts_per_s", f"pull scan, limit {limit}, 1 client", scans[limit]["accounts_per_s"],
-            "accounts/s", baseline=scan_base[limit]["accounts_per_s"], baseline_label=f"in-process scan, limit {limit}",
-        )  # fmt: skip
-    for limit in PULL_LIMITS:
-        report.add(
-            f"pull_limit_{limit}_vs_wire", f"pull scan, limit {limit}, 1 client, vs the same pages in-process",
-            scans[limit]["accounts_per_s"], "accounts/s", baseline=wire[limit]["accounts_per_s"],
-            baseline_label=f"server page code in-process, limit {limit}",
-        )  # fmt: skip
-        report.add(
-            f"wire_scan_limit_{limit}_accounts_per_s", f"server page code in-process (records built), limit {limit}",
-            wire[limit]["accounts_per_s"], "accounts/s", baseline=scan_base[limit]["accounts_per_s"],
+            f"pull_limit_{limit}_accounts_per_s",
+            f"pull scan, limit {limit}, 1 client",
+            scans[limit]["accounts_per_s"],
+            "accounts/s",
+            baseline=scan_base[limit]["accounts_per_s"],
             baseline_label=f"in-process scan, limit {limit}",
-        )  # fmt: skip
+        )
+    for limit in PULL_LIMITS:
+        report.add(
+            f"pull_limit_{limit}_vs_wire",
+            f"pull scan, limit {limit}, 1 client, vs the same pages in-process",
+            scans[limit]["accounts_per_s"],
+            "accounts/s",
+            baseline=wire[limit]["accounts_per_s"],
+            baseline_label=f"server page code in-process, limit {limit}",
+        )
+        report.add(
+            f"wire_scan_limit_{limit}_accounts_per_s",
+            f"server page code in-process (records built), limit {limit}",
+            wire[limit]["accounts_per_s"],
+            "accounts/s",
+            baseline=scan_base[limit]["accounts_per_s"],
+            baseline_label=f"in-process scan, limit {limit}",
+        )
     if memory["after_push"]["peak_mb"] is not None:
         report.add(
-            "server_peak_rss_push_mb", f"server peak RSS after pushing {n:,} accounts (VmHWM)",
-            memory["after_push"]["peak_mb"], "MiB", baseline=memory["after_warmup"]["peak_mb"],
+            "server_peak_rss_push_mb",
+            f"server peak RSS after pushing {n:,} accounts (VmHWM)",
+            memory["after_push"]["peak_mb"],
+            "MiB",
+            baseline=memory["after_warmup"]["peak_mb"],
             baseline_label="after the warm-up",
-        )  # fmt: skip
+        )
         report.add(
-            "server_peak_rss_pulls_mb", "server peak RSS after the scans (VmHWM)", memory["after_pulls"]["peak_mb"],
-            "MiB", baseline=memory["after_warmup"]["peak_mb"], baseline_label="after the warm-up",
-        )  # fmt: skip
+            "server_peak_rss_pulls_mb",
+            "server peak RSS after the scans (VmHWM)",
+            memory["after_pulls"]["peak_mb"],
+            "MiB",
+            baseline=memory["after_warmup"]["peak_mb"],
+            baseline_label="after the warm-up",
+        )
     floor_s = trivial["latency"]["p50_ms"] / 1000
     report.add(
-        "trivial_app_requests_per_s", "load generator's ceiling: bare ASGI app on uvicorn, 1 client",
-        trivial["requests_per_s"], "requests/s", baseline=None, baseline_label=f"p50 {trivial['latency']['p50_ms']:.2f} ms",
-    )  # fmt: skip
+        "trivial_app_requests_per_s",
+        "load generator's ceiling: bare ASGI app on uvicorn, 1 client",
+        trivial["requests_per_s"],
+        "requests/s",
+        baseline=None,
+        baseline_label=f"p50 {trivial['latency']['p50_ms']:.2f} ms",
+    )
     old_floor = trivial["httpx"]
     report.add(
         "trivial_app_httpx_requests_per_s",
         f"for the record: the same with {old_floor['client']} (p50 {old_floor['latency']['p50_ms']:.2f} ms), "
-        "the load generator before benchmarks/wire.py", old_floor["requests_per_s"], "requests/s",
-        baseline=trivial["requests_per_s"], baseline_label="load generator (benchmarks/wire.py)",
-    )  # fmt: skip
+        "the load generator before benchmarks/wire.py",
+        old_floor["requests_per_s"],
+        "requests/s",
+        baseline=trivial["requests_per_s"],
+        baseline_label="load generator (benchmarks/wire.py)",
+    )
     report.add(
-        "round_trip_floor_requests_per_s", "round-trip floor: GET /healthz, 1 client", floor["requests_per_s"],
-        "requests/s", baseline=None, baseline_label=f"p50 {floor['latency']['p50_ms']:.2f} ms",
-    )  # fmt: skip
+        "round_trip_floor_requests_per_s",
+        "round-trip floor: GET /healthz, 1 client",
+        floor["requests_per_s"],
+        "requests/s",
+        baseline=None,
+        baseline_label=f"p50 {floor['latency']['p50_ms']:.2f} ms",
+    )
     for limit in PULL_LIMITS:
         in_process_page_s = limit / scan_base[limit]["accounts_per_s"]
         report.add(
             f"pull_limit_{limit}_floor_bound_accounts_per_s",
             f"pull scan, limit {limit}: bound of 1 sequential client (bare-app round trip + in-process page)",
-            limit / (floor_s + in_process_page_s), "accounts/s",
-            baseline=scan_base[limit]["accounts_per_s"], baseline_label=f"in-process scan, limit {limit}",
-        )  # fmt: skip
+            limit / (floor_s + in_process_page_s),
+            "accounts/s",
+            baseline=scan_base[limit]["accounts_per_s"],
+            baseline_label=f"in-process scan, limit {limit}",
+        )
     first, shallow, deep = depth["first"], depth["shallow"], depth["deep"]
     report.add("first_page_median_ms", "first page (limit 100) median", first["median_ms"], "ms")
     report.add("first_page_p90_ms", "first page (limit 100) p90", first["p90_ms"], "ms")
     deep_label = f"page {depth['deep_page']} of {depth['pages_in_scan']} (~{depth['deep_depth_fraction']:.0%})"
     report.add(
-        "deep_page_median_ms", f"{deep_label} median", deep["median_ms"], "ms",
-        baseline=first["median_ms"], baseline_label="first page",
-    )  # fmt: skip
+        "deep_page_median_ms",
+        f"{deep_label} median",
+        deep["median_ms"],
+        "ms",
+        baseline=first["median_ms"],
+        baseline_label="first page",
+    )
     report.add(
-        "deep_page_p90_ms", f"{deep_label} p90", deep["p90_ms"], "ms",
-        baseline=first["p90_ms"], baseline_label="first page",
-    )  # fmt: skip
+        "deep_page_p90_ms",
+        f"{deep_label} p90",
+        deep["p90_ms"],
+        "ms",
+        baseline=first["p90_ms"],
+        baseline_label="first page",
+    )
     report.add(
-        "deep_vs_shallow_cursor_page_median", f"{deep_label} median vs page {depth['shallow_page']} (both by cursor)",
-        deep["median_ms"], "ms", baseline=shallow["median_ms"], baseline_label=f"page {depth['shallow_page']}",
-    )  # fmt: skip
+        "deep_vs_shallow_cursor_page_median",
+        f"{deep_label} median vs page {depth['shallow_page']} (both by cursor)",
+        deep["median_ms"],
+        "ms",
+        baseline=shallow["median_ms"],
+        baseline_label=f"page {depth['shallow_page']}",
+    )
 
     path = report.write(args.results_dir)
     print(report.markdown())

@@ -45,7 +45,11 @@ REPEATS = 5
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="sqlite", help="database backend (default sqlite)")
     parser.add_argument(
-        "--accounts", type=int, default=None, metavar="N", help=f"accounts in the workspace (default {DEFAULT_ACCOUNTS:,})"
+        "--accounts",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"accounts in the workspace (default {DEFAULT_ACCOUNTS:,})",
     )
     parser.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK_ACCOUNTS:,} accounts")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where the JSON goes")

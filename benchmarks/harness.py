@@ -224,7 +224,7 @@ def machine_info() -> dict[str, Any]:
         )
     try:
         from abmhub import __version__ as abmhub_version
-    except Exception:  # noqa: BLE001 - informational only
+    except Exception:
         abmhub_version = None
     return {
         "nproc": os.cpu_count(),
@@ -420,7 +420,6 @@ def http_client(base_url: str, key: str, *, timeout: float = 120.0) -> WireClien
 # --- databases -----------------------------------------------------------------------------
 
 
-
 def _shared_buffers() -> str:
     """A quarter of the machine's RAM, at most 8 GiB (PostgreSQL's guidance for a dedicated server)."""
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -485,7 +484,7 @@ class Databases:
         return self._cluster
 
     def _postgres_version(self) -> str | None:
-        with contextlib.suppress(Exception), self._cluster._admin_connect() as conn:  # noqa: SLF001
+        with contextlib.suppress(Exception), self._cluster._admin_connect() as conn:
             return conn.execute("SHOW server_version").fetchone()[0]
         return None
 
@@ -508,7 +507,7 @@ class Databases:
                 "wal_bytes": Path(f"{path}-wal").stat().st_size if Path(f"{path}-wal").exists() else 0,
             }
         name = url.rsplit("/", 1)[1]
-        with contextlib.suppress(Exception), self._cluster._admin_connect() as conn:  # noqa: SLF001
+        with contextlib.suppress(Exception), self._cluster._admin_connect() as conn:
             return {"db_bytes": conn.execute("SELECT pg_database_size(%s)", (name,)).fetchone()[0]}
         return {}
 

@@ -145,7 +145,9 @@ def main(args: argparse.Namespace) -> int:
     )  # fmt: skip
     for label, result in (("1 process", one), ("2 processes", two)):
         report.add(f"p99_{result['servers']}", f"push latency p99, {label}", result["latency"]["p99_ms"], "ms")
-        report.add(f"locked_{result['servers']}", f'"database is locked" answers, {label}', result["locked_answers"], "")
+        report.add(
+            f"locked_{result['servers']}", f'"database is locked" answers, {label}', result["locked_answers"], ""
+        )
         errors = sum(v for k, v in result["statuses"].items() if k != "200")
         report.add(f"errors_{result['servers']}", f"non-200 answers, {label}", errors, "")
     other = sum(r["cpu"]["other_cpu_s"] for r in (one, two))
@@ -159,4 +161,3 @@ def main(args: argparse.Namespace) -> int:
     if bad:
         raise BenchmarkError(f"errors under load: {[(r['servers'], r['statuses'], r['failed_items']) for r in bad]}")
     return 0
-

@@ -364,7 +364,9 @@ class Loader:
     def close(self) -> None:
         self.conn.close()
 
-    def load(self, table: str, columns: Sequence[str], rows: Iterator[tuple[Any, ...]] | Sequence[tuple[Any, ...]]) -> int:
+    def load(
+        self, table: str, columns: Sequence[str], rows: Iterator[tuple[Any, ...]] | Sequence[tuple[Any, ...]]
+    ) -> int:
         n = 0
         if self.backend == "sqlite":
             sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
@@ -895,7 +897,11 @@ def _source_fingerprint() -> dict[str, Any]:
     head = None
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
             check=False,
         ).stdout.strip()
     return {"git_head": head, "scoring_sources_sha256": digest.hexdigest()[:16]}
@@ -1139,7 +1145,9 @@ def main(args: argparse.Namespace) -> int:
         "phases_timed": bool(args.phases),
         "profiled": bool(args.profile),
         "experiments": experiments,
-        "applied_to_main_runs": None if args.apply is None else {"name": args.apply, "description": EXPERIMENTS[args.apply][0]},
+        "applied_to_main_runs": None
+        if args.apply is None
+        else {"name": args.apply, "description": EXPERIMENTS[args.apply][0]},
         "quick": bool(args.quick),
         "targets": {"full_s": TARGET_FULL_S, "incremental_s": TARGET_INCREMENTAL_S, "peak_rss_mib": TARGET_RSS_MIB},
     }
@@ -1286,7 +1294,9 @@ def _engine_batch_size() -> int | None:
     return None
 
 
-def _figures(report: Report, data: dict[str, Any], full: dict[str, Any], incremental: dict[str, Any], backend: str) -> None:
+def _figures(
+    report: Report, data: dict[str, Any], full: dict[str, Any], incremental: dict[str, Any], backend: str
+) -> None:
     pg = " (scoring process; PostgreSQL's memory separate)" if backend == "postgresql" else ""
     report.add("generation_s", "data set generation + load + ANALYZE (not a target)", data["timings"]["total_s"], "s")
     report.add(
@@ -1328,7 +1338,12 @@ def _shape_line(data: dict[str, Any], n: int, m: int) -> str:
 
 def _phase_table(name: str, result: dict[str, Any]) -> str:
     total = result["run_s"]
-    lines = [f"{name} run — where the time goes ({total:.2f} s)", "", "| step | s | share | calls |", "|---|---:|---:|---:|"]
+    lines = [
+        f"{name} run — where the time goes ({total:.2f} s)",
+        "",
+        "| step | s | share | calls |",
+        "|---|---:|---:|---:|",
+    ]
     for step, value in sorted(result["phases"].items(), key=lambda kv: -kv[1]["s"]):
         calls = "–" if value["calls"] is None else f"{value['calls']:,}"
         lines.append(f"| {step} | {value['s']:.2f} | {value['s'] / total:.0%} | {calls} |")

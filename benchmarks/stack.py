@@ -117,7 +117,9 @@ async def _call(app: Any, key: bytes, method: str, query: bytes = b"", body: byt
 
     await app(scope, receive, send)
     if sent[0]["status"] != 200:
-        raise BenchmarkError(f"{method} /api/v1/accounts answered {sent[0]['status']}: {sent[-1].get('body', b'')[:300]!r}")
+        raise BenchmarkError(
+            f"{method} /api/v1/accounts answered {sent[0]['status']}: {sent[-1].get('body', b'')[:300]!r}"
+        )
     return orjson.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
 
 
@@ -156,7 +158,11 @@ def main(args: argparse.Namespace) -> int:
 
     n = args.accounts if args.accounts is not None else (QUICK_ACCOUNTS if args.quick else DEFAULT_ACCOUNTS)
     rounds = 1 if args.quick else ROUNDS
-    report = Report("stack", args.backend, {"accounts": n, "rounds": rounds, "requests_per_round": {str(k): v for k, v in REQUESTS.items()}})
+    report = Report(
+        "stack",
+        args.backend,
+        {"accounts": n, "rounds": rounds, "requests_per_round": {str(k): v for k, v in REQUESTS.items()}},
+    )
     started = time.perf_counter()
     with Run(args.backend) as run:
         url = run.databases.new("stack")
@@ -179,7 +185,11 @@ def main(args: argparse.Namespace) -> int:
             db.dispose()
         report.details["ms_per_request"] = times
         report.details["databases"] = run.databases.info
-    labels = {"100": "keyset page of 100 accounts", "1000": "keyset page of 1,000 accounts", "push": "push of 100 new accounts"}
+    labels = {
+        "100": "keyset page of 100 accounts",
+        "1000": "keyset page of 1,000 accounts",
+        "push": "push of 100 new accounts",
+    }
     for kind, label in labels.items():
         fastapi_ms = sorted(times[kind]["fastapi"])[len(times[kind]["fastapi"]) // 2]
         starlette_ms = sorted(times[kind]["starlette"])[len(times[kind]["starlette"]) // 2]

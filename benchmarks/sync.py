@@ -49,7 +49,9 @@ CHANGED_FRACTION = 0.01
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="sqlite", help="database backend (default sqlite)")
-    parser.add_argument("--accounts", type=int, default=None, metavar="N", help=f"accounts (default {DEFAULT_ACCOUNTS:,})")
+    parser.add_argument(
+        "--accounts", type=int, default=None, metavar="N", help=f"accounts (default {DEFAULT_ACCOUNTS:,})"
+    )
     parser.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK_ACCOUNTS:,} accounts")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where the JSON goes")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (databases, files, logs)")
@@ -71,7 +73,9 @@ def run_cli(args: list[str], server: Server, workdir: Path, name: str, meter: An
     with out_path.open("wb") as out, err_path.open("wb") as err:
         meter.start()
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "abmhub", *args], stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "abmhub", *args], stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env
+        )
         # The peak RSS is the child's own VmHWM, polled while it runs: the kernel's ru_maxrss
         # survives exec, so it also counts the forked copy of this (large, under `all`) process.
         peak_kb = 0
@@ -137,7 +141,13 @@ def one_size(run: Run, n: int, backend: str) -> dict[str, Any]:
 
         state, full_out = workdir / f"state-{n}.json", workdir / f"accounts-{n}.jsonl"
         log(f"{n:,}: sync pull (full)")
-        pull = run_cli(["sync", "pull", "accounts", "--state", str(state), "--out", str(full_out)], server, workdir, f"pull-{n}", meter)
+        pull = run_cli(
+            ["sync", "pull", "accounts", "--state", str(state), "--out", str(full_out)],
+            server,
+            workdir,
+            f"pull-{n}",
+            meter,
+        )
         with full_out.open("rb") as handle:
             lines = sum(1 for _ in handle)
         if lines != n:
@@ -154,7 +164,13 @@ def one_size(run: Run, n: int, backend: str) -> dict[str, Any]:
             raise BenchmarkError(f"changing accounts: {report.summary}")
         log(f"{n:,}: sync pull (delta after {report.summary.total:,} changes)")
         delta_out = workdir / f"changes-{n}.csv"
-        delta = run_cli(["sync", "pull", "accounts", "--state", str(state), "--out", str(delta_out)], server, workdir, f"delta-{n}", meter)
+        delta = run_cli(
+            ["sync", "pull", "accounts", "--state", str(state), "--out", str(delta_out)],
+            server,
+            workdir,
+            f"delta-{n}",
+            meter,
+        )
         with delta_out.open() as handle:
             delivered = sum(1 for _ in csv.DictReader(handle))
         if delivered != report.summary.total:
@@ -170,7 +186,13 @@ def one_size(run: Run, n: int, backend: str) -> dict[str, Any]:
 def main(args: argparse.Namespace) -> int:
     n = args.accounts if args.accounts is not None else (QUICK_ACCOUNTS if args.quick else DEFAULT_ACCOUNTS)
     small = max(1000, n // SMALL_FRACTION)
-    config = {"accounts": n, "small_run_accounts": small, "changed_fraction": CHANGED_FRACTION, "chunk": 100, "page_limit": 1000}
+    config = {
+        "accounts": n,
+        "small_run_accounts": small,
+        "changed_fraction": CHANGED_FRACTION,
+        "chunk": 100,
+        "page_limit": 1000,
+    }
     report = Report("sync", args.backend, config)
     load_before = os.getloadavg()
     with Run(args.backend, keep_temp=args.keep_temp) as run:
@@ -190,22 +212,45 @@ def main(args: argparse.Namespace) -> int:
                note=f"{big['push']['wall_s']:.1f} s wall")  # fmt: skip
     report.add("push_wall", "sync push wall time", big["push"]["wall_s"], "s")
     rss("push", "push")
-    report.add("push_server_cpu", "push: server CPU per second of wall", big["push"]["server_cpu_s"] / big["push"]["wall_s"], "cores")
+    report.add(
+        "push_server_cpu",
+        "push: server CPU per second of wall",
+        big["push"]["server_cpu_s"] / big["push"]["wall_s"],
+        "cores",
+    )
     if big["push"].get("postgres_cpu_s") is not None:
-        report.add("push_postgres_cpu", "push: PostgreSQL CPU per second of wall", big["push"]["postgres_cpu_s"] / big["push"]["wall_s"], "cores")
-    report.add("push_cli_cpu", "push: CLI CPU per second of wall", big["push"]["cli_cpu_s"] / big["push"]["wall_s"], "cores")
+        report.add(
+            "push_postgres_cpu",
+            "push: PostgreSQL CPU per second of wall",
+            big["push"]["postgres_cpu_s"] / big["push"]["wall_s"],
+            "cores",
+        )
+    report.add(
+        "push_cli_cpu", "push: CLI CPU per second of wall", big["push"]["cli_cpu_s"] / big["push"]["wall_s"], "cores"
+    )
     report.add("pull_rate", f"sync pull of {n:,} accounts (JSON Lines, 1000 per page)", n / big["pull"]["wall_s"], "accounts/s",
                note=f"{big['pull']['wall_s']:.1f} s wall")  # fmt: skip
     report.add("pull_wall", "sync pull wall time", big["pull"]["wall_s"], "s")
     rss("pull", "pull")
-    report.add("pull_server_cpu", "pull: server CPU per second of wall", big["pull"]["server_cpu_s"] / big["pull"]["wall_s"], "cores")
-    report.add("pull_cli_cpu", "pull: CLI CPU per second of wall", big["pull"]["cli_cpu_s"] / big["pull"]["wall_s"], "cores")
-    report.add("delta_wall", f"delta pull of {big['delta']['changed']:,} changed accounts (CSV)", big["delta"]["wall_s"], "s")
+    report.add(
+        "pull_server_cpu",
+        "pull: server CPU per second of wall",
+        big["pull"]["server_cpu_s"] / big["pull"]["wall_s"],
+        "cores",
+    )
+    report.add(
+        "pull_cli_cpu", "pull: CLI CPU per second of wall", big["pull"]["cli_cpu_s"] / big["pull"]["wall_s"], "cores"
+    )
+    report.add(
+        "delta_wall", f"delta pull of {big['delta']['changed']:,} changed accounts (CSV)", big["delta"]["wall_s"], "s"
+    )
     report.add("delta_rss", "delta pull: client peak RSS", big["delta"]["peak_rss_mb"], "MB")
     path = report.write(args.results_dir)
     print(report.markdown())
     print(f"\nmachine load (1/5/15 min) before: {load_before}, after: {os.getloadavg()}")
-    print(f"other processes' CPU during the {n:,} push: {big['push']['other_cpu_s']:.1f} s, pull: {big['pull']['other_cpu_s']:.1f} s")
+    print(
+        f"other processes' CPU during the {n:,} push: {big['push']['other_cpu_s']:.1f} s, pull: {big['pull']['other_cpu_s']:.1f} s"
+    )
     print(f"results: {path}")
     print(json.dumps({"push_s": big["push"]["wall_s"], "pull_s": big["pull"]["wall_s"]}))
     return 0

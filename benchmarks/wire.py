@@ -70,9 +70,7 @@ class WireClient:
     ) -> None:
         url = urlsplit(base_url)
         if url.scheme != "http" or not url.hostname:
-            raise ValueError(
-                f"WireClient speaks plain http://host[:port] only, not {base_url!r}"
-            )
+            raise ValueError(f"WireClient speaks plain http://host[:port] only, not {base_url!r}")
         self.address = (url.hostname, url.port or 80)
         self.timeout = timeout
         host = url.netloc.rpartition("@")[2]
@@ -138,12 +136,7 @@ class WireClient:
                 self.close()
                 # The keep-alive race: the server closed the idle connection as we reused it.
                 # Only then is a retry safe: nothing of an answer came back.
-                if (
-                    attempt == 1
-                    and reused
-                    and self._first_byte_s is None
-                    and not isinstance(exc, TimeoutError)
-                ):
+                if attempt == 1 and reused and self._first_byte_s is None and not isinstance(exc, TimeoutError):
                     continue
                 raise
             if not keep:
@@ -171,9 +164,7 @@ class WireClient:
         searched = 0  # bytes after self._pos known not to start the delimiter
         while (end := self._buf.find(delimiter, self._pos + searched)) < 0:
             if len(self._buf) - self._pos > limit:
-                raise ConnectionAbortedError(
-                    f"no {delimiter!r} within {limit} bytes of the response"
-                )
+                raise ConnectionAbortedError(f"no {delimiter!r} within {limit} bytes of the response")
             searched = max(0, len(self._buf) - self._pos - len(delimiter) + 1)
             self._fill()
         data = bytes(self._buf[self._pos : end])
@@ -195,9 +186,7 @@ class WireClient:
         while got < n:
             k = self._sock.recv_into(view[got:])
             if not k:
-                raise ConnectionResetError(
-                    f"the server closed the connection after {got} of {n} body bytes"
-                )
+                raise ConnectionResetError(f"the server closed the connection after {got} of {n} body bytes")
             got += k
         return bytes(out)
 
@@ -232,9 +221,7 @@ class WireClient:
             status_line, *lines = head.split("\r\n")
             version, _, rest = status_line.partition(" ")
             if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
-                raise ConnectionAbortedError(
-                    f"not an HTTP/1.x status line: {status_line[:100]!r}"
-                )
+                raise ConnectionAbortedError(f"not an HTTP/1.x status line: {status_line[:100]!r}")
             status = int(rest[:3])
             if not 100 <= status < 200 or status == 101:
                 break  # 1xx interim answers (100 Continue) are skipped
@@ -244,9 +231,7 @@ class WireClient:
             name, value = name.strip().lower(), value.strip()
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         connection = headers.get("connection", "").lower()
-        keep = "close" not in connection and (
-            version != "HTTP/1.0" or "keep-alive" in connection
-        )
+        keep = "close" not in connection and (version != "HTTP/1.0" or "keep-alive" in connection)
         if method == "HEAD" or status in NO_BODY_STATUSES or status < 200:
             content = b""
         elif "chunked" in headers.get("transfer-encoding", "").lower():

@@ -142,7 +142,9 @@ def stop_server(server: Server) -> None:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def server(request: pytest.FixtureRequest, new_database_url: Callable[[str], str], scratch_dir: Path) -> Iterator[Server]:
+def server(
+    request: pytest.FixtureRequest, new_database_url: Callable[[str], str], scratch_dir: Path
+) -> Iterator[Server]:
     """One `abmhub serve` process per backend, shared by the session; tests isolate by workspace."""
     url = new_database_url(request.param)
     # No scoring schedule: tests run the job themselves (`abmhub score`) when they need it.

@@ -133,7 +133,14 @@ FIELDS = [
     ("Legacy", "singleLineText", []),  # deactivated after the push: its values stay stored, hidden
 ]
 
-TEXTS = ["", "plain", "é and 日本 and 🦆", 'quote " backslash \\ slash /', "ctrl \n\t\r\x01\x1f\x7f", "\u2028\u2029 <>&'"]
+TEXTS = [
+    "",
+    "plain",
+    "é and 日本 and 🦆",
+    'quote " backslash \\ slash /',
+    "ctrl \n\t\r\x01\x1f\x7f",
+    "\u2028\u2029 <>&'",
+]
 NUMBERS = [30, 30.5, 0, -0.0, 0.1 + 0.2, 1e20, 1.5e-7, -12, 2**53 + 1, 2**63 - 1, -(2**63), 123456789.125]
 
 
@@ -177,7 +184,15 @@ ODD_STORED = [
     {"tags": ["x", "y"], "custom_fields": {"REGIONS_C": ["na"], "NOTE_C": "n"}},
 ]
 # Instants at the edges of what format_us writes, and ordinary ones.
-CHANGE_US = [-1, 0, 999, -62_135_596_800_000_000, -62_135_596_800_000_001, 253_402_300_800_000_000, 1_777_543_200_123_999]
+CHANGE_US = [
+    -1,
+    0,
+    999,
+    -62_135_596_800_000_000,
+    -62_135_596_800_000_001,
+    253_402_300_800_000_000,
+    1_777_543_200_123_999,
+]
 
 
 @pytest.fixture
@@ -194,16 +209,24 @@ def test_account_records_are_byte_identical_to_the_old_path(database: Database, 
     assert outcome.summary["created"] == 60, outcome.summary
     custom_fields_service.deactivate_field(database, workspace_id=workspace_id, key="LEGACY_C")
 
-    seg_a = segments_service.create_segment(database, workspace_id=workspace_id, name="A", type="static", status="active")
-    seg_b = segments_service.create_segment(database, workspace_id=workspace_id, name="B", type="static", status="active")
+    seg_a = segments_service.create_segment(
+        database, workspace_id=workspace_id, name="A", type="static", status="active"
+    )
+    seg_b = segments_service.create_segment(
+        database, workspace_id=workspace_id, name="B", type="static", status="active"
+    )
     with database.read() as conn:
         rtp_aids = list(
             conn.execute(
                 select(accounts.c.rtp_aid).where(accounts.c.workspace_id == workspace_id).order_by(accounts.c.rtp_aid)
             ).scalars()
         )
-    segments_service.add_members(database, workspace_id=workspace_id, segment_id=seg_a.segment_id, rtp_aids=rtp_aids[::2])
-    segments_service.add_members(database, workspace_id=workspace_id, segment_id=seg_b.segment_id, rtp_aids=rtp_aids[::3])
+    segments_service.add_members(
+        database, workspace_id=workspace_id, segment_id=seg_a.segment_id, rtp_aids=rtp_aids[::2]
+    )
+    segments_service.add_members(
+        database, workspace_id=workspace_id, segment_id=seg_b.segment_id, rtp_aids=rtp_aids[::3]
+    )
 
     with database.write(workspace_id) as tx:
         for i, values in enumerate(ODD_STORED):

@@ -79,8 +79,6 @@ def count(db: Database, table: Any) -> int:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()
 
 
-
-
 # --- outcomes ----------------------------------------------------------------------------
 
 
@@ -430,9 +428,7 @@ def test_last_sync_redelivers_activities_whose_contacts_changed(database, worksp
     sync_us = service.list_activities(database, workspace_id=workspace_id, page=PageRequest()).sync_us
 
     def changed_since() -> list[str]:
-        page = service.list_activities(
-            database, workspace_id=workspace_id, page=PageRequest(changed_after_us=sync_us)
-        )
+        page = service.list_activities(database, workspace_id=workspace_id, page=PageRequest(changed_after_us=sync_us))
         return [v.row.external_activity_id for v in page.items]
 
     assert changed_since() == []

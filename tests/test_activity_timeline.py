@@ -5,6 +5,7 @@ on a 100,000-activity timeline of one account by what the database itself report
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -73,9 +74,7 @@ def push_call(db: Database, workspace_id: int, external_id: str, occurred: str, 
 
 def uuid_of(db: Database, table: Any, **where: Any) -> str:
     with db.read() as conn:
-        return conn.execute(
-            select(table.c.uuid).where(*(table.c[k] == v for k, v in where.items()))
-        ).scalar_one()
+        return conn.execute(select(table.c.uuid).where(*(table.c[k] == v for k, v in where.items()))).scalar_one()
 
 
 def whole_timeline(db: Database, workspace_id: int, limit: int = 2, **scope: Any) -> list[timeline.TimelineEntry]:
@@ -151,7 +150,10 @@ def test_a_manual_activity_is_stored_with_its_references_and_marks_its_account(d
     assert counter.commits == 1, "one transaction"
     row = entry.row
     assert (row.kind, row.subject, row.description, row.category) == (
-        "manual", "Booth chat", "Met at the conference", "CONFERENCE"
+        "manual",
+        "Booth chat",
+        "Met at the conference",
+        "CONFERENCE",
     )
     assert row.sequence_id == "3c90c3cc-0d44-4b50-8888-8dd25736052a" and row.domain is None
     assert row.owner_user_uuid == uuid_of(database, users, id=user_id)
@@ -278,7 +280,18 @@ def load_big_timeline(database: Database, workspace_id: int) -> dict[str, Any]:
         for i in range(2000)
     ]
     kinds = ("call", "email", "manual")
-    columns = ("workspace_id", "uuid", "kind", "occurred_us", "domain", "account_id", "deal_id", "subject", "created_us", "change_us")
+    columns = (
+        "workspace_id",
+        "uuid",
+        "kind",
+        "occurred_us",
+        "domain",
+        "account_id",
+        "deal_id",
+        "subject",
+        "created_us",
+        "change_us",
+    )
     rows = [
         (
             workspace_id,
@@ -297,12 +310,14 @@ def load_big_timeline(database: Database, workspace_id: int) -> dict[str, Any]:
     with database.write() as tx:
         tx.conn.execute(insert(accounts), others)
         if database.is_sqlite:
-            tx.conn.execute(insert(activities), [dict(zip(columns, row)) for row in rows])
+            tx.conn.execute(insert(activities), [dict(zip(columns, row, strict=True)) for row in rows])
         else:
-            with tx.conn.connection.driver_connection.cursor() as cursor:
-                with cursor.copy(f"COPY activities ({', '.join(columns)}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
+            with (
+                tx.conn.connection.driver_connection.cursor() as cursor,
+                cursor.copy(f"COPY activities ({', '.join(columns)}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
         tx.conn.execute(
             insert(activity_contacts).from_select(
                 ["activity_id", "contact_id", "position", "occurred_us", "activity_uuid"],
@@ -325,7 +340,7 @@ def captured(database: Database) -> Iterator[list[tuple[str, Any]]]:
     """The timeline statements (the ones that ORDER BY the activity time) run meanwhile."""
     seen: list[tuple[str, Any]] = []
 
-    def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+    def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:
         if "ORDER BY" in statement and "occurred_us DESC" in statement:
             seen.append((statement, parameters))
 
@@ -415,12 +430,10 @@ def test_a_100k_timeline_pages_by_keyset_at_a_flat_cost(database, workspace_id, 
         # Pages in the middle of the timeline and near its end.
         for depth in (ROWS // 2, ROWS - 100):
             after = deep_key(database, workspace_id, depth, account_uuid=big_timeline["account_uuid"])
-            deep_s, deep = timed_page(
-                database, workspace_id, timeline.TimelineQuery(**where, after=after, limit=LIMIT)
-            )
+            deep_s, deep = timed_page(database, workspace_id, timeline.TimelineQuery(**where, after=after, limit=LIMIT))
             assert len(deep.entries) == LIMIT
             keys = [(e.row.occurred_us, e.row.uuid) for e in deep.entries]
-            assert all(a > b for a, b in zip(keys, keys[1:])), "newest first, then by UUID"
+            assert all(a > b for a, b in itertools.pairwise(keys)), "newest first, then by UUID"
             assert keys[0] < after, "strictly after the cursor"
             following = timeline.timeline(
                 database,

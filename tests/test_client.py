@@ -38,7 +38,10 @@ def counting_http() -> tuple[httpx.Client, list[str]]:
 
 
 def accounts(prefix: str, n: int) -> list[dict]:
-    return [{"domain": f"{prefix}-{i}.com", "name": f"{prefix.title()} {i}", "externalId": f"{prefix}-{i}"} for i in range(n)]
+    return [
+        {"domain": f"{prefix}-{i}.com", "name": f"{prefix.title()} {i}", "externalId": f"{prefix}-{i}"}
+        for i in range(n)
+    ]
 
 
 @pytest.fixture
@@ -51,7 +54,10 @@ def test_a_push_of_250_accounts_is_3_requests_with_results_merged_in_order(serve
     http, sent = counting_http()
     items: list = accounts("chunk", 250)
     items[10] = {"domain": "not a domain", "name": "Bad"}  # a per-item failure from the server
-    items[120] = {"domain": "chunk-0.com", "name": "Again"}  # a duplicate domain: failed, with the first account's rtp_aid
+    items[120] = {
+        "domain": "chunk-0.com",
+        "name": "Again",
+    }  # a duplicate domain: failed, with the first account's rtp_aid
     items[201] = {"domain": "chunk-missing-name.com"}  # refused locally: never sent
     items[202] = AccountIn(domain="https://www.Chunk-Model.com/x", name="From a model", tags=["t"])
     with RecotapClient(server.base_url, workspace.key, http=http) as c:
@@ -168,7 +174,12 @@ def test_deals_activities_and_signals_push_and_read_back(client):
         }
 
     pushed = client.push_sales_activities([activity(i) for i in range(60)] + [activity(0), activity(99, "meeting")])
-    assert [len(pushed.results), pushed.summary.created, pushed.summary.failed, pushed.summary.skipped] == [62, 60, 1, 1]
+    assert [len(pushed.results), pushed.summary.created, pushed.summary.failed, pushed.summary.skipped] == [
+        62,
+        60,
+        1,
+        1,
+    ]
     assert "already exists" in pushed.results[60].error and pushed.results[61].reason
     assert len(list(client.iter_sales_activities(domain="deal-co.com"))) == 60
 
@@ -210,7 +221,10 @@ def test_reevo_client_logs_activities_and_reads_the_timeline(server, workspace, 
         assert reevo.get_activity(logged[1].id).display_name == "Touch 3"
         with pytest.raises(Unprocessable) as refused:
             reevo.log_activity(
-                activity_time="2026-04-05T00:00:00Z", subject="x", description="", account_id="3c90c3cc-0d44-4b50-8888-8dd25736052a"
+                activity_time="2026-04-05T00:00:00Z",
+                subject="x",
+                description="",
+                account_id="3c90c3cc-0d44-4b50-8888-8dd25736052a",
             )
         assert refused.value.status == 422 and refused.value.issues[0].path == "attributes.account_id"
 
@@ -244,8 +258,12 @@ def test_async_clients(server, workspace):
             account_id = account.id
 
         async with AsyncReevoClient(server.base_url, workspace.key) as reevo:
-            await reevo.log_activity(activity_time="2026-04-02T00:00:00Z", subject="A", description="", account_id=account_id)
-            await reevo.log_activity(activity_time="2026-04-03T00:00:00Z", subject="B", description="", account_id=account_id)
+            await reevo.log_activity(
+                activity_time="2026-04-02T00:00:00Z", subject="A", description="", account_id=account_id
+            )
+            await reevo.log_activity(
+                activity_time="2026-04-03T00:00:00Z", subject="B", description="", account_id=account_id
+            )
             assert [r.display_name async for r in reevo.timeline(account_id=account_id, limit=1)] == ["B", "A"]
 
     asyncio.run(scenario())

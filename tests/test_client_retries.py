@@ -64,7 +64,9 @@ class ScriptedServer:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                seen = Seen(self.command, self.path, dict(self.headers), json.loads(raw) if raw else None, time.monotonic())
+                seen = Seen(
+                    self.command, self.path, dict(self.headers), json.loads(raw) if raw else None, time.monotonic()
+                )
                 outer.seen.append(seen)
                 answer = outer.script(seen)
                 if answer.delay:
@@ -107,7 +109,12 @@ def envelope(data: Any, status: int = 200) -> dict[str, Any]:
 def push_results(seen: Seen) -> Answer:
     items = seen.body["accounts"]
     results = [{"rtp_aid": f"{i:024x}", "domain": item["domain"], "status": "created"} for i, item in enumerate(items)]
-    return Answer(200, envelope({"results": results, "summary": {"total": len(items), "created": len(items), "updated": 0, "failed": 0}}))
+    return Answer(
+        200,
+        envelope(
+            {"results": results, "summary": {"total": len(items), "created": len(items), "updated": 0, "failed": 0}}
+        ),
+    )
 
 
 def in_sequence(*answers: Answer, then: Callable[[Seen], Answer] | None = None) -> Callable[[Seen], Answer]:
@@ -124,7 +131,12 @@ def in_sequence(*answers: Answer, then: Callable[[Seen], Answer] | None = None) 
 
 TOO_MANY = Answer(
     429,
-    {"statusCode": 429, "message": "Too Many Requests", "customMessage": "Rate limit exceeded; retry after 1 s", "data": None},
+    {
+        "statusCode": 429,
+        "message": "Too Many Requests",
+        "customMessage": "Rate limit exceeded; retry after 1 s",
+        "data": None,
+    },
     {"Retry-After": "1"},
 )
 UNAVAILABLE = Answer(503, {"statusCode": 503, "message": "Service Unavailable", "data": None})
@@ -146,7 +158,9 @@ def accounts(n: int) -> list[dict[str, str]]:
 def test_429_with_retry_after_then_503_then_success(logs):
     with ScriptedServer(in_sequence(TOO_MANY, UNAVAILABLE, then=push_results)) as server:
         started = time.monotonic()
-        with RecotapClient(server.base_url, KEY, retry=RetryPolicy(attempts=4, backoff=0.05, max_backoff=0.1)) as client:
+        with RecotapClient(
+            server.base_url, KEY, retry=RetryPolicy(attempts=4, backoff=0.05, max_backoff=0.1)
+        ) as client:
             report = client.push_accounts(accounts(3))
         elapsed = time.monotonic() - started
     assert report.summary.created == 3 and report.ok
@@ -175,7 +189,10 @@ def test_gives_up_after_the_cap_with_a_clear_error(logs):
 
 def test_a_retry_after_longer_than_max_wait_is_not_waited_for():
     slow = Answer(429, {"statusCode": 429, "message": "Too Many Requests", "data": None}, {"Retry-After": "600"})
-    with ScriptedServer(lambda seen: slow) as server, RecotapClient(server.base_url, KEY, retry=RetryPolicy(max_wait=5)) as client:
+    with (
+        ScriptedServer(lambda seen: slow) as server,
+        RecotapClient(server.base_url, KEY, retry=RetryPolicy(max_wait=5)) as client,
+    ):
         started = time.monotonic()
         with pytest.raises(RetriesExhausted, match="asked to retry after 600 s"):
             client.request("GET", "accounts")
@@ -186,13 +203,19 @@ def test_connection_failures_and_timeouts_are_retried():
     with ScriptedServer(lambda seen: Answer(200, envelope([]))) as server:
         port = server.httpd.server_address[1]
     # Nothing listens on the port any more: connection refused, every time.
-    with RecotapClient(f"http://127.0.0.1:{port}", KEY, retry=FAST) as client, pytest.raises(RetriesExhausted) as refused:
+    with (
+        RecotapClient(f"http://127.0.0.1:{port}", KEY, retry=FAST) as client,
+        pytest.raises(RetriesExhausted) as refused,
+    ):
         client.journey_stages()
     assert isinstance(refused.value.last, ConnectionFailed) and refused.value.attempts == 3
     assert KEY not in "".join(traceback.format_exception(refused.value))
 
     slow_then_fast = in_sequence(Answer(200, envelope([]), delay=1.0), then=lambda seen: Answer(200, ["Unaware"]))
-    with ScriptedServer(slow_then_fast) as server, RecotapClient(server.base_url, KEY, timeout=0.3, retry=FAST) as client:
+    with (
+        ScriptedServer(slow_then_fast) as server,
+        RecotapClient(server.base_url, KEY, timeout=0.3, retry=FAST) as client,
+    ):
         assert client.journey_stages() == ["Unaware"]
     assert len(server.seen) == 2
 
@@ -224,7 +247,9 @@ def test_vendor_variants_a_cursor_on_the_last_page_and_bare_arrays():
             cursor = seen.path.partition("cursor=")[2] or None
             return Answer(200, envelope(pages[cursor]))
         if seen.path == "/api/v1/deal-stages":
-            return Answer(200, [{"pipelineId": "p", "pipelineLabel": "P", "stages": [{"stageId": "s", "stageLabel": "S"}]}])
+            return Answer(
+                200, [{"pipelineId": "p", "pipelineLabel": "P", "stages": [{"stageId": "s", "stageLabel": "S"}]}]
+            )
         return Answer(200, ["Unaware", "Aware"])
 
     with ScriptedServer(script) as server, RecotapClient(server.base_url + "/api/v1/", KEY) as client:
@@ -253,7 +278,11 @@ def test_async_client_honours_retry_after_too(logs):
 
 def test_reevo_client_sends_a_bearer_key_and_never_shows_it(logs):
     answer = Answer(401, {"detail": "Invalid API key"})
-    with ScriptedServer(lambda seen: answer) as server, ReevoClient(server.base_url, KEY) as reevo, pytest.raises(Unauthorized) as refused:
+    with (
+        ScriptedServer(lambda seen: answer) as server,
+        ReevoClient(server.base_url, KEY) as reevo,
+        pytest.raises(Unauthorized) as refused,
+    ):
         reevo.get_activity("3c90c3cc-0d44-4b50-8888-8dd25736052a")
     assert server.seen[0].headers["Authorization"] == f"Bearer {KEY}"
     assert server.seen[0].path == "/api/v2/activity/3c90c3cc-0d44-4b50-8888-8dd25736052a"

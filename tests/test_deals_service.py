@@ -131,8 +131,15 @@ def test_pipelines_are_all_or_nothing_and_stages_default_their_journey_stage(dat
 
 @pytest.mark.parametrize(
     ("label", "stage"),
-    [("Closed Won", "Customer"), ("closed-won", "Customer"), ("WON", "Customer"), ("Closed Lost", None),
-     ("lost_deal", None), ("Wonderful", "Opportunity"), ("Demo", "Opportunity")],
+    [
+        ("Closed Won", "Customer"),
+        ("closed-won", "Customer"),
+        ("WON", "Customer"),
+        ("Closed Lost", None),
+        ("lost_deal", None),
+        ("Wonderful", "Opportunity"),
+        ("Demo", "Opportunity"),
+    ],
 )
 def test_journey_stage_defaults_follow_the_words_won_and_lost(label, stage):
     assert service.journey_stage_for(label) == stage

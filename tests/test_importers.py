@@ -52,9 +52,7 @@ def run(db: Database, workspace_id: int, source: str, path: Path, **kwargs: Any)
 
 def stored(db: Database, workspace_id: int) -> list[Any]:
     with db.read() as conn:
-        return conn.execute(
-            select(signals).where(signals.c.workspace_id == workspace_id).order_by(signals.c.id)
-        ).all()
+        return conn.execute(select(signals).where(signals.c.workspace_id == workspace_id).order_by(signals.c.id)).all()
 
 
 def failures(report: importers.ImportReport) -> list[tuple[int, str]]:
@@ -186,7 +184,9 @@ def write(tmp_path: Path, text: str, name: str = "export.csv") -> Path:
 
 
 def test_column_names_match_without_case_spaces_or_punctuation(database, workspace_id, tmp_path):
-    path = write(tmp_path, "\ufeff  COMPANY_DOMAIN ,visited-at,PAGE  URL\nacme.com,2026-04-30 10:00:00,https://a.example/\n")
+    path = write(
+        tmp_path, "\ufeff  COMPANY_DOMAIN ,visited-at,PAGE  URL\nacme.com,2026-04-30 10:00:00,https://a.example/\n"
+    )
     report = run(database, workspace_id, "website", path)
     assert (report.created, report.rows_failed) == (1, 0)
 
@@ -253,7 +253,9 @@ def test_export_dates(text, iso):
     assert parse_export_date(text) == parse_iso8601(iso)
 
 
-@pytest.mark.parametrize("text", ["30/04/2026", "2026-02-30", "04/30/26", "13:00 04/30/2026", "04/30/2026 13:00 PM", ""])
+@pytest.mark.parametrize(
+    "text", ["30/04/2026", "2026-02-30", "04/30/26", "13:00 04/30/2026", "04/30/2026 13:00 PM", ""]
+)
 def test_bad_export_dates(text):
     with pytest.raises(ValueError):
         parse_export_date(text)
@@ -310,9 +312,7 @@ def test_signals_go_in_batches_of_1000_one_transaction_each(database, workspace_
 def test_a_row_s_signals_stay_in_one_batch(database, workspace_id, tmp_path, monkeypatch):
     sizes: list[int] = []
     push = importers.push_signals
-    monkeypatch.setattr(
-        importers, "push_signals", lambda db, **kw: sizes.append(len(kw["items"])) or push(db, **kw)
-    )
+    monkeypatch.setattr(importers, "push_signals", lambda db, **kw: sizes.append(len(kw["items"])) or push(db, **kw))
     lines = "".join(f"co-{i}.com,5,2,1,2026-04-01\n" for i in range(10))
     path = write(tmp_path, "Company Website,Impressions,Clicks,Engagements,Date\n" + lines)
     report = run(database, workspace_id, "linkedin", path, batch_size=10)
@@ -430,4 +430,3 @@ def test_abmhub_import_end_to_end(database, workspace_id):
     assert refused.returncode != 0
     assert "workspace 'nobody' not found" in refused.stderr
     assert "Traceback" not in refused.stderr
-

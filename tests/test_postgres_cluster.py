@@ -74,9 +74,7 @@ def test_cluster_lifecycle(tmp_path: Path, record_property) -> None:
         with engine.begin() as conn:
             version = conn.execute(text("select version()")).scalar_one()
             assert version.startswith("PostgreSQL ")
-            assert conn.execute(text("select name from seeded")).scalar_one() == (
-                "from-template"
-            )
+            assert conn.execute(text("select name from seeded")).scalar_one() == ("from-template")
             conn.execute(text("CREATE TABLE t (id serial PRIMARY KEY, v text)"))
             conn.execute(text("INSERT INTO t (v) VALUES ('a'), ('b')"))
             rows = conn.execute(text("SELECT v FROM t ORDER BY id")).scalars().all()
@@ -107,7 +105,7 @@ def test_cluster_lifecycle(tmp_path: Path, record_property) -> None:
     assert not data_dir.exists()
     assert not _port_open(port)
     with pytest.raises(RuntimeError):
-        cluster.port
+        _ = cluster.port
 
     start_s, stop_s = t_started - t0, t_end - t_stop0
     record_property("pg_start_seconds", round(start_s, 3))

@@ -28,7 +28,9 @@ def test_finds_exactly_the_given_ids_and_keys(table: Database) -> None:
     ids.reverse()
     with table.engine.connect() as conn:
         found = set(conn.execute(select(_rows.c.id).where(among(conn, _rows.c.id, ids))).scalars())
-        keys = set(conn.execute(select(_rows.c.key).where(among(conn, _rows.c.key, ["k3", "k5", "nope"], String))).scalars())
+        keys = set(
+            conn.execute(select(_rows.c.key).where(among(conn, _rows.c.key, ["k3", "k5", "nope"], String))).scalars()
+        )
     assert found == set(ids), f"{len(found)} ids found, expected the {len(ids)} given"
     assert keys == {"k3", "k5"}, f"keys found: {keys}"
 
@@ -52,5 +54,7 @@ def test_postgresql_sees_the_ids_as_a_constant_array_even_in_a_sequential_scan(t
         )
         found = len(conn.execute(statement).all())
     assert "Seq Scan" in plan, f"the test should force a sequential scan:\n{plan}"
-    assert "::text" not in plan and "'::integer[]" in plan, f"the ids should be one constant integer array:\n{plan[:600]}"
+    assert "::text" not in plan and "'::integer[]" in plan, (
+        f"the ids should be one constant integer array:\n{plan[:600]}"
+    )
     assert found == len(ids)

@@ -62,7 +62,12 @@ def test_bombora_counts_only_the_surge_above_the_baseline():
 
 
 def inputs(**kw: Any) -> model.AccountInputs:
-    defaults: dict[str, Any] = {"source_points": {}, "engagement_points": 0.0, "has_won_deal": False, "has_open_deal": False}
+    defaults: dict[str, Any] = {
+        "source_points": {},
+        "engagement_points": 0.0,
+        "has_won_deal": False,
+        "has_open_deal": False,
+    }
     return model.AccountInputs(**{**defaults, **kw})
 
 
@@ -205,7 +210,13 @@ def test_deals_drive_journey_stages(database, workspace_id):
         workspace_id=workspace_id,
         items=[
             DealItem.model_validate(
-                {"externalDealId": d, "name": d, "pipelineId": "p", "stageId": stage, "associatedAccounts": [{"domain": d}]}
+                {
+                    "externalDealId": d,
+                    "name": d,
+                    "pipelineId": "p",
+                    "stageId": stage,
+                    "associatedAccounts": [{"domain": d}],
+                }
             )
             for d, stage in (("open.com", "demo"), ("won.com", "won"), ("lost.com", "lost"))
         ],
@@ -237,7 +248,7 @@ def test_dynamic_segments_follow_their_rule(database, workspace_id):
     )
     add_signals(database, workspace_id, {"source": "g2", "type": "pricing_view", "domain": "hot.com"})
     run_scoring(database, clock=clock)
-    page, extras = accounts_service.list_accounts(
+    page, _extras = accounts_service.list_accounts(
         database,
         workspace_id=workspace_id,
         page=accounts_service.PageRequest(limit=10),
@@ -323,9 +334,14 @@ def test_a_failing_workspace_does_not_stop_the_others(database, workspace_id):
     with database.write(workspace_id) as tx:  # a rule the API would refuse, stored behind its back
         tx.conn.execute(
             insert(segments_table).values(
-                workspace_id=workspace_id, segment_id="f" * 24, name="Broken", type="dynamic", status="active",
+                workspace_id=workspace_id,
+                segment_id="f" * 24,
+                name="Broken",
+                type="dynamic",
+                status="active",
                 rule={"all": [{"field": "rtp_account_score", "op": "gte", "value": {"x": 1}}]},
-                created_us=0, change_us=0,
+                created_us=0,
+                change_us=0,
             )
         )
     report = run_scoring(database, clock=clock)
@@ -359,7 +375,7 @@ def test_full_runs_read_signals_in_the_databases_collation(postgres_cluster):
                 "CREATE DATABASE scoring_collation TEMPLATE template0 LOCALE_PROVIDER icu "
                 "ICU_LOCALE 'und-u-ka-shifted' LOCALE 'C'"
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             pytest.skip(f"this PostgreSQL cannot create an ICU database: {exc}")
     db = Database(postgres_cluster.url("scoring_collation"))
     try:
@@ -372,7 +388,9 @@ def test_full_runs_read_signals_in_the_databases_collation(postgres_cluster):
         workspace = tenancy.create_workspace(db, name="acme")
         push_accounts(db, workspace, "a-c.com", "ab.com", "b.com")
         add_signals(
-            db, workspace, *({"source": "g2", "type": "pricing_view", "domain": d} for d in ("a-c.com", "ab.com", "b.com"))
+            db,
+            workspace,
+            *({"source": "g2", "type": "pricing_view", "domain": d} for d in ("a-c.com", "ab.com", "b.com")),
         )
         run_scoring(db, full=True, clock=clock)
         g2 = {d: r.g2_score for d, r in scores(db).items()}

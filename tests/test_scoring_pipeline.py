@@ -252,7 +252,7 @@ def test_a_push_during_a_segment_waits_for_it_and_stays_dirty(new_pg, segments_o
     def push() -> None:
         try:
             add_signals(db, workspace_id, {"source": "g2", "type": "pricing_view", "domain": target})
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             failures.append(exc)
         finally:
             pushed.set()

@@ -49,7 +49,9 @@ def test_seed_twice_with_one_seed_gives_identical_scored_workspaces(cli, server,
     # Today (scores decay from the day they are computed), but pinned: both seeds end on one day.
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     for name in names:
-        proc = cli("seed", "--workspace", name, "--accounts", "120", "--seed", "42", "--as-of", today.date().isoformat())
+        proc = cli(
+            "seed", "--workspace", name, "--accounts", "120", "--seed", "42", "--as-of", today.date().isoformat()
+        )
         assert proc.returncode == 0, proc.stderr
         assert "Scored 120 accounts" in proc.stdout
 
@@ -57,7 +59,9 @@ def test_seed_twice_with_one_seed_gives_identical_scored_workspaces(cli, server,
         key = tenancy.create_key(server_database, workspace=name, user_email="dev@example.com")
         with RecotapClient(server.base_url, key) as client:
             accounts = sorted(client.iter_accounts(), key=lambda a: a.domain)
-            deals = sorted((d.externalDealId, d.stageId, [h.stageId for h in d.stageHistory]) for d in client.iter_deals())
+            deals = sorted(
+                (d.externalDealId, d.stageId, [h.stageId for h in d.stageHistory]) for d in client.iter_deals()
+            )
             activities = sum(1 for _ in client.iter_sales_activities())
         return accounts, deals, activities
 

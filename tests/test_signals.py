@@ -55,9 +55,7 @@ def statuses(outcome: service.PushOutcome) -> list[str]:
 
 def stored(db: Database, workspace_id: int) -> list[Any]:
     with db.read() as conn:
-        return conn.execute(
-            select(signals).where(signals.c.workspace_id == workspace_id).order_by(signals.c.id)
-        ).all()
+        return conn.execute(select(signals).where(signals.c.workspace_id == workspace_id).order_by(signals.c.id)).all()
 
 
 # --- push outcomes -----------------------------------------------------------------------
@@ -107,7 +105,9 @@ def test_the_occurred_day_is_the_utc_day(database, workspace_id, occurred_at, da
 
 def test_a_known_external_signal_id_is_skipped_and_stores_nothing(database, workspace_id):
     push(database, workspace_id, signal(externalSignalId="s-1"))
-    outcome = push(database, workspace_id, signal(externalSignalId="s-1", domain="other.com"), signal(externalSignalId="s-2"))
+    outcome = push(
+        database, workspace_id, signal(externalSignalId="s-1", domain="other.com"), signal(externalSignalId="s-2")
+    )
     assert outcome.results[0] == {
         "externalSignalId": "s-1",
         "domain": "other.com",
@@ -140,7 +140,12 @@ def test_an_invalid_domain_fails_only_its_item_and_does_not_take_its_id(database
         signal(domain="www.Globex.com", externalSignalId="x"),
     )
     assert outcome.results == [
-        {"externalSignalId": "x", "domain": "not a domain", "status": "failed", "error": "Invalid domain 'not a domain'"},
+        {
+            "externalSignalId": "x",
+            "domain": "not a domain",
+            "status": "failed",
+            "error": "Invalid domain 'not a domain'",
+        },
         {"externalSignalId": "x", "domain": "globex.com", "status": "created"},
     ]
     assert outcome.summary == {"total": 2, "created": 1, "skipped": 0, "failed": 1}
@@ -206,8 +211,6 @@ def test_skipped_and_failed_signals_mark_nothing(database, workspace_id):
 
 
 # --- statements --------------------------------------------------------------------------
-
-
 
 
 def test_a_push_of_1000_signals_is_one_transaction_with_batched_statements(database, workspace_id):
@@ -289,7 +292,12 @@ def test_a_score_is_an_integer_from_0_to_100(score, constraint, text):
 
 def test_whole_number_floats_are_integers():
     request = PushSignalsRequest.model_validate(
-        {"signals": [signal_body(source="bombora", type="surge", score=55.0), signal_body(source="linkedin_ads", type="click", count=3.0)]}
+        {
+            "signals": [
+                signal_body(source="bombora", type="surge", score=55.0),
+                signal_body(source="linkedin_ads", type="click", count=3.0),
+            ]
+        }
     )
     assert (request.signals[0].score, request.signals[1].count) == (55, 3)
     assert isinstance(request.signals[0].score, int)
@@ -298,16 +306,31 @@ def test_whole_number_floats_are_integers():
 @pytest.mark.parametrize(
     ("fields", "path", "constraints"),
     [
-        ({"count": 0, "source": "linkedin_ads", "type": "click"}, "signals.0.count", {"min": "count must not be less than 1"}),
+        (
+            {"count": 0, "source": "linkedin_ads", "type": "click"},
+            "signals.0.count",
+            {"min": "count must not be less than 1"},
+        ),
         ({"weight": -0.5}, "signals.0.weight", {"min": "weight must not be less than 0"}),
-        ({"occurredAt": "yesterday"}, "signals.0.occurredAt", {"isIso8601": "occurredAt must be a valid ISO 8601 date string"}),
+        (
+            {"occurredAt": "yesterday"},
+            "signals.0.occurredAt",
+            {"isIso8601": "occurredAt must be a valid ISO 8601 date string"},
+        ),
         ({"domain": "  "}, "signals.0.domain", {"isNotEmpty": "domain should not be empty"}),
-        ({"externalSignalId": ""}, "signals.0.externalSignalId", {"isNotEmpty": "externalSignalId should not be empty"}),
+        (
+            {"externalSignalId": ""},
+            "signals.0.externalSignalId",
+            {"isNotEmpty": "externalSignalId should not be empty"},
+        ),
         ({"visitor": "x"}, "signals.0.visitor", {"whitelistValidation": "property visitor should not exist"}),
         # A field of another source is refused rather than silently ignored.
         ({"count": 3}, "signals.0.count", {"whitelistValidation": "property count should not exist"}),
-        ({"source": "g2", "type": "pricing_view", "url": "https://g2.example"}, "signals.0.url",
-         {"whitelistValidation": "property url should not exist"}),
+        (
+            {"source": "g2", "type": "pricing_view", "url": "https://g2.example"},
+            "signals.0.url",
+            {"whitelistValidation": "property url should not exist"},
+        ),
     ],
 )
 def test_field_rules(fields, path, constraints):
@@ -337,7 +360,13 @@ def client(database: Database, workspace_id: int):
 def test_the_endpoint_answers_results_and_summary_in_the_envelope(client):
     response = client.post(
         "/api/v1/signals",
-        json={"signals": [signal_body(externalSignalId="e-1"), signal_body(externalSignalId="e-1"), signal_body(domain="nope")]},
+        json={
+            "signals": [
+                signal_body(externalSignalId="e-1"),
+                signal_body(externalSignalId="e-1"),
+                signal_body(domain="nope"),
+            ]
+        },
     )
     assert response.status_code == 200
     body = response.json()
@@ -368,7 +397,9 @@ def test_the_endpoint_refuses_a_bad_type_as_a_whole_and_stores_nothing(client, d
         {
             "property": "type",
             "path": "signals.1.type",
-            "constraints": {"isIn": "type must be one of the following values: profile_view, comparison, pricing_view, category_view"},
+            "constraints": {
+                "isIn": "type must be one of the following values: profile_view, comparison, pricing_view, category_view"
+            },
         }
     ]
     assert stored(database, workspace_id) == []

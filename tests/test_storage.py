@@ -29,8 +29,6 @@ def items(n: int, prefix: str = "co") -> list[AccountItem]:
     return [AccountItem.model_validate({"domain": f"{prefix}-{i}.com", "name": f"Co {i}"}) for i in range(n)]
 
 
-
-
 def test_a_push_of_100_accounts_is_one_transaction_with_batched_statements(database, workspace_id):
     counter = StatementCounter(database)
     outcome = accounts_service.push_accounts(database, workspace_id=workspace_id, items=items(100))
@@ -98,7 +96,7 @@ def test_migrations_are_idempotent_and_safe_from_several_processes(backend, new_
         db = Database(url)
         try:
             upgrade(db)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
         finally:
             db.dispose()

@@ -24,7 +24,12 @@ def sync(server, workspace, *args: str, env_auth: bool = False) -> subprocess.Co
     else:
         auth = ["--base-url", server.base_url, "--api-key", workspace.key]
     return subprocess.run(
-        [sys.executable, "-m", "abmhub", "sync", *args, *auth], capture_output=True, text=True, timeout=120, env=env, check=False
+        [sys.executable, "-m", "abmhub", "sync", *args, *auth],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
     )
 
 
@@ -69,7 +74,11 @@ def test_push_a_csv_with_a_mapping_reports_counts_and_failed_lines(server, works
     assert "Traceback" not in proc.stderr and workspace.key not in proc.stdout + proc.stderr
     rows = list(csv.DictReader(failures.open()))
     assert [(r["line"], r["item"]) for r in rows] == [("4", ""), ("7", "not-a-domain"), ("8", "")]
-    assert "domain" in rows[0]["error"] and "Invalid domain" in rows[1]["error"] and "'many' is not a number" in rows[2]["error"]
+    assert (
+        "domain" in rows[0]["error"]
+        and "Invalid domain" in rows[1]["error"]
+        and "'many' is not a number" in rows[2]["error"]
+    )
     for line in ("4", "7", "8"):
         assert f"│ {line}" in proc.stderr, "failed lines are listed on stderr"
 
@@ -93,7 +102,16 @@ def test_push_jsonl_signals_and_activities_with_a_mapping(server, workspace, cli
         {"source": "bombora", "kind": "surge", "company": "jsonl.com", "at": "2026-04-27", "topic": "ABM", "score": 72},
     ]
     signals.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n{broken\n")
-    mapping = ["--map", "kind=type", "--map", "company=domain", "--map", "at=occurredAt", "--map", "id=externalSignalId"]
+    mapping = [
+        "--map",
+        "kind=type",
+        "--map",
+        "company=domain",
+        "--map",
+        "at=occurredAt",
+        "--map",
+        "id=externalSignalId",
+    ]
     proc = sync(server, workspace, "push", "signals", str(signals), *mapping)
     counts = summary(proc.stdout)
     assert (counts["rows read"], counts["created"], counts["skipped"], counts["failed"]) == ("4", "2", "1", "1")
@@ -135,7 +153,10 @@ def test_pull_writes_everything_first_then_only_changes(server, workspace, clien
     proc = sync(server, workspace, "pull", "accounts", "--state", str(state), "--out", str(second_out), env_auth=True)
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in second_out.read_text().splitlines()]
-    assert sorted((r["domain"], r["name"]) for r in records) == [("pull-4.com", "Pull Four"), ("pull-new.com", "Pull New")]
+    assert sorted((r["domain"], r["name"]) for r in records) == [
+        ("pull-4.com", "Pull Four"),
+        ("pull-new.com", "Pull New"),
+    ]
     assert f"changes since {saved['lastSync']}" in proc.stdout
     assert json.loads(state.read_text())["accounts"]["lastSync"] > saved["lastSync"]
 

@@ -46,9 +46,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": body})
 
     if path == "/hello":
-        await answer(
-            200, b"hello, world", [(b"content-type", b"text/plain"), (b"x-test", b"A")]
-        )
+        await answer(200, b"hello, world", [(b"content-type", b"text/plain"), (b"x-test", b"A")])
     elif path == "/echo":
         body = bytearray()
         while True:
@@ -57,9 +55,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if not message.get("more_body"):
                 break
         await answer(200, bytes(body))
-    elif (
-        path == "/chunked"
-    ):  # no content-length: uvicorn sends Transfer-Encoding: chunked
+    elif path == "/chunked":  # no content-length: uvicorn sends Transfer-Encoding: chunked
         await send({"type": "http.response.start", "status": 200, "headers": []})
         for piece in CHUNKS:
             await send({"type": "http.response.body", "body": piece, "more_body": True})
@@ -69,9 +65,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/client":
         await answer(
             200,
-            orjson.dumps(
-                {"port": scope["client"][1], "api_key": _header(scope, b"x-api-key")}
-            ),
+            orjson.dumps({"port": scope["client"][1], "api_key": _header(scope, b"x-api-key")}),
         )
     elif path == "/close":
         await answer(200, b"bye", [(b"connection", b"close")])
@@ -88,13 +82,9 @@ def base_url() -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S, lifespan="off"
-    )
+    config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S, lifespan="off")
     server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, daemon=True
-    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -111,47 +101,31 @@ def test_get_with_content_length_body(base_url):
         before = time.perf_counter()
         response = client.get("/hello")
     assert response.status_code == 200, response.text
-    assert response.content == b"hello, world", (
-        "the body is exactly Content-Length bytes"
-    )
+    assert response.content == b"hello, world", "the body is exactly Content-Length bytes"
     assert response.text == "hello, world"
-    assert response.headers["content-type"] == "text/plain", (
-        f"names are lowercased: {response.headers}"
-    )
+    assert response.headers["content-type"] == "text/plain", f"names are lowercased: {response.headers}"
     assert response.headers["x-test"] == "A"
-    assert before < response.first_byte_s < time.perf_counter(), (
-        "first_byte_s is a perf_counter time in the request"
-    )
+    assert before < response.first_byte_s < time.perf_counter(), "first_byte_s is a perf_counter time in the request"
 
 
 def test_post_echoes_a_1_mib_body(base_url):
     body = bytes(range(256)) * 4096
-    with WireClient(
-        base_url, headers={"Content-Type": "application/octet-stream"}
-    ) as client:
+    with WireClient(base_url, headers={"Content-Type": "application/octet-stream"}) as client:
         response = client.post("/echo", content=body)
         small = client.post("/echo", content=b'{"a": 1}')
         empty = client.post("/echo", content=b"")
     assert response.status_code == 200
-    assert len(response.content) == len(body) and response.content == body, (
-        "the 1 MiB body came back unchanged"
-    )
+    assert len(response.content) == len(body) and response.content == body, "the 1 MiB body came back unchanged"
     assert small.json() == {"a": 1}, small.content
-    assert empty.status_code == 200 and empty.content == b"", (
-        "an empty POST sends Content-Length: 0"
-    )
+    assert empty.status_code == 200 and empty.content == b"", "an empty POST sends Content-Length: 0"
 
 
 def test_chunked_response_is_reassembled_exactly(base_url):
     with WireClient(base_url) as client:
         for _ in range(3):  # the connection stays usable after a chunked answer
             response = client.get("/chunked")
-            assert response.headers.get("transfer-encoding") == "chunked", (
-                response.headers
-            )
-            assert response.content == b"".join(CHUNKS), (
-                "the chunks, joined, are the body"
-            )
+            assert response.headers.get("transfer-encoding") == "chunked", response.headers
+            assert response.content == b"".join(CHUNKS), "the chunks, joined, are the body"
 
 
 def test_204_has_no_body_and_the_connection_stays_usable(base_url):
@@ -159,9 +133,7 @@ def test_204_has_no_body_and_the_connection_stays_usable(base_url):
         empty = client.get("/empty")
         after = client.get("/hello")
     assert empty.status_code == 204 and empty.content == b""
-    assert after.content == b"hello, world", (
-        "the next answer is read from the right place"
-    )
+    assert after.content == b"hello, world", "the next answer is read from the right place"
 
 
 def test_keep_alive_reuses_one_connection_and_sends_default_headers(base_url):
@@ -170,12 +142,8 @@ def test_keep_alive_reuses_one_connection_and_sends_default_headers(base_url):
         client.post("/echo", content=b"x" * 100_000)
         answers.append(client.get("/client").json())
     ports = {answer["port"] for answer in answers}
-    assert len(ports) == 1, (
-        f"one connection for 202 requests, the server saw client ports {sorted(ports)}"
-    )
-    assert {answer["api_key"] for answer in answers} == {"secret"}, (
-        "default headers go with every request"
-    )
+    assert len(ports) == 1, f"one connection for 202 requests, the server saw client ports {sorted(ports)}"
+    assert {answer["api_key"] for answer in answers} == {"secret"}, "default headers go with every request"
 
 
 def test_reconnects_after_the_server_sends_connection_close(base_url):
@@ -194,9 +162,7 @@ def test_keep_alive_race_is_retried_on_a_new_connection(base_url):
         time.sleep(KEEP_ALIVE_S + 0.5)  # uvicorn closes the idle connection meanwhile
         response = client.get("/client")
     assert response.status_code == 200, response.text
-    assert response.json()["port"] != first, (
-        "the request was retried on a fresh connection"
-    )
+    assert response.json()["port"] != first, "the request was retried on a fresh connection"
 
 
 def test_raise_for_status_on_404_names_status_and_body(base_url):
@@ -271,9 +237,7 @@ def test_headers_and_bodies_split_across_one_byte_receives():
     last = client.get("/a")
     assert last.content == b"ok", "every answer ended where the next one begins"
     assert fake.pos == len(data), "the client read exactly the answers, nothing more"
-    assert fake.sent.startswith(
-        b"GET /a?b=c HTTP/1.1\r\nHost: example.test:8080\r\nX-Api-Key: k\r\n\r\n"
-    ), fake.sent
+    assert fake.sent.startswith(b"GET /a?b=c HTTP/1.1\r\nHost: example.test:8080\r\nX-Api-Key: k\r\n\r\n"), fake.sent
     assert fake.closed is False, "keep-alive answers leave the connection open"
 
 
@@ -297,9 +261,5 @@ def test_a_reused_connection_closed_before_any_byte_is_retried_once():
     client.connect = connect  # type: ignore[method-assign]
     response = client.post("/x", content=b"body")
     assert response.content == b"ok"
-    assert stale.closed and stale.sent.endswith(b"\r\n\r\nbody"), (
-        "the stale connection got the request first"
-    )
-    assert fresh.sent == stale.sent, (
-        "the same request was sent again on the new connection"
-    )
+    assert stale.closed and stale.sent.endswith(b"\r\n\r\nbody"), "the stale connection got the request first"
+    assert fresh.sent == stale.sent, "the same request was sent again on the new connection"

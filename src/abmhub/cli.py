@@ -58,7 +58,7 @@ def open_database(url: str | None) -> Database:
     try:
         database = Database(database_url_from_env(url))
         upgrade(database)
-    except Exception as exc:  # noqa: BLE001 - a CLI reports, it does not dump tracebacks
+    except Exception as exc:
         fail(f"cannot open the database: {exc}")
     return database
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 __all__ = ["format_us", "format_us_seconds", "now_us", "parse_iso8601", "truncate_to_ms"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = _EPOCH.toordinal()
 _US_PER_SECOND = 1_000_000
 
@@ -149,11 +149,5 @@ def parse_iso8601(text: str) -> int:
     micros = int(fraction[:6].ljust(6, "0")) if fraction else 0
     # Plain arithmetic instead of datetime: an offset may carry 0001-01-01T00:00+01:00
     # outside datetime's range, and the result is still a well-defined instant.
-    seconds = (
-        (day.toordinal() - _EPOCH_ORDINAL) * 86_400
-        + hour * 3600
-        + minute * 60
-        + second
-        - offset_seconds
-    )
+    seconds = (day.toordinal() - _EPOCH_ORDINAL) * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds
     return seconds * _US_PER_SECOND + micros

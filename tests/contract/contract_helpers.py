@@ -10,8 +10,9 @@ import json
 import re
 import secrets
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -74,7 +75,7 @@ def random_hex24() -> str:
 
 def parse_ts(value: str) -> datetime:
     assert isinstance(value, str) and TIMESTAMP_RE.match(value), f"not an ISO 8601 UTC ms timestamp: {value!r}"
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- envelope
@@ -239,14 +240,18 @@ def page(api: httpx.Client, path: str = "/accounts", **params: Any) -> dict[str,
     assert isinstance(data["hasNextPage"], bool), describe(r)
     assert TIMESTAMP_RE.match(str(data["syncTimestamp"])), f"syncTimestamp format: {describe(r)}"
     if data["data"]:
-        assert isinstance(data["nextCursor"], str) and data["nextCursor"], f"nextCursor non-null on a page with rows: {describe(r)}"
+        assert isinstance(data["nextCursor"], str) and data["nextCursor"], (
+            f"nextCursor non-null on a page with rows: {describe(r)}"
+        )
     else:
         assert data["nextCursor"] is None, f"nextCursor null on an empty page: {describe(r)}"
         assert data["hasNextPage"] is False, describe(r)
     return data
 
 
-def list_pass(api: httpx.Client, path: str = "/accounts", max_pages: int = 50, **params: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def list_pass(
+    api: httpx.Client, path: str = "/accounts", max_pages: int = 50, **params: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Follow cursors until hasNextPage is false; return (rows, pages)."""
     rows: list[dict[str, Any]] = []
     pages: list[dict[str, Any]] = []
@@ -293,7 +298,9 @@ def assert_account_record(rec: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- other resources
 
 
-def create_field(api: httpx.Client, label: str, label_type: str = "singleLineText", prefix: str = "", **extra: Any) -> dict[str, Any]:
+def create_field(
+    api: httpx.Client, label: str, label_type: str = "singleLineText", prefix: str = "", **extra: Any
+) -> dict[str, Any]:
     r = api.post(f"{prefix}/accounts/custom-field", json={"label": label, "labelType": label_type, **extra})
     data = ok(r, f"/api/v1{prefix}/accounts/custom-field")
     assert isinstance(data, list) and len(data) == 1, f"data must be an array holding the created field: {describe(r)}"
@@ -305,7 +312,9 @@ def field_key(label: str) -> str:
     return label.replace(" ", "_").upper() + "_C"
 
 
-def create_segment(cli, workspace_name: str, type_: str = "static", status: str = "active", name: str | None = None) -> str:
+def create_segment(
+    cli, workspace_name: str, type_: str = "static", status: str = "active", name: str | None = None
+) -> str:
     proc = cli(
         "segments",
         "create",
@@ -319,7 +328,9 @@ def create_segment(cli, workspace_name: str, type_: str = "static", status: str 
         status,
         "--quiet",
     )
-    assert proc.returncode == 0, f"segments create failed: rc={proc.returncode} stdout={proc.stdout!r} stderr={proc.stderr!r}"
+    assert proc.returncode == 0, (
+        f"segments create failed: rc={proc.returncode} stdout={proc.stdout!r} stderr={proc.stderr!r}"
+    )
     seg_id = proc.stdout.strip()
     assert HEX24_RE.match(seg_id), f"segments create --quiet must print only a 24-hex id, got {proc.stdout!r}"
     return seg_id
@@ -342,7 +353,9 @@ def no_stack_trace(r: httpx.Response) -> None:
 def create_key(cli, workspace_name: str, user_email: str) -> str:
     """`abmhub keys create --workspace W --user EMAIL --quiet` → the key alone on stdout (§5)."""
     proc = cli("keys", "create", "--workspace", workspace_name, "--user", user_email, "--quiet")
-    assert proc.returncode == 0, f"keys create failed: rc={proc.returncode} stdout={proc.stdout!r} stderr={proc.stderr!r}"
+    assert proc.returncode == 0, (
+        f"keys create failed: rc={proc.returncode} stdout={proc.stdout!r} stderr={proc.stderr!r}"
+    )
     key = proc.stdout.strip()
     assert proc.stdout.strip("\n") == key and len(key) == 64 and not any(c.isspace() for c in key), (
         f"keys create --quiet must print only a 64-character key, got {proc.stdout!r}"
@@ -402,7 +415,7 @@ def push_deals(api: httpx.Client, deals: list[dict[str, Any]]) -> dict[str, Any]
     assert isinstance(data, dict) and {"results", "summary"} <= set(data), describe(r)
     results, summary = data["results"], data["summary"]
     assert len(results) == len(deals), f"one result per item, in request order: {describe(r)}"
-    for sent, item in zip(deals, results):
+    for sent, item in zip(deals, results, strict=True):
         assert item.get("externalDealId") == sent.get("externalDealId"), f"results in request order: {item} vs {sent}"
         assert item["status"] in ("upserted", "failed"), item
         if item["status"] == "failed":
@@ -503,7 +516,7 @@ def check_activity_results(r: httpx.Response, activities: list[dict[str, Any]]) 
     assert isinstance(data, dict) and {"results", "summary"} <= set(data), describe(r)
     results, summary = data["results"], data["summary"]
     assert len(results) == len(activities), f"one result per item, in request order: {describe(r)}"
-    for sent, item in zip(activities, results):
+    for sent, item in zip(activities, results, strict=True):
         assert item.get("externalActivityId") == sent.get("externalActivityId"), f"request order: {item} vs {sent}"
         assert item["status"] in ("created", "failed", "skipped"), item
         if item["status"] == "failed":
@@ -515,9 +528,10 @@ def check_activity_results(r: httpx.Response, activities: list[dict[str, Any]]) 
         else:
             assert item.get("reason") is None, item
     counts = {s: sum(1 for i in results if i["status"] == s) for s in ("created", "failed", "skipped")}
-    assert {k: summary.get(k) for k in ("total", "created", "failed", "skipped")} == {"total": len(activities), **counts}, (
-        f"summary does not match results: {describe(r)}"
-    )
+    assert {k: summary.get(k) for k in ("total", "created", "failed", "skipped")} == {
+        "total": len(activities),
+        **counts,
+    }, f"summary does not match results: {describe(r)}"
     return data
 
 
@@ -541,14 +555,18 @@ def all_activities(api: httpx.Client, **params: Any) -> list[dict[str, Any]]:
 def activities_by_ext(api: httpx.Client, **params: Any) -> dict[str, dict[str, Any]]:
     rows = all_activities(api, **params)
     out = {row["externalActivityId"]: row for row in rows}
-    assert len(out) == len(rows), f"GET /sales-activities returned an id twice: {[r['externalActivityId'] for r in rows]}"
+    assert len(out) == len(rows), (
+        f"GET /sales-activities returned an id twice: {[r['externalActivityId'] for r in rows]}"
+    )
     return out
 
 
 # --------------------------------------------------------------------------- deal stages (§2.9)
 
 
-def pipeline(pipeline_id: str | None = None, label: str | None = None, stages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def pipeline(
+    pipeline_id: str | None = None, label: str | None = None, stages: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     pid = unique_name("pipe") if pipeline_id is None else pipeline_id
     return {
         "pipelineId": pid,
@@ -661,9 +679,13 @@ def check_signal_results(r: httpx.Response, signals: list[dict[str, Any]]) -> di
     data = ok(r, "/api/v1/signals")
     assert isinstance(data, dict) and {"results", "summary"} <= set(data), describe(r)
     results, summary = data["results"], data["summary"]
-    assert isinstance(results, list) and len(results) == len(signals), f"one result per item, in request order: {describe(r)}"
-    for sent, item in zip(signals, results):
-        assert isinstance(item, dict) and item.get("status") in ("created", "skipped", "failed"), f"bad result item {item}"
+    assert isinstance(results, list) and len(results) == len(signals), (
+        f"one result per item, in request order: {describe(r)}"
+    )
+    for sent, item in zip(signals, results, strict=True):
+        assert isinstance(item, dict) and item.get("status") in ("created", "skipped", "failed"), (
+            f"bad result item {item}"
+        )
         if "externalSignalId" in item and sent.get("externalSignalId") is not None:
             assert item["externalSignalId"] == sent["externalSignalId"], f"results in request order: {item} vs {sent}"
         if item["status"] == "failed":
@@ -672,7 +694,9 @@ def check_signal_results(r: httpx.Response, signals: list[dict[str, Any]]) -> di
             assert item.get("error") is None, f"only failed items carry an error: {item}"
     counts = {s: sum(1 for i in results if i["status"] == s) for s in ("created", "skipped", "failed")}
     got = {k: summary.get(k) for k in ("total", "created", "skipped", "failed")}
-    assert got == {"total": len(signals), **counts}, f"summary must be {{total, created, skipped, failed}} matching the results: {describe(r)}"
+    assert got == {"total": len(signals), **counts}, (
+        f"summary must be {{total, created, skipped, failed}} matching the results: {describe(r)}"
+    )
     return data
 
 
@@ -686,7 +710,7 @@ def push_signals_ok(api: httpx.Client, signals: list[dict[str, Any]]) -> list[di
     for start in range(0, len(signals), 1000):
         batch = signals[start : start + 1000]
         data = push_signals(api, batch)
-        bad = [(s, i) for s, i in zip(batch, data["results"]) if i["status"] != "created"]
+        bad = [(s, i) for s, i in zip(batch, data["results"], strict=True) if i["status"] != "created"]
         assert not bad, f"expected every signal created: {bad[:5]}"
         out.extend(data["results"])
     return out
@@ -711,8 +735,12 @@ def assert_scored_record(rec: dict[str, Any]) -> None:
     """§3.2/§3.3: after a run every score is an integer 0–100 and the stage one of §2.10's."""
     for k in SCORE_KEYS:
         v = rec[k]
-        assert isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100, f"{k} must be an integer 0–100, got {v!r} for {rec['domain']}"
-    assert rec["rtp_journey_stage"] in JOURNEY_STAGES, f"a scored account has a journey stage from {JOURNEY_STAGES}, got {rec['rtp_journey_stage']!r} for {rec['domain']}"
+        assert isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100, (
+            f"{k} must be an integer 0–100, got {v!r} for {rec['domain']}"
+        )
+    assert rec["rtp_journey_stage"] in JOURNEY_STAGES, (
+        f"a scored account has a journey stage from {JOURNEY_STAGES}, got {rec['rtp_journey_stage']!r} for {rec['domain']}"
+    )
 
 
 def explain_raw(api: httpx.Client, rtp_aid: str) -> httpx.Response:

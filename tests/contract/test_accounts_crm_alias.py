@@ -84,7 +84,7 @@ def test_create_under_crm_results_carry_external_id_first(api):
     [res] = data["results"]
     assert res["status"] == "created", res
     assert res["externalId"] == item["externalId"]
-    assert list(res)[0] == "externalId", f"result items carry externalId first: {list(res)}"
+    assert next(iter(res)) == "externalId", f"result items carry externalId first: {list(res)}"
     rec = get_account(api, res["domain"])
     assert rec["externalId"] == item["externalId"] and rec["rtp_aid"] == res["rtp_aid"]
 
@@ -166,8 +166,14 @@ def test_per_item_failures_under_crm(api):
     good = crm_account(customFields={known: "ok"})
     data = crm_push(api, [bad_domain, unknown_cf, good])
     r1, r2, r3 = data["results"]
-    assert r1["status"] == "failed" and r1["error"] == "Invalid domain 'localhost'" and r1["externalId"] == bad_domain["externalId"]
-    assert r2["status"] == "failed" and r2["error"] == "Custom field key(s) not found: NOPE_C. Unable to add this account."
+    assert (
+        r1["status"] == "failed"
+        and r1["error"] == "Invalid domain 'localhost'"
+        and r1["externalId"] == bad_domain["externalId"]
+    )
+    assert (
+        r2["status"] == "failed" and r2["error"] == "Custom field key(s) not found: NOPE_C. Unable to add this account."
+    )
     assert r3["status"] == "created"
 
 
@@ -195,13 +201,23 @@ def test_put_under_crm_addresses_the_account_by_external_id(api):
 
 
 def test_put_under_crm_unknown_external_id_is_404(api):
-    error(api.put(f"{CRM}/accounts/no-such-id", json={"name": "x"}), 404, "Account with externalId 'no-such-id' not found", "Not Found")
+    error(
+        api.put(f"{CRM}/accounts/no-such-id", json={"name": "x"}),
+        404,
+        "Account with externalId 'no-such-id' not found",
+        "Not Found",
+    )
 
 
 def test_put_under_crm_does_not_take_an_rtp_aid(api):
     [res] = push_ok(api, [account()])
     aid = res["rtp_aid"]
-    error(api.put(f"{CRM}/accounts/{aid}", json={"name": "x"}), 404, f"Account with externalId '{aid}' not found", "Not Found")
+    error(
+        api.put(f"{CRM}/accounts/{aid}", json={"name": "x"}),
+        404,
+        f"Account with externalId '{aid}' not found",
+        "Not Found",
+    )
 
 
 def test_put_under_crm_rejects_other_keys(api):
@@ -242,7 +258,9 @@ def test_external_ids_under_crm(api):
     push_ok(api, [item])
     missing = ok(api.get(f"{CRM}/accounts/missing-external-ids"), "/api/v1/crm/accounts/missing-external-ids")
     assert [m["domain"] for m in missing] == [item["domain"]]
-    r = api.patch(f"{CRM}/accounts/external-ids", json={"mappings": [{"domain": item["domain"], "externalId": "via-alias"}]})
+    r = api.patch(
+        f"{CRM}/accounts/external-ids", json={"mappings": [{"domain": item["domain"], "externalId": "via-alias"}]}
+    )
     data = ok(r, "/api/v1/crm/accounts/external-ids")
     assert (data["matched"], data["updated"], data["notFound"]) == (1, 1, [])
     assert get_account(api, item["domain"])["externalId"] == "via-alias"

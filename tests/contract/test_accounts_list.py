@@ -4,7 +4,7 @@ filter, keyset paging, delta sync and the extension filters."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from contract_helpers import (
@@ -37,7 +37,7 @@ def domains_of(rows) -> list[str]:
 
 
 def test_new_account_record_has_every_key_with_defaults(api):
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     item = account(name="AcMe Corp")
     [res] = push_ok(api, [item])
     rec = get_account(api, item["domain"])
@@ -51,7 +51,7 @@ def test_new_account_record_has_every_key_with_defaults(api):
         assert rec[k] == 0, f"a new account has {k} 0: {rec}"
     assert rec["rtp_journey_stage"] == ""
     changed = parse_ts(rec["rtp_last_account_date"])
-    assert before - timedelta(seconds=120) <= changed <= datetime.now(timezone.utc) + timedelta(seconds=120)
+    assert before - timedelta(seconds=120) <= changed <= datetime.now(UTC) + timedelta(seconds=120)
 
 
 def test_ids_are_distinct_per_account(api):
@@ -104,7 +104,9 @@ def test_domains_filter_accepts_100_and_rejects_101(api):
     assert any(e["path"] == "domains" for e in errors), errors
 
 
-@pytest.mark.parametrize("raw", ['["acme.com"', "acme.com", "[acme.com]", "{"], ids=["unterminated", "bare", "unquoted", "brace"])
+@pytest.mark.parametrize(
+    "raw", ['["acme.com"', "acme.com", "[acme.com]", "{"], ids=["unterminated", "bare", "unquoted", "brace"]
+)
 def test_domains_filter_bad_json_is_400(api, raw):
     body = envelope(api.get("/accounts", params={"domains": raw}), 400)
     assert body["message"] == "Bad Request", body
@@ -134,7 +136,9 @@ def test_keyset_paging_over_250_accounts(api):
 
     tail = page(api, limit=100, cursor=pages[-1]["nextCursor"])
     assert tail["data"] == [] and tail["nextCursor"] is None and tail["hasNextPage"] is False
-    assert tail["syncTimestamp"] == pages[0]["syncTimestamp"], "pages reached through the pass's cursors share its syncTimestamp"
+    assert tail["syncTimestamp"] == pages[0]["syncTimestamp"], (
+        "pages reached through the pass's cursors share its syncTimestamp"
+    )
 
     default = page(api)
     assert len(default["data"]) == 100 and default["hasNextPage"] is True, "default limit is 100"
@@ -190,19 +194,23 @@ def test_delta_sync_returns_the_changed_accounts(api):
     a, b, c, d, e = (account(name=n) for n in "ABCDE")
     push_ok(api, [a, b, c, d, e])
 
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     first_rows, first_pages = list_pass(api, limit=1000)
     sync = first_pages[0]["syncTimestamp"]
     s = parse_ts(sync)
     assert s >= started - timedelta(seconds=11), "a syncTimestamp is at most 10 s older than its pass"
-    assert s <= datetime.now(timezone.utc) + timedelta(seconds=2), "a syncTimestamp is not in the future"
+    assert s <= datetime.now(UTC) + timedelta(seconds=2), "a syncTimestamp is not in the future"
     before = {r["domain"]: r for r in first_rows}
 
     aid = {r["domain"]: r["rtp_aid"] for r in first_rows}
     ok(api.put(f"/accounts/{aid[a['domain']]}", json={"name": "A2"}))  # PUT
     assert push(api, [account(b["domain"], name="B2")], upsert=True)["results"][0]["status"] == "updated"  # upsert
     assert push(api, [account(c["domain"], name="C2")])["results"][0]["status"] == "failed"  # no change
-    ok(api.patch("/accounts/external-ids", json={"mappings": [{"domain": d["domain"], "externalId": unique_name("d")}]}))
+    ok(
+        api.patch(
+            "/accounts/external-ids", json={"mappings": [{"domain": d["domain"], "externalId": unique_name("d")}]}
+        )
+    )
     new = account(name="N")
     push_ok(api, [new])
 

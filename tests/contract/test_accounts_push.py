@@ -44,7 +44,7 @@ def test_push_creates_accounts_with_results_in_request_order(api):
     aids = [r["rtp_aid"] for r in data["results"]]
     assert len(set(aids)) == 3, aids
     stored = accounts_by_domain(api, [i["domain"] for i in items])
-    for item, aid in zip(items, aids):
+    for item, aid in zip(items, aids, strict=True):
         assert stored[item["domain"]]["rtp_aid"] == aid
         assert stored[item["domain"]]["name"] == item["name"]
 
@@ -104,12 +104,21 @@ def test_normalisation_property(api, decorations):
         bases.append(base)
         sent.append(f"{d['lead']}{d['scheme']}{d['www']}{host}{d['port_or_dot']}{d['tail']}{d['trail']}")
     data = push(api, [account(s) for s in sent])
-    got = [(s, r["domain"], r["status"]) for s, r in zip(sent, data["results"])]
+    got = [(s, r["domain"], r["status"]) for s, r in zip(sent, data["results"], strict=True)]
     assert [g[1] for g in got] == bases, got
     assert all(g[2] == "created" for g in got), got
 
 
-IMPLAUSIBLE = ["localhost", "not a domain.com", "exa$mple.com", "https://", "www.", "http://www./path", "a,b.com", "user@acme.com"]
+IMPLAUSIBLE = [
+    "localhost",
+    "not a domain.com",
+    "exa$mple.com",
+    "https://",
+    "www.",
+    "http://www./path",
+    "a,b.com",
+    "user@acme.com",
+]
 
 
 def test_implausible_domains_are_per_item_failures(api):
@@ -117,7 +126,7 @@ def test_implausible_domains_are_per_item_failures(api):
     data = push(api, [good1] + [account(bad) for bad in IMPLAUSIBLE] + [good2])
     results = data["results"]
     assert results[0]["status"] == "created" and results[-1]["status"] == "created", results
-    for bad, res in zip(IMPLAUSIBLE, results[1:-1]):
+    for bad, res in zip(IMPLAUSIBLE, results[1:-1], strict=True):
         assert res["status"] == "failed", (bad, res)
         assert res["error"] == f"Invalid domain '{bad}'", (bad, res)
         assert res["rtp_aid"] is None, (bad, res)
@@ -274,8 +283,8 @@ WRONG_VALUES = [
 def test_wrong_typed_custom_field_values_fail_their_items(api, typed_fields):
     good = account()
     items = [account(customFields={typed_fields[kind]: value}) for kind, value in WRONG_VALUES]
-    data = push(api, items + [good])
-    for (kind, value), res in zip(WRONG_VALUES, data["results"]):
+    data = push(api, [*items, good])
+    for (kind, value), res in zip(WRONG_VALUES, data["results"], strict=False):
         key = typed_fields[kind]
         prefix = f"Invalid value for custom field '{key}': "
         assert res["status"] == "failed" and res["rtp_aid"] is None, (kind, value, res)
@@ -331,13 +340,15 @@ def test_external_id_repeated_in_one_request(api):
     data = push(api, [account(externalId=ext), account(externalId=ext)])
     r1, r2 = data["results"]
     assert r1["status"] == "created"
-    assert r2["status"] == "failed" and r2["error"] == f"externalId '{ext}' already belongs to account {r1['rtp_aid']}", r2
+    assert (
+        r2["status"] == "failed" and r2["error"] == f"externalId '{ext}' already belongs to account {r1['rtp_aid']}"
+    ), r2
 
 
 def test_upsert_taking_another_accounts_external_id_fails(api):
     ext_a, ext_b = unique_name("a"), unique_name("b")
     a_item, b_item = account(externalId=ext_a), account(externalId=ext_b)
-    a, b = push_ok(api, [a_item, b_item])
+    a, _b = push_ok(api, [a_item, b_item])
     data = push(api, [account(b_item["domain"], name="Renamed", externalId=ext_a)], upsert=True)
     [res] = data["results"]
     assert res["status"] == "failed", res
@@ -354,21 +365,105 @@ VALIDATION_CASES = [
     ("accounts-object", {"accounts": {"domain": "a.com"}}, "accounts", "isArray", "accounts must be an array"),
     ("accounts-empty", {"accounts": []}, "accounts", "arrayMinSize", "accounts must contain at least 1 elements"),
     ("domain-missing", {"accounts": [{"name": "X"}]}, "accounts.0.domain", "isNotEmpty", "domain should not be empty"),
-    ("domain-empty", {"accounts": [{"domain": "", "name": "X"}]}, "accounts.0.domain", "isNotEmpty", "domain should not be empty"),
-    ("domain-null", {"accounts": [{"domain": None, "name": "X"}]}, "accounts.0.domain", "isNotEmpty", "domain should not be empty"),
-    ("domain-blank", {"accounts": [{"domain": "   ", "name": "X"}]}, "accounts.0.domain", "isNotEmpty", "domain should not be empty"),
-    ("domain-number", {"accounts": [{"domain": 5, "name": "X"}]}, "accounts.0.domain", "isString", "domain must be a string"),
+    (
+        "domain-empty",
+        {"accounts": [{"domain": "", "name": "X"}]},
+        "accounts.0.domain",
+        "isNotEmpty",
+        "domain should not be empty",
+    ),
+    (
+        "domain-null",
+        {"accounts": [{"domain": None, "name": "X"}]},
+        "accounts.0.domain",
+        "isNotEmpty",
+        "domain should not be empty",
+    ),
+    (
+        "domain-blank",
+        {"accounts": [{"domain": "   ", "name": "X"}]},
+        "accounts.0.domain",
+        "isNotEmpty",
+        "domain should not be empty",
+    ),
+    (
+        "domain-number",
+        {"accounts": [{"domain": 5, "name": "X"}]},
+        "accounts.0.domain",
+        "isString",
+        "domain must be a string",
+    ),
     ("name-missing", {"accounts": [{"domain": "a.com"}]}, "accounts.0.name", "isNotEmpty", "name should not be empty"),
-    ("name-empty", {"accounts": [{"domain": "a.com", "name": ""}]}, "accounts.0.name", "isNotEmpty", "name should not be empty"),
-    ("name-null", {"accounts": [{"domain": "a.com", "name": None}]}, "accounts.0.name", "isNotEmpty", "name should not be empty"),
-    ("name-blank", {"accounts": [{"domain": "a.com", "name": " \t "}]}, "accounts.0.name", "isNotEmpty", "name should not be empty"),
-    ("name-number", {"accounts": [{"domain": "a.com", "name": 5}]}, "accounts.0.name", "isString", "name must be a string"),
-    ("shortName-number", {"accounts": [{"domain": "a.com", "name": "X", "shortName": 5}]}, "accounts.0.shortName", "isString", "shortName must be a string"),
-    ("linkedinUrl-bool", {"accounts": [{"domain": "a.com", "name": "X", "linkedinUrl": True}]}, "accounts.0.linkedinUrl", "isString", "linkedinUrl must be a string"),
-    ("externalId-number", {"accounts": [{"domain": "a.com", "name": "X", "externalId": 5}]}, "accounts.0.externalId", "isString", "externalId must be a string"),
-    ("tags-string", {"accounts": [{"domain": "a.com", "name": "X", "tags": "x"}]}, "accounts.0.tags", "isArray", "tags must be an array"),
-    ("customFields-string", {"accounts": [{"domain": "a.com", "name": "X", "customFields": "x"}]}, "accounts.0.customFields", "isObject", "customFields must be an object"),
-    ("customFields-array", {"accounts": [{"domain": "a.com", "name": "X", "customFields": [1]}]}, "accounts.0.customFields", "isObject", "customFields must be an object"),
+    (
+        "name-empty",
+        {"accounts": [{"domain": "a.com", "name": ""}]},
+        "accounts.0.name",
+        "isNotEmpty",
+        "name should not be empty",
+    ),
+    (
+        "name-null",
+        {"accounts": [{"domain": "a.com", "name": None}]},
+        "accounts.0.name",
+        "isNotEmpty",
+        "name should not be empty",
+    ),
+    (
+        "name-blank",
+        {"accounts": [{"domain": "a.com", "name": " \t "}]},
+        "accounts.0.name",
+        "isNotEmpty",
+        "name should not be empty",
+    ),
+    (
+        "name-number",
+        {"accounts": [{"domain": "a.com", "name": 5}]},
+        "accounts.0.name",
+        "isString",
+        "name must be a string",
+    ),
+    (
+        "shortName-number",
+        {"accounts": [{"domain": "a.com", "name": "X", "shortName": 5}]},
+        "accounts.0.shortName",
+        "isString",
+        "shortName must be a string",
+    ),
+    (
+        "linkedinUrl-bool",
+        {"accounts": [{"domain": "a.com", "name": "X", "linkedinUrl": True}]},
+        "accounts.0.linkedinUrl",
+        "isString",
+        "linkedinUrl must be a string",
+    ),
+    (
+        "externalId-number",
+        {"accounts": [{"domain": "a.com", "name": "X", "externalId": 5}]},
+        "accounts.0.externalId",
+        "isString",
+        "externalId must be a string",
+    ),
+    (
+        "tags-string",
+        {"accounts": [{"domain": "a.com", "name": "X", "tags": "x"}]},
+        "accounts.0.tags",
+        "isArray",
+        "tags must be an array",
+    ),
+    (
+        "customFields-string",
+        {"accounts": [{"domain": "a.com", "name": "X", "customFields": "x"}]},
+        "accounts.0.customFields",
+        "isObject",
+        "customFields must be an object",
+    ),
+    (
+        "customFields-array",
+        {"accounts": [{"domain": "a.com", "name": "X", "customFields": [1]}]},
+        "accounts.0.customFields",
+        "isObject",
+        "customFields must be an object",
+    ),
     ("upsert-string", {"upsert": "yes"}, "upsert", "isBoolean", "upsert must be a boolean value"),
     ("upsert-number", {"upsert": 1}, "upsert", "isBoolean", "upsert must be a boolean value"),
     ("segmentId-number", {"segmentId": 5}, "segmentId", "isString", "segmentId must be a string"),
@@ -470,7 +565,9 @@ def test_created_and_updated_items_become_segment_members(api, cli, workspace, s
     existing, dup = unique_domain("seg-upd"), unique_domain("seg-dup")
     push_ok(api, [account(existing), account(dup)])
     new1, new2 = account(), account()
-    data = push(api, [new1, account(existing, name="Updated"), account("not a domain"), new2], segmentId=seg, upsert=True)
+    data = push(
+        api, [new1, account(existing, name="Updated"), account("not a domain"), new2], segmentId=seg, upsert=True
+    )
     assert [r["status"] for r in data["results"]] == ["created", "updated", "failed", "created"]
     # A failed item (duplicate without upsert) does not join.
     data = push(api, [account(dup, name="Dup")], segmentId=seg)

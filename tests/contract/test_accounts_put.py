@@ -99,7 +99,10 @@ def test_put_keeps_name_casing(api, acct):
     assert get_account(api, item["domain"])["name"] == "MiXeD CaSe GmbH"
 
 
-@pytest.mark.parametrize("key,value", [("domain", "x.com"), ("foo", 1), ("rtp_aid", "0" * 24), ("id", "x"), ("segmentIds", []), ("upsert", True)])
+@pytest.mark.parametrize(
+    "key,value",
+    [("domain", "x.com"), ("foo", 1), ("rtp_aid", "0" * 24), ("id", "x"), ("segmentIds", []), ("upsert", True)],
+)
 def test_put_with_other_keys_is_400_property_should_not_exist(api, acct, key, value):
     item, aid = acct
     r = put(api, aid, {"name": "Changed", key: value})
@@ -120,7 +123,9 @@ def test_put_with_other_keys_is_400_property_should_not_exist(api, acct, key, va
 )
 def test_put_with_wrong_json_types_is_400_validation(api, acct, key, value, constraint, text):
     item, aid = acct
-    assert_constraint(put(api, aid, {key: value, "name": "Changed"} if key != "name" else {key: value}), key, constraint, text)
+    assert_constraint(
+        put(api, aid, {key: value, "name": "Changed"} if key != "name" else {key: value}), key, constraint, text
+    )
     rec = get_account(api, item["domain"])
     assert rec["name"] == "Before" and rec["tags"] == item["tags"], "a rejected PUT changes nothing"
 

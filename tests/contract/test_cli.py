@@ -20,7 +20,9 @@ from contract_helpers import (
 
 def run_ok(cli, *args):
     proc = cli(*args)
-    assert proc.returncode == 0, f"abmhub {' '.join(args)} failed: rc={proc.returncode} stdout={proc.stdout!r} stderr={proc.stderr!r}"
+    assert proc.returncode == 0, (
+        f"abmhub {' '.join(args)} failed: rc={proc.returncode} stdout={proc.stdout!r} stderr={proc.stderr!r}"
+    )
     return proc
 
 
@@ -84,7 +86,20 @@ def test_keys_revoke(cli, workspace, api):
 
 def test_segments_create_quiet_prints_only_the_id(cli, workspace, api):
     name = unique_name("Seg")
-    proc = run_ok(cli, "segments", "create", "--workspace", workspace.name, "--name", name, "--type", "static", "--status", "active", "--quiet")
+    proc = run_ok(
+        cli,
+        "segments",
+        "create",
+        "--workspace",
+        workspace.name,
+        "--name",
+        name,
+        "--type",
+        "static",
+        "--status",
+        "active",
+        "--quiet",
+    )
     seg = proc.stdout.strip()
     assert proc.stdout in (seg, seg + "\n"), f"only the id on stdout: {proc.stdout!r}"
     assert HEX24_RE.match(seg), seg
@@ -102,7 +117,19 @@ def test_segment_ids_are_distinct(cli, workspace):
     [
         ("keys", "create", "--workspace", "{ws}", "--user", "nobody@example.com", "--quiet"),
         ("keys", "revoke", "--workspace", "{ws}", "--user", "nobody@example.com"),
-        ("segments", "create", "--workspace", "{ws}", "--name", "S", "--type", "static", "--status", "active", "--quiet"),
+        (
+            "segments",
+            "create",
+            "--workspace",
+            "{ws}",
+            "--name",
+            "S",
+            "--type",
+            "static",
+            "--status",
+            "active",
+            "--quiet",
+        ),
     ],
     ids=["keys-create", "keys-revoke", "segments-create"],
 )
@@ -116,6 +143,18 @@ def test_unknown_workspace_fails_with_a_clear_message(cli, args):
 @pytest.mark.parametrize("option,value", [("--type", "weird"), ("--status", "deleted")])
 def test_segments_create_rejects_bad_choices(cli, workspace, api, option, value):
     args = {"--type": "static", "--status": "active", option: value}
-    proc = cli("segments", "create", "--workspace", workspace.name, "--name", "Bad", "--type", args["--type"], "--status", args["--status"], "--quiet")
+    proc = cli(
+        "segments",
+        "create",
+        "--workspace",
+        workspace.name,
+        "--name",
+        "Bad",
+        "--type",
+        args["--type"],
+        "--status",
+        args["--status"],
+        "--quiet",
+    )
     assert proc.returncode != 0, proc.stdout
     assert ok(api.get("/segments"))["data"] == []

@@ -4,7 +4,7 @@ body limits, Content-Type, JSON syntax, list query parameters (API.md §1, §6.1
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -74,12 +74,12 @@ def root(server):
 
 
 def test_success_envelope_has_status_timestamp_and_path_with_query_string(api):
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     r = api.get("/accounts", params={"limit": 1})
     body = envelope(r, 200, "/api/v1/accounts?limit=1")
     ts = parse_ts(body["timestamp"])
     # `timestamp` is UTC: it must be close to the wall clock in UTC.
-    assert before - timedelta(seconds=120) <= ts <= datetime.now(timezone.utc) + timedelta(seconds=120), body
+    assert before - timedelta(seconds=120) <= ts <= datetime.now(UTC) + timedelta(seconds=120), body
 
 
 def test_path_without_query_string_is_the_plain_path(api):
@@ -127,7 +127,9 @@ def test_unknown_route_or_method_is_404_cannot_method_path(server, workspace, me
     not_found_route(r, method, path)
 
 
-@pytest.mark.parametrize("method,path", [("GET", "/api/v1/accounts/"), ("POST", "/api/v1/accounts/"), ("GET", "/api/v1/segments/")])
+@pytest.mark.parametrize(
+    "method,path", [("GET", "/api/v1/accounts/"), ("POST", "/api/v1/accounts/"), ("GET", "/api/v1/segments/")]
+)
 def test_trailing_slash_is_served_or_404_never_a_bare_redirect(server, workspace, method, path):
     # Every Surface R response is an envelope (§1.3). A trailing slash either names the same
     # route (200) or an unknown one (404 "Cannot <METHOD> <path>"); a body-less 3xx is neither.
@@ -322,7 +324,10 @@ def test_missing_content_type_is_400(api, method, path):
     assert_bad_content_type(api.request(method, path, content=b'{"accounts": []}'))
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml"])
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml"],
+)
 def test_wrong_content_type_is_400(api, content_type):
     r = api.post("/accounts", content=valid_push_body(), headers={"Content-Type": content_type})
     assert_bad_content_type(r)
@@ -367,7 +372,11 @@ LIST_PATHS = ["/accounts", "/segments", "/accounts/missing-external-ids"]
 @pytest.mark.parametrize("path", LIST_PATHS)
 @pytest.mark.parametrize(
     "limit,text",
-    [("0", "limit must not be less than 1"), ("-5", "limit must not be less than 1"), ("1001", "limit must not be greater than 1000")],
+    [
+        ("0", "limit must not be less than 1"),
+        ("-5", "limit must not be less than 1"),
+        ("1001", "limit must not be greater than 1000"),
+    ],
     ids=["zero", "negative", "1001"],
 )
 def test_limit_out_of_range_is_400_validation_on_limit(api, path, limit, text):

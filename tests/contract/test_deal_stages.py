@@ -42,11 +42,14 @@ def test_new_workspace_has_no_pipelines(api):
 
 
 def test_create_pipelines_success_shape_and_read_back(api):
-    p1 = pipeline(label="New Business", stages=[
-        {"stageId": "qual", "stageLabel": "Qualified"},
-        {"stageId": "demo", "stageLabel": "Demo"},
-        {"stageId": "won", "stageLabel": "Closed Won"},
-    ])
+    p1 = pipeline(
+        label="New Business",
+        stages=[
+            {"stageId": "qual", "stageLabel": "Qualified"},
+            {"stageId": "demo", "stageLabel": "Demo"},
+            {"stageId": "won", "stageLabel": "Closed Won"},
+        ],
+    )
     p2 = pipeline(label="Renewals", stages=[{"stageId": "renew", "stageLabel": "Renewal Due"}])
     data = create_pipelines(api, [p1, p2])
     assert data["results"] == [
@@ -116,14 +119,62 @@ VALIDATION_CASES = [
     ("pipelines-missing", {}, "pipelines", "isArray", "pipelines must be an array"),
     ("pipelines-object", {"pipelines": {"pipelineId": "x"}}, "pipelines", "isArray", "pipelines must be an array"),
     ("pipelines-empty", {"pipelines": []}, "pipelines", "arrayMinSize", "pipelines must contain at least 1 elements"),
-    ("stages-empty", {"pipelines": [{"pipelineId": "p", "pipelineLabel": "P", "stages": []}]}, "pipelines.0.stages", "arrayMinSize", "stages must contain at least 1 elements"),
-    ("stages-missing", {"pipelines": [{"pipelineId": "p", "pipelineLabel": "P"}]}, "pipelines.0.stages", "isArray", "stages must be an array"),
-    ("pipelineId-missing", {"pipelines": [{"pipelineLabel": "P", "stages": [{"stageId": "s", "stageLabel": "S"}]}]}, "pipelines.0.pipelineId", "isNotEmpty", "pipelineId should not be empty"),
-    ("pipelineId-blank", {"pipelines": [{"pipelineId": " ", "pipelineLabel": "P", "stages": [{"stageId": "s", "stageLabel": "S"}]}]}, "pipelines.0.pipelineId", "isNotEmpty", "pipelineId should not be empty"),
-    ("pipelineLabel-missing", {"pipelines": [{"pipelineId": "p", "stages": [{"stageId": "s", "stageLabel": "S"}]}]}, "pipelines.0.pipelineLabel", "isNotEmpty", "pipelineLabel should not be empty"),
-    ("stageId-missing", {"pipelines": [{"pipelineId": "p", "pipelineLabel": "P", "stages": [{"stageLabel": "S"}]}]}, "pipelines.0.stages.0.stageId", "isNotEmpty", "stageId should not be empty"),
-    ("stageLabel-missing", {"pipelines": [{"pipelineId": "p", "pipelineLabel": "P", "stages": [{"stageId": "s"}]}]}, "pipelines.0.stages.0.stageLabel", "isNotEmpty", "stageLabel should not be empty"),
-    ("stageId-number", {"pipelines": [{"pipelineId": "p", "pipelineLabel": "P", "stages": [{"stageId": 1, "stageLabel": "S"}]}]}, "pipelines.0.stages.0.stageId", "isString", "stageId must be a string"),
+    (
+        "stages-empty",
+        {"pipelines": [{"pipelineId": "p", "pipelineLabel": "P", "stages": []}]},
+        "pipelines.0.stages",
+        "arrayMinSize",
+        "stages must contain at least 1 elements",
+    ),
+    (
+        "stages-missing",
+        {"pipelines": [{"pipelineId": "p", "pipelineLabel": "P"}]},
+        "pipelines.0.stages",
+        "isArray",
+        "stages must be an array",
+    ),
+    (
+        "pipelineId-missing",
+        {"pipelines": [{"pipelineLabel": "P", "stages": [{"stageId": "s", "stageLabel": "S"}]}]},
+        "pipelines.0.pipelineId",
+        "isNotEmpty",
+        "pipelineId should not be empty",
+    ),
+    (
+        "pipelineId-blank",
+        {"pipelines": [{"pipelineId": " ", "pipelineLabel": "P", "stages": [{"stageId": "s", "stageLabel": "S"}]}]},
+        "pipelines.0.pipelineId",
+        "isNotEmpty",
+        "pipelineId should not be empty",
+    ),
+    (
+        "pipelineLabel-missing",
+        {"pipelines": [{"pipelineId": "p", "stages": [{"stageId": "s", "stageLabel": "S"}]}]},
+        "pipelines.0.pipelineLabel",
+        "isNotEmpty",
+        "pipelineLabel should not be empty",
+    ),
+    (
+        "stageId-missing",
+        {"pipelines": [{"pipelineId": "p", "pipelineLabel": "P", "stages": [{"stageLabel": "S"}]}]},
+        "pipelines.0.stages.0.stageId",
+        "isNotEmpty",
+        "stageId should not be empty",
+    ),
+    (
+        "stageLabel-missing",
+        {"pipelines": [{"pipelineId": "p", "pipelineLabel": "P", "stages": [{"stageId": "s"}]}]},
+        "pipelines.0.stages.0.stageLabel",
+        "isNotEmpty",
+        "stageLabel should not be empty",
+    ),
+    (
+        "stageId-number",
+        {"pipelines": [{"pipelineId": "p", "pipelineLabel": "P", "stages": [{"stageId": 1, "stageLabel": "S"}]}]},
+        "pipelines.0.stages.0.stageId",
+        "isString",
+        "stageId must be a string",
+    ),
 ]
 
 
@@ -194,12 +245,14 @@ def test_journey_stage_defaults_from_the_label(api):
 
 
 def test_given_journey_stage_is_kept(api):
-    p = pipeline(stages=[
-        {"stageId": "a", "stageLabel": "Closed Lost", "journeyStage": "Opportunity"},
-        {"stageId": "b", "stageLabel": "Negotiation", "journeyStage": "Customer"},
-        {"stageId": "c", "stageLabel": "Closed Won", "journeyStage": None},
-        {"stageId": "d", "stageLabel": "Signed", "journeyStage": "Customer"},
-    ])
+    p = pipeline(
+        stages=[
+            {"stageId": "a", "stageLabel": "Closed Lost", "journeyStage": "Opportunity"},
+            {"stageId": "b", "stageLabel": "Negotiation", "journeyStage": "Customer"},
+            {"stageId": "c", "stageLabel": "Closed Won", "journeyStage": None},
+            {"stageId": "d", "stageLabel": "Signed", "journeyStage": "Customer"},
+        ]
+    )
     create_pipelines(api, [p])
     got = stage_journeys(api, p["pipelineId"])
     assert got == {"a": "Opportunity", "b": "Customer", "c": None, "d": "Customer"}, got
@@ -256,6 +309,8 @@ def test_write_conventions_on_post_deal_stages(server, workspace, api):
     assert_nothing_created(api)
 
 
-@pytest.mark.parametrize("method,path", [("PUT", "/deal-stages"), ("DELETE", "/deal-stages"), ("POST", "/journey-stages")])
+@pytest.mark.parametrize(
+    "method,path", [("PUT", "/deal-stages"), ("DELETE", "/deal-stages"), ("POST", "/journey-stages")]
+)
 def test_methods_not_served_are_404(api, method, path):
     not_found_route(api.request(method, path, json={}), method, f"/api/v1{path}")

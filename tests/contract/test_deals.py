@@ -6,7 +6,7 @@ Written from the contract only. Accounts are set up through POST /accounts (test
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from contract_helpers import (
@@ -43,7 +43,7 @@ def instant(value: str) -> datetime:
     """Parse any ISO 8601 timestamp the server returns (for comparing instants, not formats)."""
     assert isinstance(value, str), value
     dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def assert_deal_record(rec: dict) -> None:
@@ -53,10 +53,12 @@ def assert_deal_record(rec: dict) -> None:
     assert isinstance(rec["id"], str) and UUID_RE.match(rec["id"]), f"deal id must be a UUID (§1.7): {rec}"
     assert isinstance(rec["associatedAccounts"], list), rec
     for a in rec["associatedAccounts"]:
-        assert ASSOCIATION_KEYS <= set(a), f"association lacks keys {sorted(ASSOCIATION_KEYS - set(a))}: {a}"
+        assert set(a) >= ASSOCIATION_KEYS, f"association lacks keys {sorted(ASSOCIATION_KEYS - set(a))}: {a}"
     assert isinstance(rec["stageHistory"], list), rec
     for h in rec["stageHistory"]:
-        assert STAGE_HISTORY_KEYS <= set(h), f"stage history entry lacks keys {sorted(STAGE_HISTORY_KEYS - set(h))}: {h}"
+        assert set(h) >= STAGE_HISTORY_KEYS, (
+            f"stage history entry lacks keys {sorted(STAGE_HISTORY_KEYS - set(h))}: {h}"
+        )
         parse_ts(h["enteredAt"])
     parse_ts(rec["createdAt"])
     parse_ts(rec["updatedAt"])
@@ -71,19 +73,19 @@ def rtp_aids_of(rec: dict) -> list:
     return [a["rtp_aid"] for a in rec["associatedAccounts"]]
 
 
-FULL = dict(
-    amount=125000.5,
-    dealCurrencyCode="USD",
-    stageId="st-discovery",
-    stageLabel="Discovery",
-    pipelineId="pl-sales",
-    pipelineLabel="Sales Pipeline",
-    startDate="2026-03-01T09:00:00.000Z",
-    closedDate="2026-06-30T17:00:00.000Z",
-    ownerName="Jane Smith",
-    ownerEmail="jane@yourcompany.com",
-    ownerId="rep-123",
-)
+FULL = {
+    "amount": 125000.5,
+    "dealCurrencyCode": "USD",
+    "stageId": "st-discovery",
+    "stageLabel": "Discovery",
+    "pipelineId": "pl-sales",
+    "pipelineLabel": "Sales Pipeline",
+    "startDate": "2026-03-01T09:00:00.000Z",
+    "closedDate": "2026-06-30T17:00:00.000Z",
+    "ownerName": "Jane Smith",
+    "ownerEmail": "jane@yourcompany.com",
+    "ownerId": "rep-123",
+}
 
 
 # --------------------------------------------------------------------------- upsert and results
@@ -100,7 +102,16 @@ def test_push_stores_every_given_field_and_the_record_has_the_contract_shape(api
     assert rec["externalDealId"] == item["externalDealId"]
     assert rec["name"] == "Acme – Enterprise"
     assert rec["amount"] == 125000.5
-    for k in ("dealCurrencyCode", "stageId", "stageLabel", "pipelineId", "pipelineLabel", "ownerName", "ownerEmail", "ownerId"):
+    for k in (
+        "dealCurrencyCode",
+        "stageId",
+        "stageLabel",
+        "pipelineId",
+        "pipelineLabel",
+        "ownerName",
+        "ownerEmail",
+        "ownerId",
+    ):
         assert rec[k] == item[k], (k, rec)
     assert instant(rec["startDate"]) == instant(FULL["startDate"]), rec
     assert instant(rec["closedDate"]) == instant(FULL["closedDate"]), rec
@@ -142,7 +153,16 @@ def test_upsert_by_external_deal_id_keeps_omitted_keys(api):
     assert len(all_deals(api)) == 1, "the same externalDealId must not create a second deal"
     assert after["id"] == before["id"], "the deal keeps its id across upserts"
     assert after["name"] == "Renamed" and after["amount"] == 99
-    for k in ("dealCurrencyCode", "stageId", "stageLabel", "pipelineId", "pipelineLabel", "ownerName", "ownerEmail", "ownerId"):
+    for k in (
+        "dealCurrencyCode",
+        "stageId",
+        "stageLabel",
+        "pipelineId",
+        "pipelineLabel",
+        "ownerName",
+        "ownerEmail",
+        "ownerId",
+    ):
         assert after[k] == before[k], f"omitted key {k} must keep its stored value: {after}"
     assert instant(after["closedDate"]) == instant(before["closedDate"])
     assert instant(after["startDate"]) == instant(before["startDate"])
@@ -178,7 +198,9 @@ def test_external_deal_id_repeated_in_one_request_is_processed_in_order(api):
     rows = all_deals(api)
     assert len(rows) == 1, f"one deal for one externalDealId: {rows}"
     rec = rows[0]
-    assert rec["name"] == "Second" and rec["amount"] == 10, "later item wins; omitted amount is kept from the earlier one"
+    assert rec["name"] == "Second" and rec["amount"] == 10, (
+        "later item wins; omitted amount is kept from the earlier one"
+    )
     assert rec["stageId"] == "s2"
     assert [h["stageId"] for h in rec["stageHistory"]] == ["s1", "s2"], rec["stageHistory"]
 
@@ -196,21 +218,105 @@ VALIDATION_CASES = [
     ("deals-missing", {}, "deals", "isArray", "deals must be an array"),
     ("deals-string", {"deals": "x"}, "deals", "isArray", "deals must be an array"),
     ("deals-empty", {"deals": []}, "deals", "arrayMinSize", "deals must contain at least 1 elements"),
-    ("extid-missing", {"deals": [{"name": "X"}]}, "deals.0.externalDealId", "isNotEmpty", "externalDealId should not be empty"),
-    ("extid-empty", {"deals": [{"externalDealId": "", "name": "X"}]}, "deals.0.externalDealId", "isNotEmpty", "externalDealId should not be empty"),
-    ("extid-null", {"deals": [{"externalDealId": None, "name": "X"}]}, "deals.0.externalDealId", "isNotEmpty", "externalDealId should not be empty"),
-    ("extid-blank", {"deals": [{"externalDealId": "  ", "name": "X"}]}, "deals.0.externalDealId", "isNotEmpty", "externalDealId should not be empty"),
-    ("extid-number", {"deals": [{"externalDealId": 7, "name": "X"}]}, "deals.0.externalDealId", "isString", "externalDealId must be a string"),
+    (
+        "extid-missing",
+        {"deals": [{"name": "X"}]},
+        "deals.0.externalDealId",
+        "isNotEmpty",
+        "externalDealId should not be empty",
+    ),
+    (
+        "extid-empty",
+        {"deals": [{"externalDealId": "", "name": "X"}]},
+        "deals.0.externalDealId",
+        "isNotEmpty",
+        "externalDealId should not be empty",
+    ),
+    (
+        "extid-null",
+        {"deals": [{"externalDealId": None, "name": "X"}]},
+        "deals.0.externalDealId",
+        "isNotEmpty",
+        "externalDealId should not be empty",
+    ),
+    (
+        "extid-blank",
+        {"deals": [{"externalDealId": "  ", "name": "X"}]},
+        "deals.0.externalDealId",
+        "isNotEmpty",
+        "externalDealId should not be empty",
+    ),
+    (
+        "extid-number",
+        {"deals": [{"externalDealId": 7, "name": "X"}]},
+        "deals.0.externalDealId",
+        "isString",
+        "externalDealId must be a string",
+    ),
     ("name-missing", {"deals": [{"externalDealId": "d-1"}]}, "deals.0.name", "isNotEmpty", "name should not be empty"),
-    ("name-empty", {"deals": [{"externalDealId": "d-1", "name": ""}]}, "deals.0.name", "isNotEmpty", "name should not be empty"),
-    ("name-blank", {"deals": [{"externalDealId": "d-1", "name": " \t"}]}, "deals.0.name", "isNotEmpty", "name should not be empty"),
-    ("owner-email", {"deals": [{"externalDealId": "d-1", "name": "X", "ownerEmail": "not-an-email"}]}, "deals.0.ownerEmail", "isEmail", "ownerEmail must be an email"),
-    ("closed-date", {"deals": [{"externalDealId": "d-1", "name": "X", "closedDate": "next tuesday"}]}, "deals.0.closedDate", "isIso8601", "closedDate must be a valid ISO 8601 date string"),
-    ("start-date", {"deals": [{"externalDealId": "d-1", "name": "X", "startDate": "31/12/2026"}]}, "deals.0.startDate", "isIso8601", "startDate must be a valid ISO 8601 date string"),
-    ("amount-string", {"deals": [{"externalDealId": "d-1", "name": "X", "amount": "100"}]}, "deals.0.amount", "isNumber", "amount must be a number conforming to the specified constraints"),
-    ("amount-bool", {"deals": [{"externalDealId": "d-1", "name": "X", "amount": True}]}, "deals.0.amount", "isNumber", "amount must be a number conforming to the specified constraints"),
-    ("stageId-number", {"deals": [{"externalDealId": "d-1", "name": "X", "stageId": 3}]}, "deals.0.stageId", "isString", "stageId must be a string"),
-    ("assoc-object", {"deals": [{"externalDealId": "d-1", "name": "X", "associatedAccounts": {"domain": "a.com"}}]}, "deals.0.associatedAccounts", "isArray", "associatedAccounts must be an array"),
+    (
+        "name-empty",
+        {"deals": [{"externalDealId": "d-1", "name": ""}]},
+        "deals.0.name",
+        "isNotEmpty",
+        "name should not be empty",
+    ),
+    (
+        "name-blank",
+        {"deals": [{"externalDealId": "d-1", "name": " \t"}]},
+        "deals.0.name",
+        "isNotEmpty",
+        "name should not be empty",
+    ),
+    (
+        "owner-email",
+        {"deals": [{"externalDealId": "d-1", "name": "X", "ownerEmail": "not-an-email"}]},
+        "deals.0.ownerEmail",
+        "isEmail",
+        "ownerEmail must be an email",
+    ),
+    (
+        "closed-date",
+        {"deals": [{"externalDealId": "d-1", "name": "X", "closedDate": "next tuesday"}]},
+        "deals.0.closedDate",
+        "isIso8601",
+        "closedDate must be a valid ISO 8601 date string",
+    ),
+    (
+        "start-date",
+        {"deals": [{"externalDealId": "d-1", "name": "X", "startDate": "31/12/2026"}]},
+        "deals.0.startDate",
+        "isIso8601",
+        "startDate must be a valid ISO 8601 date string",
+    ),
+    (
+        "amount-string",
+        {"deals": [{"externalDealId": "d-1", "name": "X", "amount": "100"}]},
+        "deals.0.amount",
+        "isNumber",
+        "amount must be a number conforming to the specified constraints",
+    ),
+    (
+        "amount-bool",
+        {"deals": [{"externalDealId": "d-1", "name": "X", "amount": True}]},
+        "deals.0.amount",
+        "isNumber",
+        "amount must be a number conforming to the specified constraints",
+    ),
+    (
+        "stageId-number",
+        {"deals": [{"externalDealId": "d-1", "name": "X", "stageId": 3}]},
+        "deals.0.stageId",
+        "isString",
+        "stageId must be a string",
+    ),
+    (
+        "assoc-object",
+        {"deals": [{"externalDealId": "d-1", "name": "X", "associatedAccounts": {"domain": "a.com"}}]},
+        "deals.0.associatedAccounts",
+        "isArray",
+        "associatedAccounts must be an array",
+    ),
 ]
 
 
@@ -280,7 +386,7 @@ def accts(api):
     }
     results = push_ok(api, list(spec.values()))
     out = {}
-    for (k, item), res in zip(spec.items(), results):
+    for (k, item), res in zip(spec.items(), results, strict=True):
         out[k] = {**item, "rtp_aid": res["rtp_aid"]}
     return out
 
@@ -292,7 +398,10 @@ def test_associations_resolve_by_domain_then_external_id_then_unique_exact_name(
         "domain-beats-externalId": ({"domain": A["domain"], "externalId": B["externalId"]}, A["rtp_aid"]),
         "domain-beats-name": ({"domain": A["domain"], "name": B["name"]}, A["rtp_aid"]),
         "externalId-only": ({"externalId": B["externalId"]}, B["rtp_aid"]),
-        "unknown-domain-falls-back-to-externalId": ({"domain": unique_domain("nobody"), "externalId": B["externalId"]}, B["rtp_aid"]),
+        "unknown-domain-falls-back-to-externalId": (
+            {"domain": unique_domain("nobody"), "externalId": B["externalId"]},
+            B["rtp_aid"],
+        ),
         "externalId-beats-name": ({"externalId": B["externalId"], "name": A["name"]}, B["rtp_aid"]),
         "unknown-domain-and-externalId-fall-back-to-name": (
             {"domain": unique_domain("nobody"), "externalId": unique_name("nobody"), "name": D["name"]},
@@ -301,7 +410,10 @@ def test_associations_resolve_by_domain_then_external_id_then_unique_exact_name(
         "name-only": ({"name": D["name"]}, D["rtp_aid"]),
         "ambiguous-name-unresolved": ({"name": T["name"]}, None),
         "name-is-exact-case": ({"name": D["name"].upper()}, None),
-        "nothing-matches": ({"domain": unique_domain("nobody"), "externalId": unique_name("nobody"), "name": unique_name("nobody")}, None),
+        "nothing-matches": (
+            {"domain": unique_domain("nobody"), "externalId": unique_name("nobody"), "name": unique_name("nobody")},
+            None,
+        ),
     }
     items = {label: deal(associatedAccounts=[assoc]) for label, (assoc, _) in cases.items()}
     push_deals_ok(api, list(items.values()))
@@ -334,7 +446,9 @@ def test_several_associations_on_one_deal(api, accts):
     )
     push_deals_ok(api, [item])
     rec = get_deal(api, item["externalDealId"])
-    assert Counter(rtp_aids_of(rec)) == Counter([accts["A"]["rtp_aid"], accts["B"]["rtp_aid"], None]), rec["associatedAccounts"]
+    assert Counter(rtp_aids_of(rec)) == Counter([accts["A"]["rtp_aid"], accts["B"]["rtp_aid"], None]), rec[
+        "associatedAccounts"
+    ]
 
 
 def test_unresolved_associations_resolve_when_the_account_is_pushed(api):
@@ -349,8 +463,12 @@ def test_unresolved_associations_resolve_when_the_account_is_pushed(api):
 
     [by_domain, by_ext] = push_ok(api, [account(dom), account(unique_domain("late-x"), externalId=ext)])
     got = deals_by_ext(api)
-    assert rtp_aids_of(got[item["externalDealId"]]) == [by_domain["rtp_aid"]], "resolved when a matching account appears (domain)"
-    assert rtp_aids_of(got[item2["externalDealId"]]) == [by_ext["rtp_aid"]], "resolved when a matching account appears (externalId)"
+    assert rtp_aids_of(got[item["externalDealId"]]) == [by_domain["rtp_aid"]], (
+        "resolved when a matching account appears (domain)"
+    )
+    assert rtp_aids_of(got[item2["externalDealId"]]) == [by_ext["rtp_aid"]], (
+        "resolved when a matching account appears (externalId)"
+    )
 
 
 def test_upsert_with_associated_accounts_replaces_them_and_omitting_keeps_them(api, accts):
@@ -359,7 +477,9 @@ def test_upsert_with_associated_accounts_replaces_them_and_omitting_keeps_them(a
     push_deals_ok(api, [deal(ext, name="Renamed")])
     assert rtp_aids_of(get_deal(api, ext)) == [accts["A"]["rtp_aid"]], "omitted associatedAccounts keep the stored ones"
     push_deals_ok(api, [deal(ext, associatedAccounts=[{"domain": accts["B"]["domain"]}])])
-    assert rtp_aids_of(get_deal(api, ext)) == [accts["B"]["rtp_aid"]], "given associatedAccounts replace the stored ones"
+    assert rtp_aids_of(get_deal(api, ext)) == [accts["B"]["rtp_aid"]], (
+        "given associatedAccounts replace the stored ones"
+    )
 
 
 # --------------------------------------------------------------------------- stage history (§2.8)
@@ -367,12 +487,14 @@ def test_upsert_with_associated_accounts_replaces_them_and_omitting_keeps_them(a
 
 def test_stage_history_records_first_stage_and_each_change(api):
     ext = unique_name("stage")
-    t0 = datetime.now(timezone.utc) - timedelta(seconds=5)
+    t0 = datetime.now(UTC) - timedelta(seconds=5)
     push_deals_ok(api, [deal(ext, stageId="s1", stageLabel="Discovery", pipelineId="p1")])
     rec = get_deal(api, ext)
-    assert [(h["stageId"], h["stageLabel"], h["pipelineId"]) for h in rec["stageHistory"]] == [("s1", "Discovery", "p1")]
+    assert [(h["stageId"], h["stageLabel"], h["pipelineId"]) for h in rec["stageHistory"]] == [
+        ("s1", "Discovery", "p1")
+    ]
     entered1 = parse_ts(rec["stageHistory"][0]["enteredAt"])
-    assert t0 <= entered1 <= datetime.now(timezone.utc) + timedelta(seconds=5), "enteredAt is when the stage was entered"
+    assert t0 <= entered1 <= datetime.now(UTC) + timedelta(seconds=5), "enteredAt is when the stage was entered"
 
     # Same stage again (even with other changes): nothing is appended.
     push_deals_ok(api, [deal(ext, name="Same stage", stageId="s1", stageLabel="Discovery", pipelineId="p1", amount=5)])
@@ -430,9 +552,11 @@ def test_stage_history_backfill_oldest_first(api):
     rec = get_deal(api, ext)
     assert_deal_record(rec)
     hist = rec["stageHistory"]
-    assert [h["stageId"] for h in hist] == ["s1", "s2", "s3"], f"backfilled entries, oldest first, then the current stage: {hist}"
-    assert parse_ts(hist[0]["enteredAt"]) == datetime(2026, 1, 5, 8, 30, tzinfo=timezone.utc)
-    assert parse_ts(hist[1]["enteredAt"]) == datetime(2026, 2, 10, 12, 0, tzinfo=timezone.utc)
+    assert [h["stageId"] for h in hist] == ["s1", "s2", "s3"], (
+        f"backfilled entries, oldest first, then the current stage: {hist}"
+    )
+    assert parse_ts(hist[0]["enteredAt"]) == datetime(2026, 1, 5, 8, 30, tzinfo=UTC)
+    assert parse_ts(hist[1]["enteredAt"]) == datetime(2026, 2, 10, 12, 0, tzinfo=UTC)
     assert hist[1]["stageLabel"] == "Demo"
     times = [parse_ts(h["enteredAt"]) for h in hist]
     assert times == sorted(times), "oldest first"
@@ -465,7 +589,12 @@ def test_limit_cursor_and_last_sync_are_validated(api):
     assert_constraint(api.get("/deals", params={"limit": 0}), "limit", None, "limit must not be less than 1")
     assert_constraint(api.get("/deals", params={"limit": 1001}), "limit", None, "limit must not be greater than 1000")
     error(api.get("/deals", params={"cursor": "definitely-not-a-cursor"}), 400, "Invalid cursor", "Bad Request")
-    error(api.get("/deals", params={"lastSync": "yesterday"}), 400, "lastSync must be a valid ISO 8601 date string", "Bad Request")
+    error(
+        api.get("/deals", params={"lastSync": "yesterday"}),
+        400,
+        "lastSync must be a valid ISO 8601 date string",
+        "Bad Request",
+    )
 
 
 def test_delta_sync_returns_changed_deals_only(api):
@@ -563,8 +692,8 @@ def test_date_only_and_offset_timestamps_are_iso_8601(api):
     item = deal(startDate="2026-03-01", closedDate="2026-06-30T19:00:00+02:00")
     push_deals_ok(api, [item])
     rec = get_deal(api, item["externalDealId"])
-    assert instant(rec["startDate"]) == datetime(2026, 3, 1, tzinfo=timezone.utc), rec
-    assert instant(rec["closedDate"]) == datetime(2026, 6, 30, 17, 0, tzinfo=timezone.utc), rec
+    assert instant(rec["startDate"]) == datetime(2026, 3, 1, tzinfo=UTC), rec
+    assert instant(rec["closedDate"]) == datetime(2026, 6, 30, 17, 0, tzinfo=UTC), rec
 
 
 # --------------------------------------------------------------------------- conventions on these routes (§1.3, §6.3, §6.5)
@@ -604,7 +733,11 @@ def test_a_failing_item_is_atomic_and_does_not_affect_the_others(api):
     assert bad["status"] in ("upserted", "failed") and bad["externalDealId"] == ext, bad
     if bad["status"] == "failed":
         assert isinstance(bad.get("error"), str) and bad["error"], bad
-        assert {k: data["summary"][k] for k in ("total", "upserted", "failed")} == {"total": 2, "upserted": 1, "failed": 1}
+        assert {k: data["summary"][k] for k in ("total", "upserted", "failed")} == {
+            "total": 2,
+            "upserted": 1,
+            "failed": 1,
+        }
     assert good["status"] == "upserted", "one failing item never affects the others"
     assert fresh["externalDealId"] in deals_by_ext(api)
     if bad["status"] == "failed":

@@ -77,7 +77,7 @@ def test_conflicting_external_id_is_409_for_the_first_conflict_and_writes_nothin
     ea, ec = unique_name("ea"), unique_name("ec")
     a, b, c, d, e = account(externalId=ea), account(), account(externalId=ec), account(), account()
     results = push_ok(api, [a, b, c, d, e])
-    aid = {item["domain"]: res["rtp_aid"] for item, res in zip([a, b, c, d, e], results)}
+    aid = {item["domain"]: res["rtp_aid"] for item, res in zip([a, b, c, d, e], results, strict=True)}
     r = patch(api, [m(b["domain"], unique_name("fresh")), m(d["domain"], ec), m(e["domain"], ea)])
     error(r, 409, f"externalId '{ec}' already belongs to account {aid[c['domain']]}", "Conflict")
     found = accounts_by_domain(api, [b["domain"], d["domain"], e["domain"]])
@@ -103,18 +103,62 @@ MAPPING_VALIDATION = [
     ("missing", {}, "mappings", "isArray", "mappings must be an array"),
     ("string", {"mappings": "x"}, "mappings", "isArray", "mappings must be an array"),
     ("empty", {"mappings": []}, "mappings", "arrayMinSize", "mappings must contain at least 1 elements"),
-    ("too-many", {"mappings": [m(f"d{i}.com", f"e{i}") for i in range(101)]}, "mappings", "arrayMaxSize", "mappings must contain no more than 100 elements"),
-    ("domain-missing", {"mappings": [{"externalId": "x"}]}, "mappings.0.domain", "isNotEmpty", "domain should not be empty"),
+    (
+        "too-many",
+        {"mappings": [m(f"d{i}.com", f"e{i}") for i in range(101)]},
+        "mappings",
+        "arrayMaxSize",
+        "mappings must contain no more than 100 elements",
+    ),
+    (
+        "domain-missing",
+        {"mappings": [{"externalId": "x"}]},
+        "mappings.0.domain",
+        "isNotEmpty",
+        "domain should not be empty",
+    ),
     ("domain-empty", {"mappings": [m("", "x")]}, "mappings.0.domain", "isNotEmpty", "domain should not be empty"),
-    ("domain-number", {"mappings": [{"domain": 5, "externalId": "x"}]}, "mappings.0.domain", "isString", "domain must be a string"),
-    ("externalId-missing", {"mappings": [{"domain": "a.com"}]}, "mappings.0.externalId", "isNotEmpty", "externalId should not be empty"),
-    ("externalId-blank", {"mappings": [m("a.com", "  ")]}, "mappings.0.externalId", "isNotEmpty", "externalId should not be empty"),
-    ("externalId-number", {"mappings": [{"domain": "a.com", "externalId": 7}]}, "mappings.0.externalId", "isString", "externalId must be a string"),
-    ("second-item", {"mappings": [m("a.com", "x"), m("b.com", "")]}, "mappings.1.externalId", "isNotEmpty", "externalId should not be empty"),
+    (
+        "domain-number",
+        {"mappings": [{"domain": 5, "externalId": "x"}]},
+        "mappings.0.domain",
+        "isString",
+        "domain must be a string",
+    ),
+    (
+        "externalId-missing",
+        {"mappings": [{"domain": "a.com"}]},
+        "mappings.0.externalId",
+        "isNotEmpty",
+        "externalId should not be empty",
+    ),
+    (
+        "externalId-blank",
+        {"mappings": [m("a.com", "  ")]},
+        "mappings.0.externalId",
+        "isNotEmpty",
+        "externalId should not be empty",
+    ),
+    (
+        "externalId-number",
+        {"mappings": [{"domain": "a.com", "externalId": 7}]},
+        "mappings.0.externalId",
+        "isString",
+        "externalId must be a string",
+    ),
+    (
+        "second-item",
+        {"mappings": [m("a.com", "x"), m("b.com", "")]},
+        "mappings.1.externalId",
+        "isNotEmpty",
+        "externalId should not be empty",
+    ),
 ]
 
 
-@pytest.mark.parametrize("body,path,key,text", [c[1:] for c in MAPPING_VALIDATION], ids=[c[0] for c in MAPPING_VALIDATION])
+@pytest.mark.parametrize(
+    "body,path,key,text", [c[1:] for c in MAPPING_VALIDATION], ids=[c[0] for c in MAPPING_VALIDATION]
+)
 def test_mapping_request_shape_errors_are_400(api, body, path, key, text):
     item = account()
     push_ok(api, [item])
@@ -131,10 +175,16 @@ def test_mapping_request_shape_errors_are_400(api, body, path, key, text):
 
 
 def test_missing_external_ids_lists_name_and_domain_in_rtp_aid_order(api):
-    items = [account(), account(externalId=unique_name("has")), account(), account(), account(externalId=unique_name("has"))]
+    items = [
+        account(),
+        account(externalId=unique_name("has")),
+        account(),
+        account(),
+        account(externalId=unique_name("has")),
+    ]
     results = push_ok(api, items)
     expected = sorted(
-        ((res["rtp_aid"], item) for item, res in zip(items, results) if "externalId" not in item),
+        ((res["rtp_aid"], item) for item, res in zip(items, results, strict=True) if "externalId" not in item),
         key=lambda t: t[0],
     )
     data = ok(api.get("/accounts/missing-external-ids"), "/api/v1/accounts/missing-external-ids")

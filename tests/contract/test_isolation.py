@@ -74,13 +74,21 @@ def test_upsert_and_mappings_do_not_reach_another_workspace(api, other_api):
     push_ok(api, [item])
     data = push(other_api, [account(item["domain"], name="Theirs")], upsert=True)
     assert data["results"][0]["status"] == "created"
-    r = ok(other_api.patch("/accounts/external-ids", json={"mappings": [{"domain": item["domain"], "externalId": "x-other"}]}))
+    r = ok(
+        other_api.patch(
+            "/accounts/external-ids", json={"mappings": [{"domain": item["domain"], "externalId": "x-other"}]}
+        )
+    )
     assert r["matched"] == 1
     mine = get_account(api, item["domain"])
     assert mine["name"] == "Mine" and mine["externalId"] is None
     only_mine = account()
     push_ok(api, [only_mine])
-    r = ok(other_api.patch("/accounts/external-ids", json={"mappings": [{"domain": only_mine["domain"], "externalId": "x"}]}))
+    r = ok(
+        other_api.patch(
+            "/accounts/external-ids", json={"mappings": [{"domain": only_mine["domain"], "externalId": "x"}]}
+        )
+    )
     assert (r["matched"], r["notFound"]) == (0, [only_mine["domain"]])
 
 
@@ -89,7 +97,9 @@ def test_external_id_conflicts_are_per_workspace(api, other_api):
     push_ok(api, [account(externalId=ext)])
     theirs = account()
     push_ok(other_api, [theirs])
-    r = ok(other_api.patch("/accounts/external-ids", json={"mappings": [{"domain": theirs["domain"], "externalId": ext}]}))
+    r = ok(
+        other_api.patch("/accounts/external-ids", json={"mappings": [{"domain": theirs["domain"], "externalId": ext}]})
+    )
     assert r["updated"] == 1
 
 

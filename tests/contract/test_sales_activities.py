@@ -129,13 +129,34 @@ def test_vendor_examples_read_back_with_the_contract_shape(api):
         assert rec["rtp_aid"] is None, "no account with that domain yet"
     assert call["id"] != email["id"]
 
-    for k in ("externalActivityId", "activityType", "domain", "accountName", "ownerEmail", "ownerName", "ownerId", "from", *CALL_ONLY):
+    for k in (
+        "externalActivityId",
+        "activityType",
+        "domain",
+        "accountName",
+        "ownerEmail",
+        "ownerName",
+        "ownerId",
+        "from",
+        *CALL_ONLY,
+    ):
         assert call[k] == VENDOR_CALL[k], (k, call[k], VENDOR_CALL[k])
     assert parse_ts(call["occurredAt"]) == parse_ts("2026-04-22T10:30:00.000Z")
     for k in ("subject", *EMAIL_ONLY):
         assert call[k] is None, f"unset {k} must be null on the call: {call}"
 
-    for k in ("externalActivityId", "activityType", "domain", "accountName", "ownerEmail", "ownerName", "ownerId", "from", "subject", *EMAIL_ONLY):
+    for k in (
+        "externalActivityId",
+        "activityType",
+        "domain",
+        "accountName",
+        "ownerEmail",
+        "ownerName",
+        "ownerId",
+        "from",
+        "subject",
+        *EMAIL_ONLY,
+    ):
         assert email[k] == VENDOR_EMAIL[k], (k, email[k], VENDOR_EMAIL[k])
     assert parse_ts(email["occurredAt"]) == parse_ts("2026-04-23T08:15:00.000Z")
     for k in CALL_ONLY:
@@ -179,7 +200,9 @@ def test_known_external_activity_id_fails(api):
 def test_external_activity_id_repeated_in_one_request(api):
     """§6.33: items are processed in order, so the second one meets the first."""
     ext = unique_name("rep")
-    data = push_activities(api, [activity(external_id=ext, outcome="First"), activity(external_id=ext, outcome="Second")])
+    data = push_activities(
+        api, [activity(external_id=ext, outcome="First"), activity(external_id=ext, outcome="Second")]
+    )
     r1, r2 = data["results"]
     assert r1["status"] == "created", r1
     assert r2["status"] == "failed" and r2["error"] == activity_exists_error(ext), r2
@@ -207,7 +230,9 @@ def test_other_activity_types_are_skipped_and_not_stored(api, activity_type):
 def test_a_skipped_item_stores_no_contact_and_does_not_reserve_its_id(api):
     email = f"{unique_name('skip')}@example.com"
     ext = unique_name("skip")
-    skipped = activity(external_id=ext, activity_type="meeting", contacts=[{"email": email, "name": "From Skipped", "title": "CEO"}])
+    skipped = activity(
+        external_id=ext, activity_type="meeting", contacts=[{"email": email, "name": "From Skipped", "title": "CEO"}]
+    )
     assert push_activities(api, [skipped])["results"][0]["status"] == "skipped"
     # The same id, now as a call: nothing was stored for the skipped item, so this is new.
     data = push_activities(api, [activity(external_id=ext, contacts=[{"email": email}])])
@@ -244,7 +269,7 @@ def test_unnormalisable_domain_is_a_per_item_failure(api):
     good = activity()
     items = [activity(domain=b) for b in bad_values] + [good]
     data = push_activities(api, items)
-    for bad, res in zip(bad_values, data["results"]):
+    for bad, res in zip(bad_values, data["results"], strict=False):
         assert res["status"] == "failed" and res["error"] == f"Invalid domain '{bad}'", (bad, res)
     assert data["results"][-1]["status"] == "created"
     assert set(activities_by_ext(api)) == {good["externalActivityId"]}, "failed items are not stored"
@@ -322,25 +347,139 @@ def contact_case(**contact) -> dict:
 VALIDATION_CASES = [
     ("activities-missing", {}, "activities", "isArray", "activities must be an array"),
     ("activities-object", {"activities": {"a": 1}}, "activities", "isArray", "activities must be an array"),
-    ("activities-empty", {"activities": []}, "activities", "arrayMinSize", "activities must contain at least 1 elements"),
-    ("extid-missing", {"activities": [without("externalActivityId")]}, "activities.0.externalActivityId", "isNotEmpty", "externalActivityId should not be empty"),
-    ("extid-blank", {"activities": [activity(external_id="  ")]}, "activities.0.externalActivityId", "isNotEmpty", "externalActivityId should not be empty"),
-    ("type-missing", {"activities": [without("activityType")]}, "activities.0.activityType", "isNotEmpty", "activityType should not be empty"),
-    ("occurredAt-missing", {"activities": [without("occurredAt")]}, "activities.0.occurredAt", "isNotEmpty", "occurredAt should not be empty"),
-    ("occurredAt-bad", {"activities": [activity(occurredAt="22/04/2026 10:30")]}, "activities.0.occurredAt", "isIso8601", "occurredAt must be a valid ISO 8601 date string"),
-    ("domain-missing", {"activities": [without("domain")]}, "activities.0.domain", "isNotEmpty", "domain should not be empty"),
-    ("domain-empty", {"activities": [activity(domain="")]}, "activities.0.domain", "isNotEmpty", "domain should not be empty"),
-    ("ownerEmail-missing", {"activities": [without("ownerEmail")]}, "activities.0.ownerEmail", "isNotEmpty", "ownerEmail should not be empty"),
-    ("ownerEmail-bad", {"activities": [activity(ownerEmail="jane-at-company")]}, "activities.0.ownerEmail", "isEmail", "ownerEmail must be an email"),
-    ("contacts-missing", {"activities": [without("contacts")]}, "activities.0.contacts", "isArray", "contacts must be an array"),
-    ("contacts-empty", {"activities": [activity(contacts=[])]}, "activities.0.contacts", "arrayMinSize", "contacts must contain at least 1 elements"),
-    ("contact-no-email", {"activities": [contact_case(name="No Email")]}, "activities.0.contacts.0.email", "isNotEmpty", "email should not be empty"),
-    ("contact-email-blank", {"activities": [contact_case(email=" ")]}, "activities.0.contacts.0.email", "isNotEmpty", "email should not be empty"),
-    ("direction-bad", {"activities": [activity(direction="sideways")]}, "activities.0.direction", "isIn", "direction must be one of the following values: inbound, outbound"),
-    ("duration-string", {"activities": [activity(durationMinutes="30")]}, "activities.0.durationMinutes", "isNumber", "durationMinutes must be a number conforming to the specified constraints"),
-    ("openCount-string", {"activities": [activity(activity_type="email", openCount="3")]}, "activities.0.openCount", "isNumber", "openCount must be a number conforming to the specified constraints"),
-    ("from-string", {"activities": [activity(**{"from": "jane@yourcompany.com"})]}, "activities.0.from", "isObject", "from must be an object"),
-    ("subject-number", {"activities": [activity(subject=5)]}, "activities.0.subject", "isString", "subject must be a string"),
+    (
+        "activities-empty",
+        {"activities": []},
+        "activities",
+        "arrayMinSize",
+        "activities must contain at least 1 elements",
+    ),
+    (
+        "extid-missing",
+        {"activities": [without("externalActivityId")]},
+        "activities.0.externalActivityId",
+        "isNotEmpty",
+        "externalActivityId should not be empty",
+    ),
+    (
+        "extid-blank",
+        {"activities": [activity(external_id="  ")]},
+        "activities.0.externalActivityId",
+        "isNotEmpty",
+        "externalActivityId should not be empty",
+    ),
+    (
+        "type-missing",
+        {"activities": [without("activityType")]},
+        "activities.0.activityType",
+        "isNotEmpty",
+        "activityType should not be empty",
+    ),
+    (
+        "occurredAt-missing",
+        {"activities": [without("occurredAt")]},
+        "activities.0.occurredAt",
+        "isNotEmpty",
+        "occurredAt should not be empty",
+    ),
+    (
+        "occurredAt-bad",
+        {"activities": [activity(occurredAt="22/04/2026 10:30")]},
+        "activities.0.occurredAt",
+        "isIso8601",
+        "occurredAt must be a valid ISO 8601 date string",
+    ),
+    (
+        "domain-missing",
+        {"activities": [without("domain")]},
+        "activities.0.domain",
+        "isNotEmpty",
+        "domain should not be empty",
+    ),
+    (
+        "domain-empty",
+        {"activities": [activity(domain="")]},
+        "activities.0.domain",
+        "isNotEmpty",
+        "domain should not be empty",
+    ),
+    (
+        "ownerEmail-missing",
+        {"activities": [without("ownerEmail")]},
+        "activities.0.ownerEmail",
+        "isNotEmpty",
+        "ownerEmail should not be empty",
+    ),
+    (
+        "ownerEmail-bad",
+        {"activities": [activity(ownerEmail="jane-at-company")]},
+        "activities.0.ownerEmail",
+        "isEmail",
+        "ownerEmail must be an email",
+    ),
+    (
+        "contacts-missing",
+        {"activities": [without("contacts")]},
+        "activities.0.contacts",
+        "isArray",
+        "contacts must be an array",
+    ),
+    (
+        "contacts-empty",
+        {"activities": [activity(contacts=[])]},
+        "activities.0.contacts",
+        "arrayMinSize",
+        "contacts must contain at least 1 elements",
+    ),
+    (
+        "contact-no-email",
+        {"activities": [contact_case(name="No Email")]},
+        "activities.0.contacts.0.email",
+        "isNotEmpty",
+        "email should not be empty",
+    ),
+    (
+        "contact-email-blank",
+        {"activities": [contact_case(email=" ")]},
+        "activities.0.contacts.0.email",
+        "isNotEmpty",
+        "email should not be empty",
+    ),
+    (
+        "direction-bad",
+        {"activities": [activity(direction="sideways")]},
+        "activities.0.direction",
+        "isIn",
+        "direction must be one of the following values: inbound, outbound",
+    ),
+    (
+        "duration-string",
+        {"activities": [activity(durationMinutes="30")]},
+        "activities.0.durationMinutes",
+        "isNumber",
+        "durationMinutes must be a number conforming to the specified constraints",
+    ),
+    (
+        "openCount-string",
+        {"activities": [activity(activity_type="email", openCount="3")]},
+        "activities.0.openCount",
+        "isNumber",
+        "openCount must be a number conforming to the specified constraints",
+    ),
+    (
+        "from-string",
+        {"activities": [activity(**{"from": "jane@yourcompany.com"})]},
+        "activities.0.from",
+        "isObject",
+        "from must be an object",
+    ),
+    (
+        "subject-number",
+        {"activities": [activity(subject=5)]},
+        "activities.0.subject",
+        "isString",
+        "subject must be a string",
+    ),
 ]
 
 
@@ -377,7 +516,9 @@ def test_validation_reports_every_bad_item_and_writes_no_contact(api):
         ]
     }
     errors = validation_errors(api.post("/sales-activities", json=body))
-    assert_constraint(errors, "activities.1.direction", "isIn", "direction must be one of the following values: inbound, outbound")
+    assert_constraint(
+        errors, "activities.1.direction", "isIn", "direction must be one of the following values: inbound, outbound"
+    )
     assert_constraint(errors, "activities.2.contacts", "arrayMinSize", "contacts must contain at least 1 elements")
     assert_nothing_written(api)
     push_activities_ok(api, [activity(contacts=[{"email": email}])])
@@ -426,9 +567,16 @@ def test_domain_filter_is_normalised(api):
 
 def test_limit_cursor_and_last_sync_are_validated(api):
     assert_constraint(api.get("/sales-activities", params={"limit": 0}), "limit", None, "limit must not be less than 1")
-    assert_constraint(api.get("/sales-activities", params={"limit": 1001}), "limit", None, "limit must not be greater than 1000")
+    assert_constraint(
+        api.get("/sales-activities", params={"limit": 1001}), "limit", None, "limit must not be greater than 1000"
+    )
     error(api.get("/sales-activities", params={"cursor": "garbage!!"}), 400, "Invalid cursor", "Bad Request")
-    error(api.get("/sales-activities", params={"lastSync": "soon"}), 400, "lastSync must be a valid ISO 8601 date string", "Bad Request")
+    error(
+        api.get("/sales-activities", params={"lastSync": "soon"}),
+        400,
+        "lastSync must be a valid ISO 8601 date string",
+        "Bad Request",
+    )
 
 
 def test_delta_sync_returns_new_activities_only(api):
@@ -461,7 +609,9 @@ def test_activities_and_contacts_do_not_cross_workspaces(api, server, new_worksp
     mine = activities_by_ext(api)[ext]
     with client_for(server, new_workspace().key) as other:
         assert all_activities(other) == [], "another workspace sees none of our activities"
-        data = push_activities(other, [activity(domain=dom, external_id=ext, contacts=[{"email": email, "title": "Theirs"}])])
+        data = push_activities(
+            other, [activity(domain=dom, external_id=ext, contacts=[{"email": email, "title": "Theirs"}])]
+        )
         assert data["results"][0]["status"] == "created", "externalActivityIds are unique per workspace only"
         theirs = activities_by_ext(other)[ext]
         assert theirs["rtp_aid"] is None, "never linked to another workspace's account"
@@ -488,7 +638,7 @@ def test_concurrent_pushes_of_one_external_activity_id_create_it_once(server, wo
                 data = check_activity_results(r, items)
                 with lock:
                     outcomes.append([(x["externalActivityId"], x["status"], x.get("error")) for x in data["results"]])
-            except Exception as exc:  # noqa: BLE001 - reported below
+            except Exception as exc:
                 with lock:
                     problems.append(repr(exc))
 
@@ -501,7 +651,9 @@ def test_concurrent_pushes_of_one_external_activity_id_create_it_once(server, wo
     assert len(outcomes) == n_threads
     for ext in ids:
         statuses = [s for res in outcomes for (e, s, _) in res if e == ext]
-        assert statuses.count("created") == 1, f"{ext} must be created exactly once across concurrent requests: {statuses}"
+        assert statuses.count("created") == 1, (
+            f"{ext} must be created exactly once across concurrent requests: {statuses}"
+        )
         errors = [err for res in outcomes for (e, s, err) in res if e == ext and s == "failed"]
         assert errors == [activity_exists_error(ext)] * (n_threads - 1), errors
     rows = all_activities(api)

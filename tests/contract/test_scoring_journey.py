@@ -50,11 +50,7 @@ def test_journey_stages_follow_deals(api, cli, workspace):
     ]
     r = api.post(
         "/deal-stages",
-        json={
-            "pipelines": [
-                {"pipelineId": pid, "pipelineLabel": "Sales", "stages": stages}
-            ]
-        },
+        json={"pipelines": [{"pipelineId": pid, "pipelineLabel": "Sales", "stages": stages}]},
     )
     ok(r, "/api/v1/deal-stages")
     label = {s["stageId"]: s["stageLabel"] for s in stages}
@@ -119,7 +115,7 @@ def test_journey_stages_follow_deals(api, cli, workspace):
     run_score(cli, workspace.name)
     recs = accounts_by_domain(api, d.values())
     by = {n: recs[d[n]] for n in names}
-    for n, rec in by.items():
+    for rec in by.values():
         assert_scored_record(rec)
 
     def stage(n: str) -> str:
@@ -186,10 +182,7 @@ def test_journey_stages_follow_deals(api, cli, workspace):
         assert (eng.get("activities"), eng.get("deals")) == (acts, deals), (
             f"{n}: engagement.activities/deals should be {acts}/{deals}, got {eng.get('activities')}/{eng.get('deals')}: {describe(r)}"
         )
-        assert (
-            data["rtp_journey_stage"] == stage(n)
-            and data["rtp_account_score"] == by[n]["rtp_account_score"]
-        ), (
+        assert data["rtp_journey_stage"] == stage(n) and data["rtp_account_score"] == by[n]["rtp_account_score"], (
             f"{n}: the explanation shows the account's current score and stage: {describe(r)}"
         )
 
@@ -204,15 +197,10 @@ def test_journey_stages_follow_deals(api, cli, workspace):
     )
     for n in names:
         if n != "moving":
-            assert score_fields(recs2[d[n]]) == score_fields(by[n]), (
-                f"{n}: nothing changed for it, nothing may move"
-            )
+            assert score_fields(recs2[d[n]]) == score_fields(by[n]), f"{n}: nothing changed for it, nothing may move"
     delta, _ = list_pass(api, limit=1000, lastSync=sync)
     moved = [a for a in delta if a["domain"] == d["moving"]]
-    assert (
-        moved
-        and moved[0]["rtp_journey_stage"] == recs2[d["moving"]]["rtp_journey_stage"]
-    ), (
+    assert moved and moved[0]["rtp_journey_stage"] == recs2[d["moving"]]["rtp_journey_stage"], (
         f"a journey-stage change by the job comes back in the lastSync={sync} pass: {sorted(a['domain'] for a in delta)}"
     )
 
@@ -226,9 +214,7 @@ def test_journey_stages_follow_deals(api, cli, workspace):
     for js in JOURNEY_STAGES:
         got = {a["domain"] for a in all_accounts(api, journeyStage=js)}
         want = {a["domain"] for a in everyone if a["rtp_journey_stage"] == js}
-        assert got == want, (
-            f"journeyStage={js}: expected {sorted(want)}, got {sorted(got)}"
-        )
+        assert got == want, f"journeyStage={js}: expected {sorted(want)}, got {sorted(got)}"
     assert {a["domain"] for a in all_accounts(api, journeyStage="Opportunity")} == {
         d[n] for n in ("open", "nostage", "open_lost", "late")
     }
@@ -242,9 +228,5 @@ def test_journey_stages_follow_deals(api, cli, workspace):
             f"minScore={m} is inclusive (rtp_account_score >= {m}): expected {sorted(want)}, got {sorted(got)}"
         )
     got = {a["domain"] for a in all_accounts(api, journeyStage="Customer", minScore=1)}
-    want = {
-        a["domain"]
-        for a in everyone
-        if a["rtp_journey_stage"] == "Customer" and a["rtp_account_score"] >= 1
-    }
+    want = {a["domain"] for a in everyone if a["rtp_journey_stage"] == "Customer" and a["rtp_account_score"] >= 1}
     assert got == want, f"filters combine: expected {sorted(want)}, got {sorted(got)}"

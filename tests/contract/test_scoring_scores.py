@@ -52,8 +52,7 @@ def test_signals_drive_the_sub_scores(api, cli, workspace, server, new_workspace
     # Signals for `early` arrive before its account exists (§3.1: kept, count once it exists).
     push_signals_ok(
         api,
-        [signal("website", "page_view", d["early"]) for _ in range(5)]
-        + [signal("g2", "comparison", d["early"])],
+        [signal("website", "page_view", d["early"]) for _ in range(5)] + [signal("g2", "comparison", d["early"])],
     )
     # Another workspace pushes strong signals for this workspace's domains: they must not count here (§0).
     other = new_workspace()
@@ -92,23 +91,17 @@ def test_signals_drive_the_sub_scores(api, cli, workspace, server, new_workspace
         ]
         # §1.6/§6.21: a signal's domain is normalised like every other domain (it can fail with
         # "Invalid domain"), so a URL-ish spelling counts for the account.
-        + [
-            signal("g2", "pricing_view", f"HTTPS://WWW.{d['norm'].upper()}/pricing?x=1")
-        ],
+        + [signal("g2", "pricing_view", f"HTTPS://WWW.{d['norm'].upper()}/pricing?x=1")],
     )
 
     # §2.1: before the scoring job has seen them, accounts read 0 and "".
     fresh = accounts_by_domain(api, d.values())
-    assert set(fresh) == set(d.values()), (
-        f"every pushed account is listed: {sorted(fresh)}"
-    )
+    assert set(fresh) == set(d.values()), f"every pushed account is listed: {sorted(fresh)}"
     for rec in fresh.values():
         assert {k: rec[k] for k in SCORE_KEYS} == dict.fromkeys(SCORE_KEYS, 0), (
             f"an unscored account reads every score 0: {rec}"
         )
-        assert rec["rtp_journey_stage"] == "", (
-            f"an unscored account reads rtp_journey_stage '': {rec}"
-        )
+        assert rec["rtp_journey_stage"] == "", f"an unscored account reads rtp_journey_stage '': {rec}"
 
     run_score(cli, workspace.name)
     after1 = accounts_by_domain(api, d.values())
@@ -121,9 +114,7 @@ def test_signals_drive_the_sub_scores(api, cli, workspace, server, new_workspace
                     f"{name}: {key} must be 0 without {source} signals (another workspace's signals never count): {score_fields(rec)}"
                 )
             elif name in CLEARLY_NONZERO:
-                assert rec[key] > 0, (
-                    f"{name}: {key} must be above 0 with recent {source} signals: {score_fields(rec)}"
-                )
+                assert rec[key] > 0, f"{name}: {key} must be above 0 with recent {source} signals: {score_fields(rec)}"
         assert rec["rtp_journey_stage"] not in ("Opportunity", "Customer"), (
             f"{name}: signals alone never make an Opportunity/Customer: {score_fields(rec)}"
         )
@@ -131,20 +122,13 @@ def test_signals_drive_the_sub_scores(api, cli, workspace, server, new_workspace
     assert score_fields(by["none"]) == {
         **dict.fromkeys(SCORE_KEYS, 0),
         "rtp_journey_stage": "Unaware",
-    }, (
-        f"an account with nothing (in this workspace) reads 0 and 'Unaware' after scoring: {score_fields(by['none'])}"
-    )
-    assert (
-        by["early"]["rtp_website_intent_score"] > 0
-        and by["early"]["rtp_g2_intent_score"] > 0
-    ), (
+    }, f"an account with nothing (in this workspace) reads 0 and 'Unaware' after scoring: {score_fields(by['none'])}"
+    assert by["early"]["rtp_website_intent_score"] > 0 and by["early"]["rtp_g2_intent_score"] > 0, (
         f"signals pushed before their account count once it exists: {score_fields(by['early'])}"
     )
 
     def stronger(a: str, b: str, key: str, why: str) -> None:
-        assert by[a][key] > by[b][key], (
-            f"{why}: {a} {key}={by[a][key]} must be above {b} {key}={by[b][key]}"
-        )
+        assert by[a][key] > by[b][key], f"{why}: {a} {key}={by[a][key]} must be above {b} {key}={by[b][key]}"
         assert by[a]["rtp_account_score"] >= by[b]["rtp_account_score"], (
             f"{why}: {a}'s account score must not be below {b}'s: {by[a]['rtp_account_score']} < {by[b]['rtp_account_score']}"
         )
@@ -197,17 +181,13 @@ def test_signals_drive_the_sub_scores(api, cli, workspace, server, new_workspace
     run_score(cli, workspace.name)  # incremental: the web account's inputs changed
     after3 = accounts_by_domain(api, d.values())
     web_before, web_now = after2[d["web"]], after3[d["web"]]
-    assert (
-        web_now["rtp_website_intent_score"] > web_before["rtp_website_intent_score"]
-    ), (
+    assert web_now["rtp_website_intent_score"] > web_before["rtp_website_intent_score"], (
         f"ten more page views today must raise the website score: {score_fields(web_before)} -> {score_fields(web_now)}"
     )
     assert web_now["rtp_account_score"] >= web_before["rtp_account_score"], (
         f"more signals never lower the account score: {score_fields(web_now)}"
     )
-    assert parse_ts(web_now["rtp_last_account_date"]) > parse_ts(
-        web_before["rtp_last_account_date"]
-    ), (
+    assert parse_ts(web_now["rtp_last_account_date"]) > parse_ts(web_before["rtp_last_account_date"]), (
         f"a score change moves rtp_last_account_date: {web_before['rtp_last_account_date']} -> {web_now['rtp_last_account_date']}"
     )
     delta, _ = list_pass(api, limit=1000, lastSync=sync)
@@ -215,18 +195,15 @@ def test_signals_drive_the_sub_scores(api, cli, workspace, server, new_workspace
     assert d["web"] in delta_by_domain, (
         f"the rescored account must come back in the lastSync={sync} pass; got {sorted(delta_by_domain)}"
     )
-    assert score_fields(delta_by_domain[d["web"]]) == score_fields(web_now), (
-        "the delta pass carries the new scores"
-    )
+    assert score_fields(delta_by_domain[d["web"]]) == score_fields(web_now), "the delta pass carries the new scores"
     for name, dom in d.items():
         if name != "web":
             assert score_fields(after3[dom]) == score_fields(after2[dom]), (
                 f"{name}: nothing new for it, its scores must not move"
             )
-            assert (
-                after3[dom]["rtp_last_account_date"]
-                == after2[dom]["rtp_last_account_date"]
-            ), f"{name}: unchanged account rewritten"
+            assert after3[dom]["rtp_last_account_date"] == after2[dom]["rtp_last_account_date"], (
+                f"{name}: unchanged account rewritten"
+            )
 
 
 def test_a_new_account_reads_zero_until_its_first_run(api, cli, workspace):
@@ -239,10 +216,7 @@ def test_a_new_account_reads_zero_until_its_first_run(api, cli, workspace):
     push_ok(api, [account(late)])
     push_signals_ok(api, [signal("g2", "pricing_view", late)])
     recs = accounts_by_domain(api, [first, late])
-    assert (
-        recs[first]["rtp_journey_stage"] != ""
-        and recs[first]["rtp_g2_intent_score"] > 0
-    ), score_fields(recs[first])
+    assert recs[first]["rtp_journey_stage"] != "" and recs[first]["rtp_g2_intent_score"] > 0, score_fields(recs[first])
     assert score_fields(recs[late]) == {
         **dict.fromkeys(SCORE_KEYS, 0),
         "rtp_journey_stage": "",

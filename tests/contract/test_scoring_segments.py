@@ -133,15 +133,11 @@ def test_dynamic_segments_follow_the_scores(api, cli, workspace):
     assert check(s4, want4, "S4 (custom field and tag)") == {by["hot"]["rtp_aid"]}
 
     # An account that stops matching leaves after the next run.
-    rule1b = {
-        "all": [{"field": "rtp_g2_intent_score", "op": "gte", "value": g2["hot"] + 1}]
-    }
+    rule1b = {"all": [{"field": "rtp_g2_intent_score", "op": "gte", "value": g2["hot"] + 1}]}
     r = api.patch(f"/segments/{s1}", json={"rule": rule1b})
     ok(r)
     t1 = g2["hot"] + 1
     run_score(cli, workspace.name, "--all")
-    assert (
-        check(s1, want1, "S1 after raising the threshold above every score") == set()
-    ), describe(r)
+    assert check(s1, want1, "S1 after raising the threshold above every score") == set(), describe(r)
     check(s2, want2, "S2 after a run with no changes")
     check(s3, want3, "S3 after a run with no changes")

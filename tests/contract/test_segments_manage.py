@@ -94,13 +94,18 @@ def test_only_static_active_or_draft_segments_created_via_api_are_listed(api):
 # custom fields; it fixes no wire format. This is the shape the server's own /openapi.json
 # documents (SegmentRule: `all` / `any` lists of `{field, op, value}`).
 RULE = {"all": [{"field": "rtp_account_score", "op": "gte", "value": 60}]}
-RULE2 = {"all": [{"field": "rtp_account_score", "op": "gte", "value": 10}], "any": [{"field": "rtp_website_intent_score", "op": "gte", "value": 5}]}
+RULE2 = {
+    "all": [{"field": "rtp_account_score", "op": "gte", "value": 10}],
+    "any": [{"field": "rtp_website_intent_score", "op": "gte", "value": 5}],
+}
 
 
 def test_a_dynamic_segment_keeps_its_rule(api):
     r = api.post("/segments", json={"name": unique_name("Dyn"), "type": "dynamic", "status": "active", "rule": RULE})
-    if r.status_code == 400 and isinstance(r.json().get("data"), list) and all(
-        e.get("path", "").startswith("rule") for e in r.json()["data"]
+    if (
+        r.status_code == 400
+        and isinstance(r.json().get("data"), list)
+        and all(e.get("path", "").startswith("rule") for e in r.json()["data"])
     ):
         pytest.skip(f"the contract leaves the rule format open; this server wants another one: {describe(r)}")
     data = ok(r, "/api/v1/segments")
@@ -120,16 +125,36 @@ def test_a_dynamic_segment_keeps_its_rule(api):
 
 SEGMENT_VALIDATION = [
     ("name-missing", {"type": "static", "status": "active"}, "name", "isNotEmpty", "name should not be empty"),
-    ("name-blank", {"name": "  ", "type": "static", "status": "active"}, "name", "isNotEmpty", "name should not be empty"),
+    (
+        "name-blank",
+        {"name": "  ", "type": "static", "status": "active"},
+        "name",
+        "isNotEmpty",
+        "name should not be empty",
+    ),
     ("name-number", {"name": 5, "type": "static", "status": "active"}, "name", "isString", "name must be a string"),
-    ("type-bad", {"name": "S", "type": "smart", "status": "active"}, "type", "isIn", "type must be one of the following values: static, dynamic"),
-    ("status-bad", {"name": "S", "type": "static", "status": "deleted"}, "status", "isIn", "status must be one of the following values: active, draft, archived"),
+    (
+        "type-bad",
+        {"name": "S", "type": "smart", "status": "active"},
+        "type",
+        "isIn",
+        "type must be one of the following values: static, dynamic",
+    ),
+    (
+        "status-bad",
+        {"name": "S", "type": "static", "status": "deleted"},
+        "status",
+        "isIn",
+        "status must be one of the following values: active, draft, archived",
+    ),
     ("type-missing", {"name": "S", "status": "active"}, "type", None, None),
     ("status-missing", {"name": "S", "type": "static"}, "status", None, None),
 ]
 
 
-@pytest.mark.parametrize("body,path,key,text", [c[1:] for c in SEGMENT_VALIDATION], ids=[c[0] for c in SEGMENT_VALIDATION])
+@pytest.mark.parametrize(
+    "body,path,key,text", [c[1:] for c in SEGMENT_VALIDATION], ids=[c[0] for c in SEGMENT_VALIDATION]
+)
 def test_create_segment_validation(api, body, path, key, text):
     assert_constraint(api.post("/segments", json=body), path, key, text)
     assert listed(api) == {}, "a rejected request creates nothing"
@@ -175,7 +200,9 @@ def test_patch_validation(api):
         "isIn",
         "status must be one of the following values: active, draft, archived",
     )
-    assert_constraint(api.patch(f"/segments/{seg}", json={"name": ""}), "name", "isNotEmpty", "name should not be empty")
+    assert_constraint(
+        api.patch(f"/segments/{seg}", json={"name": ""}), "name", "isNotEmpty", "name should not be empty"
+    )
     assert listed(api)[seg]["status"] == "active"
 
 
@@ -183,7 +210,7 @@ def test_patch_validation(api):
 
 
 def test_add_and_remove_members(api, three):
-    items, (a, b, c) = three
+    items, (a, b, _c) = three
     seg = create_segment_api(api)["segmentId"]
     assert segment_members(api, seg) == []
 
@@ -253,9 +280,14 @@ def test_members_are_paginated(api):
 
 def test_members_body_validation(api, three):
     seg = create_segment_api(api)["segmentId"]
-    assert_constraint(api.post(f"/segments/{seg}/accounts", json={}), "rtp_aids", "isArray", "rtp_aids must be an array")
     assert_constraint(
-        api.post(f"/segments/{seg}/accounts", json={"rtp_aids": "abc"}), "rtp_aids", "isArray", "rtp_aids must be an array"
+        api.post(f"/segments/{seg}/accounts", json={}), "rtp_aids", "isArray", "rtp_aids must be an array"
+    )
+    assert_constraint(
+        api.post(f"/segments/{seg}/accounts", json={"rtp_aids": "abc"}),
+        "rtp_aids",
+        "isArray",
+        "rtp_aids must be an array",
     )
     assert_constraint(
         api.request("DELETE", f"/segments/{seg}/accounts", json={}), "rtp_aids", "isArray", "rtp_aids must be an array"
@@ -273,8 +305,16 @@ def test_member_routes_on_an_unknown_segment_are_404(api, three, seg):
 
 def test_adding_to_a_dynamic_segment_is_400(api, cli, workspace, three):
     items, (a, _b, _c) = three
-    for seg in (create_segment_api(api, "dynamic", "active")["segmentId"], create_segment(cli, workspace.name, "dynamic", "active")):
-        error(add_members(api, seg, [a]), 400, f"Segment '{seg}' is dynamic; its members come from its rule", "Bad Request")
+    for seg in (
+        create_segment_api(api, "dynamic", "active")["segmentId"],
+        create_segment(cli, workspace.name, "dynamic", "active"),
+    ):
+        error(
+            add_members(api, seg, [a]),
+            400,
+            f"Segment '{seg}' is dynamic; its members come from its rule",
+            "Bad Request",
+        )
         rec = accounts_by_domain(api, [items[0]["domain"]])[items[0]["domain"]]
         assert seg not in rec["segmentIds"], "a refused add writes nothing"
         # Its member list is still readable (members come from the rule).
@@ -283,7 +323,7 @@ def test_adding_to_a_dynamic_segment_is_400(api, cli, workspace, three):
 
 def test_an_archived_segment_takes_no_new_members_but_lets_them_go(api, three):
     """§2.2: an archived segment "cannot accept new members"; the member routes follow that rule."""
-    items, (a, b, _c) = three
+    _items, (a, b, _c) = three
     seg = create_segment_api(api, "static", "active")["segmentId"]
     ok(add_members(api, seg, [a]))
     ok(api.patch(f"/segments/{seg}", json={"status": "archived"}))
@@ -302,7 +342,7 @@ def test_an_archived_segment_takes_no_new_members_but_lets_them_go(api, three):
 
 
 def test_membership_changes_count_as_account_changes(api, three):
-    items, (a, b, c) = three
+    _items, (a, b, c) = three
     seg = create_segment_api(api)["segmentId"]
     first = page(api, "/accounts", limit=1000)
     sync = first["syncTimestamp"]
@@ -356,7 +396,9 @@ def test_segments_do_not_cross_workspaces(api, server, new_workspace, three):
 def test_write_conventions_on_segment_routes(server, workspace, api, three):
     _items, (a, _b, _c) = three
     seg = create_segment_api(api, name="Conventions")["segmentId"]
-    assert_write_route_conventions(server, workspace.key, "POST", "/segments", {"name": "X", "type": "static", "status": "active"})
+    assert_write_route_conventions(
+        server, workspace.key, "POST", "/segments", {"name": "X", "type": "static", "status": "active"}
+    )
     assert_write_route_conventions(server, workspace.key, "PATCH", f"/segments/{seg}", {"name": "Renamed"})
     assert_write_route_conventions(server, workspace.key, "POST", f"/segments/{seg}/accounts", {"rtp_aids": [a]})
     assert_write_route_conventions(server, workspace.key, "DELETE", f"/segments/{seg}/accounts", {"rtp_aids": [a]})

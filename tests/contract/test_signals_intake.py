@@ -84,9 +84,7 @@ def test_signals_for_a_domain_without_an_account_are_created(api):
 
 def test_one_thousand_signals_in_one_request(api):
     d = unique_domain("sig")
-    items = [
-        signal("website", "page_view", d, externalSignalId=sid()) for _ in range(1000)
-    ]
+    items = [signal("website", "page_view", d, externalSignalId=sid()) for _ in range(1000)]
     data = push_signals(api, items)
     assert data["summary"] == {
         **data["summary"],
@@ -105,20 +103,14 @@ def test_mixed_request_reports_created_skipped_failed_in_order(api):
     a, b = sid(), sid()
     items = [
         signal("website", "page_view", d, externalSignalId=a),
-        signal(
-            "g2", "profile_view", d, externalSignalId=a
-        ),  # same id as an earlier item → skipped
+        signal("g2", "profile_view", d, externalSignalId=a),  # same id as an earlier item → skipped
         signal("bombora", "surge", "not a domain", externalSignalId=sid()),
         signal("bombora", "surge", d),
         signal("linkedin_ads", "click", d, externalSignalId=b),
     ]
     data = push_signals(api, items)
-    assert statuses(data) == ["created", "skipped", "failed", "created", "created"], (
-        data["results"]
-    )
-    assert data["results"][2]["error"] == "Invalid domain 'not a domain'", data[
-        "results"
-    ][2]
+    assert statuses(data) == ["created", "skipped", "failed", "created", "created"], data["results"]
+    assert data["results"][2]["error"] == "Invalid domain 'not a domain'", data["results"][2]
     assert data["summary"] == {
         **data["summary"],
         "total": 5,
@@ -144,9 +136,7 @@ def test_mixed_request_reports_created_skipped_failed_in_order(api):
     }
 
 
-@pytest.mark.parametrize(
-    "bad", ["localhost", "exa mple.com", "http://", "bad_domain!.com", "-"]
-)
+@pytest.mark.parametrize("bad", ["localhost", "exa mple.com", "http://", "bad_domain!.com", "-"])
 def test_an_implausible_domain_fails_only_its_item(api, bad):
     d = unique_domain("sig")
     items = [
@@ -162,13 +152,9 @@ def test_an_implausible_domain_fails_only_its_item(api, bad):
 def test_a_failed_item_stores_nothing(api):
     """§1.4: an item is stored completely or not at all — a failed item's externalSignalId stays free."""
     x = sid()
-    data = push_signals(
-        api, [signal("g2", "pricing_view", "nodot", externalSignalId=x)]
-    )
+    data = push_signals(api, [signal("g2", "pricing_view", "nodot", externalSignalId=x)])
     assert statuses(data) == ["failed"], data["results"]
-    data = push_signals(
-        api, [signal("g2", "pricing_view", unique_domain("sig"), externalSignalId=x)]
-    )
+    data = push_signals(api, [signal("g2", "pricing_view", unique_domain("sig"), externalSignalId=x)])
     assert statuses(data) == ["created"], (
         f"the failed item must not have stored its externalSignalId: {data['results']}"
     )
@@ -178,23 +164,15 @@ def test_the_same_external_signal_id_in_two_workspaces(api, server, new_workspac
     """§0: nothing crosses workspaces, idempotency keys included."""
     x = sid()
     d = unique_domain("sig")
-    assert statuses(
-        push_signals(api, [signal("website", "page_view", d, externalSignalId=x)])
-    ) == ["created"]
+    assert statuses(push_signals(api, [signal("website", "page_view", d, externalSignalId=x)])) == ["created"]
     other = new_workspace()
     with client_for(server, other.key) as api2:
-        data = push_signals(
-            api2, [signal("website", "page_view", d, externalSignalId=x)]
-        )
+        data = push_signals(api2, [signal("website", "page_view", d, externalSignalId=x)])
         assert statuses(data) == ["created"], (
             f"another workspace's externalSignalId must not make this one skipped: {data['results']}"
         )
-        assert statuses(
-            push_signals(api2, [signal("website", "page_view", d, externalSignalId=x)])
-        ) == ["skipped"]
-    assert statuses(
-        push_signals(api, [signal("website", "page_view", d, externalSignalId=x)])
-    ) == ["skipped"]
+        assert statuses(push_signals(api2, [signal("website", "page_view", d, externalSignalId=x)])) == ["skipped"]
+    assert statuses(push_signals(api, [signal("website", "page_view", d, externalSignalId=x)])) == ["skipped"]
 
 
 # --------------------------------------------------------------------------- whole-request validation
@@ -205,24 +183,16 @@ def assert_nothing_written(api, items: list[dict]) -> None:
     keep = [i for i in items if i.get("externalSignalId")]
     if keep:
         data = push_signals(api, keep)
-        assert statuses(data) == ["created"] * len(keep), (
-            f"a rejected request must write nothing: {data['results']}"
-        )
+        assert statuses(data) == ["created"] * len(keep), f"a rejected request must write nothing: {data['results']}"
 
 
 def test_signals_array_bounds(api):
     d = unique_domain("sig")
     r = push_signals_raw(api, [])
-    assert_constraint(
-        r, "signals", "arrayMinSize", "signals must contain at least 1 elements"
-    )
-    items = [
-        signal("website", "page_view", d, externalSignalId=sid()) for _ in range(1001)
-    ]
+    assert_constraint(r, "signals", "arrayMinSize", "signals must contain at least 1 elements")
+    items = [signal("website", "page_view", d, externalSignalId=sid()) for _ in range(1001)]
     r = push_signals_raw(api, items)
-    assert_constraint(
-        r, "signals", "arrayMaxSize", "signals must contain no more than 1000 elements"
-    )
+    assert_constraint(r, "signals", "arrayMaxSize", "signals must contain no more than 1000 elements")
     assert_nothing_written(api, items[:3])
 
 
@@ -349,9 +319,9 @@ def test_a_bad_item_rejects_the_whole_request(api, case):
     r = push_signals_raw(api, items)
     errors = validation_errors(r)
     assert_constraint(errors, f"signals.1.{leaf}", constraint, text)
-    assert not any(
-        e["path"].startswith(("signals.0.", "signals.2.")) for e in errors
-    ), f"only item 1 is at fault: {errors}"
+    assert not any(e["path"].startswith(("signals.0.", "signals.2.")) for e in errors), (
+        f"only item 1 is at fault: {errors}"
+    )
     assert_nothing_written(api, [items[0], items[2]])
 
 
@@ -361,14 +331,10 @@ def test_unknown_source_names_the_valid_ones(api):
     item["source"] = "twitter"
     r = push_signals_raw(api, [item])
     cons = validation_errors(r)
-    text = {e["path"]: e["constraints"] for e in cons}["signals.0.source"].get(
-        "isIn", ""
-    )
+    text = {e["path"]: e["constraints"] for e in cons}["signals.0.source"].get("isIn", "")
     assert text.startswith("source must be one of the following values: "), text
     named = {v.strip() for v in text.split(": ", 1)[1].split(",")}
-    assert named == {"website", "g2", "bombora", "linkedin_ads"}, (
-        f"the message names the four sources: {text!r}"
-    )
+    assert named == {"website", "g2", "bombora", "linkedin_ads"}, f"the message names the four sources: {text!r}"
 
 
 # A type that exists, but for another source (§6.21: "a `type` not valid for its source").
@@ -384,9 +350,7 @@ WRONG_TYPE = [
 ]
 
 
-@pytest.mark.parametrize(
-    "source,type_", WRONG_TYPE, ids=[f"{s}-{t}" for s, t in WRONG_TYPE]
-)
+@pytest.mark.parametrize("source,type_", WRONG_TYPE, ids=[f"{s}-{t}" for s, t in WRONG_TYPE])
 def test_a_type_of_another_source_rejects_the_whole_request(api, source, type_):
     d = unique_domain("sig")
     good = signal("website", "page_view", d, externalSignalId=sid())
@@ -419,17 +383,13 @@ def test_a_bombora_score_outside_0_to_100_is_refused(api, score):
     )
     if r.status_code == 400:
         errors = validation_errors(r)
-        assert any(e["path"] == "signals.0.score" for e in errors), (
-            f"the error names signals.0.score: {errors}"
-        )
+        assert any(e["path"] == "signals.0.score" for e in errors), f"the error names signals.0.score: {errors}"
     else:
         assert r.status_code == 200, describe(r)
         assert r.json()["data"]["results"][0]["status"] == "failed", (
             f"bombora score {score} must not be accepted: {describe(r)}"
         )
-    assert_nothing_written(
-        api, [signal("bombora", "surge", unique_domain("sig"), externalSignalId=x)]
-    )
+    assert_nothing_written(api, [signal("bombora", "surge", unique_domain("sig"), externalSignalId=x)])
 
 
 # --------------------------------------------------------------------------- conventions
@@ -455,8 +415,6 @@ def test_the_crm_alias_serves_signals_too(api):
     items = [signal("g2", "pricing_view", unique_domain("sig"), externalSignalId=sid())]
     r = api.post("/crm/signals", json={"signals": items})
     assert r.status_code == 200, describe(r)
-    assert [i["status"] for i in r.json()["data"]["results"]] == ["created"], describe(
-        r
-    )
+    assert [i["status"] for i in r.json()["data"]["results"]] == ["created"], describe(r)
     # The same store: the id is now known on the plain path.
     assert statuses(push_signals(api, items)) == ["skipped"]

@@ -30,7 +30,9 @@ def figures_table(lines: list[dict]) -> str:
     rows = ["| test | database | figures |", "| --- | --- | --- |"]
     for entry in sorted(lines, key=lambda e: (e["test"], e["backend"])):
         shown = {k: v for k, v in entry.items() if k not in ("test", "backend", "profile")}
-        text = ", ".join(f"{k.replace('_', ' ')}: {json.dumps(v) if isinstance(v, dict) else v}" for k, v in shown.items())
+        text = ", ".join(
+            f"{k.replace('_', ' ')}: {json.dumps(v) if isinstance(v, dict) else v}" for k, v in shown.items()
+        )
         rows.append(f"| {entry['test']} | {entry['backend']} | {text} |")
     return "\n".join(rows)
 

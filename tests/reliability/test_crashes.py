@@ -90,11 +90,24 @@ def activity_item(ext: str) -> dict:
 
 
 class Writer(threading.Thread):
-    def __init__(self, index: int, key: str, base: dict[str, str], ledger: Ledger, lock: threading.Lock,
-                 stop_event: threading.Event) -> None:
+    def __init__(
+        self,
+        index: int,
+        key: str,
+        base: dict[str, str],
+        ledger: Ledger,
+        lock: threading.Lock,
+        stop_event: threading.Event,
+    ) -> None:
         super().__init__(daemon=True)
         self.index, self.key, self.base, self.ledger, self.lock, self.stop_event = (
-            index, key, base, ledger, lock, stop_event)
+            index,
+            key,
+            base,
+            ledger,
+            lock,
+            stop_event,
+        )
         self.rng = random.Random(index)
         self.version = 0
         self.errors: list[str] = []
@@ -117,7 +130,7 @@ class Writer(threading.Thread):
             kind = self.rng.choice(("accounts", "deals", "activities"))
             try:
                 self.push(kind, self.version)
-            except Exception as exc:  # noqa: BLE001 - reported by the test
+            except Exception as exc:
                 self.errors.append(f"{kind}: {exc!r}")
                 break
         if self._client is not None:
@@ -213,26 +226,42 @@ def check_integrity(database: Database) -> tuple[list[str], str]:
             try:
                 with conn.begin_nested():
                     conn.execute(text("CREATE EXTENSION IF NOT EXISTS amcheck"))
-            except Exception:  # noqa: BLE001 - contrib not installed: the queries below still run
+            except Exception:
                 ran = "consistency queries (amcheck unavailable)"
             else:
-                indexes = conn.execute(text(
-                    "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                    "JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE a.amname = 'btree' AND n.nspname = 'public'")).scalars().all()
+                indexes = (
+                    conn.execute(
+                        text(
+                            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                            "JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE a.amname = 'btree' AND n.nspname = 'public'"
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
                 for name in indexes:
                     # heapallindexed: every table row is findable through the index.
                     conn.execute(text("SELECT bt_index_check(CAST(:name AS regclass), true)"), {"name": name})
                 ran = f"amcheck bt_index_check on {len(indexes)} indexes"
         # Consistency the constraints do not state: links point at rows of the same workspace.
         for what, query in (
-            ("deal association of another workspace", "SELECT count(*) FROM deal_accounts da JOIN deals d "
-             "ON d.id = da.deal_id WHERE da.workspace_id <> d.workspace_id"),
-            ("activity contact of another workspace", "SELECT count(*) FROM activity_contacts ac JOIN "
-             "activities a ON a.id = ac.activity_id JOIN contacts c ON c.id = ac.contact_id "
-             "WHERE a.workspace_id <> c.workspace_id"),
-            ("two accounts with one domain", "SELECT count(*) FROM (SELECT workspace_id, domain FROM accounts "
-             "GROUP BY workspace_id, domain HAVING count(*) > 1) AS t"),
+            (
+                "deal association of another workspace",
+                "SELECT count(*) FROM deal_accounts da JOIN deals d "
+                "ON d.id = da.deal_id WHERE da.workspace_id <> d.workspace_id",
+            ),
+            (
+                "activity contact of another workspace",
+                "SELECT count(*) FROM activity_contacts ac JOIN "
+                "activities a ON a.id = ac.activity_id JOIN contacts c ON c.id = ac.contact_id "
+                "WHERE a.workspace_id <> c.workspace_id",
+            ),
+            (
+                "two accounts with one domain",
+                "SELECT count(*) FROM (SELECT workspace_id, domain FROM accounts "
+                "GROUP BY workspace_id, domain HAVING count(*) > 1) AS t",
+            ),
         ):
             count = conn.execute(text(query)).scalar_one()
             if count:
@@ -241,9 +270,7 @@ def check_integrity(database: Database) -> tuple[list[str], str]:
     return problems, ran + " and consistency queries"
 
 
-def test_sigkill_during_ingest_loses_no_acknowledged_item_and_half_writes_nothing(
-    backend, new_database_url, tmp_path
-):
+def test_sigkill_during_ingest_loses_no_acknowledged_item_and_half_writes_nothing(backend, new_database_url, tmp_path):
     url = new_database_url(backend)
     database = prepared_database(url)
     tenant = new_tenant(database, "crash")
@@ -290,9 +317,11 @@ def test_sigkill_during_ingest_loses_no_acknowledged_item_and_half_writes_nothin
                 continue
             version = version_of(record["name"])
             assert track.acked <= version <= track.sent, (
-                f"account {domain} is at v{version}; answered v{track.acked}, last sent v{track.sent}")
+                f"account {domain} is at v{version}; answered v{track.acked}, last sent v{track.sent}"
+            )
             assert record["customFields"] == {"TIER_C": f"v{version}", "SCORE_C": version}, (
-                f"account {domain} is half-written: {record}")
+                f"account {domain} is half-written: {record}"
+            )
             assert record["tags"] == [f"v{version}", "crash"], f"account {domain} is half-written: {record}"
             checked += 1
 
@@ -304,7 +333,8 @@ def test_sigkill_during_ingest_loses_no_acknowledged_item_and_half_writes_nothin
                 continue
             version = version_of(deal["name"])
             assert track.acked <= version <= track.sent, (
-                f"deal {ext} is at v{version}; answered v{track.acked}, last sent v{track.sent}")
+                f"deal {ext} is at v{version}; answered v{track.acked}, last sent v{track.sent}"
+            )
             expected = [f"{ext}-v{version}-{i}.example.com" for i in range(3)]
             assert [a["domain"] for a in deal["associatedAccounts"]] == expected, f"deal {ext} is half-written: {deal}"
             assert deal["amount"] == version and deal["stageId"] == f"s{version % 3}", f"deal {ext} is half-written"
@@ -318,7 +348,8 @@ def test_sigkill_during_ingest_loses_no_acknowledged_item_and_half_writes_nothin
                 continue
             emails = sorted(c["email"] for c in activity["contacts"])
             assert emails == [f"a-{ext}@crash.example.com", f"b-{ext}@crash.example.com"], (
-                f"activity {ext} is half-written: contacts {emails}")
+                f"activity {ext} is half-written: contacts {emails}"
+            )
             checked += 1
         unknown = set(stored_activities) - set(ledger.activities)
         assert not unknown, f"activities nobody sent: {sorted(unknown)[:5]}"

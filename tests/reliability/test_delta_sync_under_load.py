@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -64,7 +64,7 @@ def delta_pass(client: httpx.Client, last_sync: str | None, mirror: dict[str, tu
 
 
 def now_iso(days_ago: int = 0) -> str:
-    return (datetime.now(timezone.utc) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def test_a_delta_syncing_reader_ends_with_the_final_state_while_writers_and_scoring_run(
@@ -87,7 +87,7 @@ def test_a_delta_syncing_reader_ends_with_the_final_state_while_writers_and_scor
         def run() -> None:
             try:
                 body()
-            except Exception as exc:  # noqa: BLE001 - reported by the test
+            except Exception as exc:
                 errors.append(f"{name}: {exc!r}")
                 stop_event.set()
 
@@ -115,16 +115,31 @@ def test_a_delta_syncing_reader_ends_with_the_final_state_while_writers_and_scor
             while not stop_event.is_set():
                 n += 1
                 signals = [
-                    {"source": "website", "type": "page_view", "url": "/pricing", "domain": rng.choice(domains),
-                     "occurredAt": now_iso(rng.randint(0, 20))},
+                    {
+                        "source": "website",
+                        "type": "page_view",
+                        "url": "/pricing",
+                        "domain": rng.choice(domains),
+                        "occurredAt": now_iso(rng.randint(0, 20)),
+                    },
                     {"source": "g2", "type": "pricing_view", "domain": rng.choice(domains), "occurredAt": now_iso()},
-                    {"source": "bombora", "type": "surge", "topic": "abm", "score": rng.randint(40, 100),
-                     "domain": rng.choice(domains), "occurredAt": now_iso(1)},
+                    {
+                        "source": "bombora",
+                        "type": "surge",
+                        "topic": "abm",
+                        "score": rng.randint(40, 100),
+                        "domain": rng.choice(domains),
+                        "occurredAt": now_iso(1),
+                    },
                 ]
                 expect_ok(client.post("/signals", json={"signals": signals}))
                 if n % 5 == 0:  # an open deal makes its account an Opportunity
-                    deal = {"externalDealId": f"deal-{n}", "name": "Load", "stageId": "open",
-                            "associatedAccounts": [{"domain": rng.choice(domains)}]}
+                    deal = {
+                        "externalDealId": f"deal-{n}",
+                        "name": "Load",
+                        "stageId": "open",
+                        "associatedAccounts": [{"domain": rng.choice(domains)}],
+                    }
                     expect_ok(client.post("/deals", json={"deals": [deal]}))
 
     def scorer() -> None:

@@ -64,8 +64,14 @@ def test_a_nul_character_in_the_url_is_a_400(api, path, params):
 
 def test_a_nul_character_on_surface_v_is_a_422(server, workspace):
     with surface_v(server, workspace) as v:
-        r = v.post("/activity", json={"attributes": {"metadata": {
-            "activity_time": "2026-04-22T10:30:00Z", "subject": "a\u0000", "description": "d"}}})
+        r = v.post(
+            "/activity",
+            json={
+                "attributes": {
+                    "metadata": {"activity_time": "2026-04-22T10:30:00Z", "subject": "a\u0000", "description": "d"}
+                }
+            },
+        )
     assert r.status_code == 422, r.text
     [item] = r.json()["detail"]
     assert item["loc"] == ["body"] and "NUL" in item["msg"], item
@@ -107,8 +113,13 @@ def test_plain_number_keeps_whole_values_beyond_exact_integers_as_floats():
     ],
 )
 def test_signal_numbers_beyond_what_is_stored_are_a_400(api, field, value, constraint, text):
-    signal = {"source": "linkedin_ads", "type": "click", "domain": "big.example.com",
-              "occurredAt": "2026-04-22T10:30:00Z", field: value}
+    signal = {
+        "source": "linkedin_ads",
+        "type": "click",
+        "domain": "big.example.com",
+        "occurredAt": "2026-04-22T10:30:00Z",
+        field: value,
+    }
     r = api.post("/signals", json={"signals": [signal]})
     assert r.status_code == 400, f"{field}={value} answered {r.status_code}: {r.text}"
     [issue] = r.json()["data"]
@@ -116,8 +127,14 @@ def test_signal_numbers_beyond_what_is_stored_are_a_400(api, field, value, const
 
 
 def test_the_largest_signal_numbers_are_accepted(api):
-    signal = {"source": "linkedin_ads", "type": "click", "domain": "big.example.com",
-              "occurredAt": "2026-04-22T10:30:00Z", "count": 2**31 - 1, "weight": 1_000_000}
+    signal = {
+        "source": "linkedin_ads",
+        "type": "click",
+        "domain": "big.example.com",
+        "occurredAt": "2026-04-22T10:30:00Z",
+        "count": 2**31 - 1,
+        "weight": 1_000_000,
+    }
     r = api.post("/signals", json={"signals": [signal]})
     assert r.status_code == 200 and r.json()["data"]["results"][0]["status"] == "created", r.text
 
@@ -130,8 +147,12 @@ def test_a_cursor_of_another_list_is_an_invalid_cursor(api):
     assert api.post("/deals", json={"deals": [{"externalDealId": unique("d"), "name": "D"}]}).status_code == 200
     account_cursor = api.get("/accounts", params={"limit": 1}).json()["data"]["nextCursor"]
     deal_cursor = api.get("/deals", params={"limit": 1}).json()["data"]["nextCursor"]
-    for path, cursor in (("/deals", account_cursor), ("/sales-activities", account_cursor),
-                         ("/accounts", deal_cursor), ("/segments", deal_cursor)):
+    for path, cursor in (
+        ("/deals", account_cursor),
+        ("/sales-activities", account_cursor),
+        ("/accounts", deal_cursor),
+        ("/segments", deal_cursor),
+    ):
         r = api.get(path, params={"cursor": cursor})
         assert r.status_code == 400, f"{path} with another list's cursor answered {r.status_code}: {r.text}"
         assert r.json()["customMessage"] == "Invalid cursor", r.text

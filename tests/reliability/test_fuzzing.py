@@ -85,9 +85,7 @@ def fuzz(base_url: str, key: str, workdir: Path) -> tuple[subprocess.CompletedPr
         "--no-color",
         *(["--seed", seed] if seed else []),
     ]
-    result = subprocess.run(
-        command, cwd=workdir, capture_output=True, text=True, timeout=pick(ci=300, long=7200)
-    )
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=pick(ci=300, long=7200))
     (workdir / "schemathesis.out").write_text(result.stdout + result.stderr)
     return result, report
 
@@ -115,9 +113,7 @@ def failures_of(output: str) -> str:
     return output[start : start + 8000] if start >= 0 else output[-8000:]
 
 
-def test_fuzzing_every_operation_finds_no_server_error_and_no_undocumented_answer(
-    backend, new_database_url, tmp_path
-):
+def test_fuzzing_every_operation_finds_no_server_error_and_no_undocumented_answer(backend, new_database_url, tmp_path):
     url = new_database_url(backend)
     database = prepared_database(url)
     tenant = new_tenant(database, "fuzz")

@@ -73,23 +73,34 @@ def test_a_body_over_5_mib_is_refused_with_413_on_both_surfaces(server, workspac
 def test_one_item_over_each_bulk_limit_rejects_the_whole_request(api, method, path, field, limit, item):
     r = getattr(api, method)(path, json={field: [item] * (limit + 1)})
     assert r.status_code == 400, f"{limit + 1} {field} answered {r.status_code}"
-    assert {"property": field, "path": field,
-            "constraints": {"arrayMaxSize": f"{field} must contain no more than {limit} elements"}} in r.json()["data"]
+    assert {
+        "property": field,
+        "path": field,
+        "constraints": {"arrayMaxSize": f"{field} must contain no more than {limit} elements"},
+    } in r.json()["data"]
     assert api.get("/accounts").json()["data"]["data"] == [], "nothing was written"
 
 
 def test_list_and_filter_limits(server, workspace, api):
     r = api.get("/accounts", params={"domains": json.dumps([f"d{i}.com" for i in range(101)])})
     assert r.status_code == 400 and r.json()["data"][0]["constraints"] == {
-        "arrayMaxSize": "domains must contain no more than 100 elements"}
+        "arrayMaxSize": "domains must contain no more than 100 elements"
+    }
     assert api.get("/accounts", params={"limit": 1001}).json()["data"][0]["constraints"] == {
-        "max": "limit must not be greater than 1000"}
+        "max": "limit must not be greater than 1000"
+    }
     with surface_v(server, workspace.key) as v:
         r = v.post("/activity/_query", json={"account_id": str(uuid.uuid4()), "limit": 201})
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "limit"], r.text
-        r = v.post("/activity", json={"attributes": {
-            "metadata": {"activity_time": "2026-01-01T00:00:00Z", "subject": "s", "description": "d"},
-            "contact_ids": [str(uuid.uuid4())] * 1001}})
+        r = v.post(
+            "/activity",
+            json={
+                "attributes": {
+                    "metadata": {"activity_time": "2026-01-01T00:00:00Z", "subject": "s", "description": "d"},
+                    "contact_ids": [str(uuid.uuid4())] * 1001,
+                }
+            },
+        )
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "attributes", "contact_ids"], r.text
 
 

@@ -111,20 +111,31 @@ def test_identical_pushes_from_many_clients_on_several_processes_create_one_reco
 
         # Sales activity: create-only by externalActivityId.
         ext = f"act-{tag}"
-        outcomes = item_outcomes(race(bases, tenant.key, lambda c: c.post(
-            "/sales-activities", json={"activities": [activity_item(ext, domain)]})))
+        outcomes = item_outcomes(
+            race(
+                bases,
+                tenant.key,
+                lambda c: c.post("/sales-activities", json={"activities": [activity_item(ext, domain)]}),
+            )
+        )
         assert count_of([o["status"] for o in outcomes]) == {"created": 1, "failed": CLIENTS - 1}, outcomes
         for o in outcomes:
             if o["status"] == "failed":
                 assert o["error"] == f"Activity with externalActivityId '{ext}' already exists.", o
         with database.read() as conn:
-            stored = conn.execute(select(func.count()).select_from(activities).where(
-                activities.c.external_activity_id == ext)).scalar_one()
+            stored = conn.execute(
+                select(func.count()).select_from(activities).where(activities.c.external_activity_id == ext)
+            ).scalar_one()
         assert stored == 1, f"{stored} activities stored for externalActivityId {ext}"
 
         # Account: create-only by domain.
-        outcomes = item_outcomes(race(bases, tenant.key, lambda c: c.post(
-            "/accounts", json={"accounts": [{"domain": domain, "name": "Racer"}]})))
+        outcomes = item_outcomes(
+            race(
+                bases,
+                tenant.key,
+                lambda c: c.post("/accounts", json={"accounts": [{"domain": domain, "name": "Racer"}]}),
+            )
+        )
         assert count_of([o["status"] for o in outcomes]) == {"created": 1, "failed": CLIENTS - 1}, outcomes
         winner = next(o["rtp_aid"] for o in outcomes if o["status"] == "created")
         for o in outcomes:
@@ -132,32 +143,49 @@ def test_identical_pushes_from_many_clients_on_several_processes_create_one_reco
                 assert o["rtp_aid"] == winner and o["error"] == (
                     f"Account with domain '{domain}' already exists. Use PUT /accounts/{winner} to update it."
                 ), o
-        listed = httpx.get(f"{bases[0]}/accounts", params={"domains": f'["{domain}"]'},
-                           headers={"X-Api-Key": tenant.key}).json()["data"]["data"]
+        listed = httpx.get(
+            f"{bases[0]}/accounts", params={"domains": f'["{domain}"]'}, headers={"X-Api-Key": tenant.key}
+        ).json()["data"]["data"]
         assert [a["rtp_aid"] for a in listed] == [winner], f"accounts stored for {domain}: {listed}"
 
         # /crm alias: keyed by externalId, a known one is updated.
         crm_ext = f"crm-{tag}"
         crm_domain = f"crm-{tag}.example.com"
-        outcomes = item_outcomes(race(bases, tenant.key, lambda c: c.post(
-            "/crm/accounts", json={"accounts": [{"domain": crm_domain, "name": "Crm", "externalId": crm_ext}]})))
+        outcomes = item_outcomes(
+            race(
+                bases,
+                tenant.key,
+                lambda c: c.post(
+                    "/crm/accounts", json={"accounts": [{"domain": crm_domain, "name": "Crm", "externalId": crm_ext}]}
+                ),
+            )
+        )
         assert count_of([o["status"] for o in outcomes]) == {"created": 1, "updated": CLIENTS - 1}, outcomes
         assert len({o["rtp_aid"] for o in outcomes}) == 1, f"one account for externalId {crm_ext}: {outcomes}"
 
         # Deal: upsert by externalDealId.
         deal_ext = f"deal-{tag}"
-        outcomes = item_outcomes(race(bases, tenant.key, lambda c: c.post(
-            "/deals", json={"deals": [{"externalDealId": deal_ext, "name": "Race", "amount": 10}]})))
+        outcomes = item_outcomes(
+            race(
+                bases,
+                tenant.key,
+                lambda c: c.post(
+                    "/deals", json={"deals": [{"externalDealId": deal_ext, "name": "Race", "amount": 10}]}
+                ),
+            )
+        )
         assert count_of([o["status"] for o in outcomes]) == {"upserted": CLIENTS}, outcomes
         with database.read() as conn:
-            stored = conn.execute(select(func.count()).select_from(deals).where(
-                deals.c.external_deal_id == deal_ext)).scalar_one()
+            stored = conn.execute(
+                select(func.count()).select_from(deals).where(deals.c.external_deal_id == deal_ext)
+            ).scalar_one()
         assert stored == 1, f"{stored} deals stored for externalDealId {deal_ext}"
 
         # Custom field: one definition per key.
         label = f"Race {tag}"
-        responses = race(bases, tenant.key, lambda c: c.post(
-            "/accounts/custom-field", json={"label": label, "labelType": "number"}))
+        responses = race(
+            bases, tenant.key, lambda c: c.post("/accounts/custom-field", json={"label": label, "labelType": "number"})
+        )
         codes = sorted(r.status_code for r in responses)
         assert codes == [200] + [409] * (CLIENTS - 1), [r.text[:200] for r in responses]
         key = label.replace(" ", "_").upper() + "_C"
@@ -167,23 +195,56 @@ def test_identical_pushes_from_many_clients_on_several_processes_create_one_reco
 
         # Pipeline: create-only, all or nothing.
         pipeline = f"pipe-{tag}"
-        responses = race(bases, tenant.key, lambda c: c.post("/deal-stages", json={"pipelines": [
-            {"pipelineId": pipeline, "pipelineLabel": "P", "stages": [{"stageId": "s1", "stageLabel": "One"}]}]}))
+        responses = race(
+            bases,
+            tenant.key,
+            lambda c: c.post(
+                "/deal-stages",
+                json={
+                    "pipelines": [
+                        {
+                            "pipelineId": pipeline,
+                            "pipelineLabel": "P",
+                            "stages": [{"stageId": "s1", "stageLabel": "One"}],
+                        }
+                    ]
+                },
+            ),
+        )
         assert sorted(r.status_code for r in responses) == [200] + [409] * (CLIENTS - 1), [
-            r.text[:200] for r in responses]
+            r.text[:200] for r in responses
+        ]
         for r in responses:
             if r.status_code == 409:
                 assert r.json()["customMessage"] == f"Pipeline(s) already exist: {pipeline}", r.text
 
         # Signal: idempotent by externalSignalId.
         sig = f"sig-{tag}"
-        outcomes = item_outcomes(race(bases, tenant.key, lambda c: c.post("/signals", json={"signals": [
-            {"source": "g2", "type": "pricing_view", "domain": domain, "occurredAt": "2026-04-22T10:30:00Z",
-             "externalSignalId": sig}]})))
+        outcomes = item_outcomes(
+            race(
+                bases,
+                tenant.key,
+                lambda c: c.post(
+                    "/signals",
+                    json={
+                        "signals": [
+                            {
+                                "source": "g2",
+                                "type": "pricing_view",
+                                "domain": domain,
+                                "occurredAt": "2026-04-22T10:30:00Z",
+                                "externalSignalId": sig,
+                            }
+                        ]
+                    },
+                ),
+            )
+        )
         assert count_of([o["status"] for o in outcomes]) == {"created": 1, "skipped": CLIENTS - 1}, outcomes
         with database.read() as conn:
-            stored = conn.execute(select(func.count()).select_from(signals).where(
-                signals.c.external_signal_id == sig)).scalar_one()
+            stored = conn.execute(
+                select(func.count()).select_from(signals).where(signals.c.external_signal_id == sig)
+            ).scalar_one()
         assert stored == 1, f"{stored} signals stored for externalSignalId {sig}"
         races += 7
 

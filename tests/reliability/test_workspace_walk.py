@@ -44,8 +44,17 @@ class Probe:
 
 # A's identifiers that the server issued: B can only know them by being told (a leak) or by
 # sending them itself in the request at hand (an echo: "Account '<id>' not found").
-ISSUED = ("rtp_aid", "rtp_aid2", "account_uuid", "deal_uuid", "call_uuid", "contact_uuid", "manual_uuid",
-          "user_uuid", "segment_id")
+ISSUED = (
+    "rtp_aid",
+    "rtp_aid2",
+    "account_uuid",
+    "deal_uuid",
+    "call_uuid",
+    "contact_uuid",
+    "manual_uuid",
+    "user_uuid",
+    "segment_id",
+)
 
 
 @dataclass
@@ -92,36 +101,113 @@ def make_workspace_a(r: httpx.Client, v: httpx.Client) -> WorkspaceData:
     }
     [created] = ok(r.post("/accounts/custom-field", json={"label": values["label"], "labelType": "singleLineText"}))
     values["field_key"] = created["key"]
-    pushed = ok(r.post("/accounts", json={"accounts": [
-        {"domain": values["domain"], "name": values["account_name"], "externalId": values["external_id"],
-         "tags": [values["tag"]], "customFields": {values["field_key"]: values["field_value"]}},
-        {"domain": values["domain2"], "name": f"{values['account_name']} two"},
-    ]}))
+    pushed = ok(
+        r.post(
+            "/accounts",
+            json={
+                "accounts": [
+                    {
+                        "domain": values["domain"],
+                        "name": values["account_name"],
+                        "externalId": values["external_id"],
+                        "tags": [values["tag"]],
+                        "customFields": {values["field_key"]: values["field_value"]},
+                    },
+                    {"domain": values["domain2"], "name": f"{values['account_name']} two"},
+                ]
+            },
+        )
+    )
     values["rtp_aid"] = pushed["results"][0]["rtp_aid"]
     values["rtp_aid2"] = pushed["results"][1]["rtp_aid"]
     segment = ok(r.post("/segments", json={"name": values["segment_name"], "type": "static", "status": "active"}))
     values["segment_id"] = segment["segmentId"]
     ok(r.post(f"/segments/{values['segment_id']}/accounts", json={"rtp_aids": [values["rtp_aid"]]}))
-    ok(r.post("/deal-stages", json={"pipelines": [{"pipelineId": values["pipeline"], "pipelineLabel": values["pipeline"],
-                                                   "stages": [{"stageId": values["stage"], "stageLabel": values["stage"]}]}]}))
-    ok(r.post("/deals", json={"deals": [{"externalDealId": values["deal_ext"], "name": values["deal_name"],
-                                         "pipelineId": values["pipeline"], "stageId": values["stage"],
-                                         "associatedAccounts": [{"domain": values["domain"]}]}]}))
-    ok(r.post("/sales-activities", json={"activities": [{
-        "externalActivityId": values["activity_ext"], "activityType": "call", "occurredAt": "2026-04-22T10:30:00Z",
-        "domain": values["domain"], "ownerEmail": "owner-a@example.com", "callTitle": values["subject"],
-        "contacts": [{"email": values["contact_email"], "name": values["account_name"]}]}]}))
-    ok(r.post("/signals", json={"signals": [{"source": "g2", "type": "pricing_view", "domain": values["domain"],
-                                             "occurredAt": "2026-04-22T10:30:00Z", "externalSignalId": values["signal_ext"]}]}))
+    ok(
+        r.post(
+            "/deal-stages",
+            json={
+                "pipelines": [
+                    {
+                        "pipelineId": values["pipeline"],
+                        "pipelineLabel": values["pipeline"],
+                        "stages": [{"stageId": values["stage"], "stageLabel": values["stage"]}],
+                    }
+                ]
+            },
+        )
+    )
+    ok(
+        r.post(
+            "/deals",
+            json={
+                "deals": [
+                    {
+                        "externalDealId": values["deal_ext"],
+                        "name": values["deal_name"],
+                        "pipelineId": values["pipeline"],
+                        "stageId": values["stage"],
+                        "associatedAccounts": [{"domain": values["domain"]}],
+                    }
+                ]
+            },
+        )
+    )
+    ok(
+        r.post(
+            "/sales-activities",
+            json={
+                "activities": [
+                    {
+                        "externalActivityId": values["activity_ext"],
+                        "activityType": "call",
+                        "occurredAt": "2026-04-22T10:30:00Z",
+                        "domain": values["domain"],
+                        "ownerEmail": "owner-a@example.com",
+                        "callTitle": values["subject"],
+                        "contacts": [{"email": values["contact_email"], "name": values["account_name"]}],
+                    }
+                ]
+            },
+        )
+    )
+    ok(
+        r.post(
+            "/signals",
+            json={
+                "signals": [
+                    {
+                        "source": "g2",
+                        "type": "pricing_view",
+                        "domain": values["domain"],
+                        "occurredAt": "2026-04-22T10:30:00Z",
+                        "externalSignalId": values["signal_ext"],
+                    }
+                ]
+            },
+        )
+    )
     account = ok(r.get("/accounts", params={"domains": json.dumps([values["domain"]])}))["data"][0]
     values["account_uuid"] = account["id"]
     values["deal_uuid"] = ok(r.get("/deals"))["data"][0]["id"]
     call = ok(r.get("/sales-activities"))["data"][0]
     values["call_uuid"] = call["id"]
     values["contact_uuid"] = call["contacts"][0]["id"]
-    manual = v.post("/activity", json={"attributes": {
-        "metadata": {"activity_time": "2026-04-23T09:00:00Z", "subject": values["subject"], "description": values["subject"]},
-        "account_id": values["account_uuid"], "opportunity_id": values["deal_uuid"], "contact_ids": [values["contact_uuid"]]}})
+    manual = v.post(
+        "/activity",
+        json={
+            "attributes": {
+                "metadata": {
+                    "activity_time": "2026-04-23T09:00:00Z",
+                    "subject": values["subject"],
+                    "description": values["subject"],
+                },
+                "account_id": values["account_uuid"],
+                "opportunity_id": values["deal_uuid"],
+                "contact_ids": [values["contact_uuid"]],
+            }
+        },
+    )
     assert manual.status_code == 201, manual.text
     values["manual_uuid"] = manual.json()["data"]["id"]
     values["user_uuid"] = manual.json()["data"]["attributes"]["owner_user_id"]["value"]["related_record_id"]
@@ -134,8 +220,13 @@ def probes_for(method: str, path: str, a: dict[str, str]) -> list[Probe] | None:
     relative = path.removeprefix("/api/v1").removeprefix("/api/v2")
     not_found = 404
     lists = {
-        "/accounts": [Probe(), Probe({"domains": json.dumps([a["domain"], a["domain2"]])}), Probe({"segmentId": a["segment_id"]}),
-                      Probe({"tag": a["tag"]}), Probe({"cursor": a["cursor"]})],
+        "/accounts": [
+            Probe(),
+            Probe({"domains": json.dumps([a["domain"], a["domain2"]])}),
+            Probe({"segmentId": a["segment_id"]}),
+            Probe({"tag": a["tag"]}),
+            Probe({"cursor": a["cursor"]}),
+        ],
         "/accounts/missing-external-ids": [Probe()],
         "/accounts/custom-fields": [Probe()],
         "/deals": [Probe(), Probe({"cursor": a["cursor"]})],
@@ -164,42 +255,107 @@ def probes_for(method: str, path: str, a: dict[str, str]) -> list[Probe] | None:
         # B may by now hold an account with A's externalId (pushed above): no status expected.
         ("PUT", "/crm/accounts/{account_key}"): [Probe(body={"name": "Hijack"})],
         ("PATCH", "/accounts/external-ids"): [
-            Probe(body={"mappings": [{"domain": a["domain"], "externalId": "b-ext"}, {"domain": a["domain2"], "externalId": "b2"}]}),
+            Probe(
+                body={
+                    "mappings": [
+                        {"domain": a["domain"], "externalId": "b-ext"},
+                        {"domain": a["domain2"], "externalId": "b2"},
+                    ]
+                }
+            ),
         ],
         ("POST", "/accounts/custom-field"): [
             Probe(body={"label": a["label"], "labelType": "number"}, allowed=derived_key, status=200),
         ],
         ("DELETE", "/accounts/custom-fields/{key}"): [Probe()],
         ("POST", "/deals"): [
-            Probe(body={"deals": [{"externalDealId": a["deal_ext"], "name": "B", "pipelineId": a["pipeline"],
-                                   "stageId": a["stage"], "associatedAccounts": [
-                                       {"domain": a["domain2"]}, {"externalId": a["external_id"]},
-                                       {"name": a["account_name"]}]}]}),
+            Probe(
+                body={
+                    "deals": [
+                        {
+                            "externalDealId": a["deal_ext"],
+                            "name": "B",
+                            "pipelineId": a["pipeline"],
+                            "stageId": a["stage"],
+                            "associatedAccounts": [
+                                {"domain": a["domain2"]},
+                                {"externalId": a["external_id"]},
+                                {"name": a["account_name"]},
+                            ],
+                        }
+                    ]
+                }
+            ),
         ],
         ("POST", "/deal-stages"): [
-            Probe(body={"pipelines": [{"pipelineId": a["pipeline"], "pipelineLabel": "B",
-                                       "stages": [{"stageId": a["stage"], "stageLabel": "B"}]}]}, status=200),
+            Probe(
+                body={
+                    "pipelines": [
+                        {
+                            "pipelineId": a["pipeline"],
+                            "pipelineLabel": "B",
+                            "stages": [{"stageId": a["stage"], "stageLabel": "B"}],
+                        }
+                    ]
+                },
+                status=200,
+            ),
         ],
         ("POST", "/sales-activities"): [
-            Probe(body={"activities": [{"externalActivityId": a["activity_ext"], "activityType": "email",
-                                        "occurredAt": "2026-04-24T10:00:00Z", "domain": a["domain2"],
-                                        "ownerEmail": "owner-b@example.com",
-                                        "contacts": [{"email": a["contact_email"]}]}]}),
+            Probe(
+                body={
+                    "activities": [
+                        {
+                            "externalActivityId": a["activity_ext"],
+                            "activityType": "email",
+                            "occurredAt": "2026-04-24T10:00:00Z",
+                            "domain": a["domain2"],
+                            "ownerEmail": "owner-b@example.com",
+                            "contacts": [{"email": a["contact_email"]}],
+                        }
+                    ]
+                }
+            ),
         ],
         ("POST", "/segments"): [Probe(body={"name": a["segment_name"], "type": "static", "status": "active"})],
         ("PATCH", "/segments/{segment_id}"): [Probe(body={"name": "Hijack"}, status=not_found)],
         ("POST", "/segments/{segment_id}/accounts"): [Probe(body={"rtp_aids": [a["rtp_aid"]]}, status=not_found)],
         ("DELETE", "/segments/{segment_id}/accounts"): [Probe(body={"rtp_aids": [a["rtp_aid"]]}, status=not_found)],
         ("POST", "/signals"): [
-            Probe(body={"signals": [{"source": "g2", "type": "comparison", "domain": a["domain"],
-                                     "occurredAt": "2026-04-24T10:00:00Z", "externalSignalId": a["signal_ext"]}]}),
+            Probe(
+                body={
+                    "signals": [
+                        {
+                            "source": "g2",
+                            "type": "comparison",
+                            "domain": a["domain"],
+                            "occurredAt": "2026-04-24T10:00:00Z",
+                            "externalSignalId": a["signal_ext"],
+                        }
+                    ]
+                }
+            ),
         ],
         ("POST", "/activity"): [
-            Probe(body={"attributes": {"metadata": {"activity_time": "2026-04-24T10:00:00Z", "subject": "B",
-                                                    "description": "B"}, "account_id": a["account_uuid"]}}, status=422),
-            Probe(body={"attributes": {"metadata": {"activity_time": "2026-04-24T10:00:00Z", "subject": "B",
-                                                    "description": "B"}, "opportunity_id": a["deal_uuid"],
-                                       "contact_ids": [a["contact_uuid"]]}}, status=422),
+            Probe(
+                body={
+                    "attributes": {
+                        "metadata": {"activity_time": "2026-04-24T10:00:00Z", "subject": "B", "description": "B"},
+                        "account_id": a["account_uuid"],
+                    }
+                },
+                status=422,
+            ),
+            Probe(
+                body={
+                    "attributes": {
+                        "metadata": {"activity_time": "2026-04-24T10:00:00Z", "subject": "B", "description": "B"},
+                        "opportunity_id": a["deal_uuid"],
+                        "contact_ids": [a["contact_uuid"]],
+                    }
+                },
+                status=422,
+            ),
         ],
         ("POST", "/activity/_query"): [
             Probe(body={"account_id": a["account_uuid"]}, status=422),
@@ -247,8 +403,11 @@ def leaked(a: WorkspaceData, request_text: str, sent_before: str, response_text:
 def normalised(document: Any) -> Any:
     """A response without the parts that change from call to call."""
     if isinstance(document, dict):
-        return {k: normalised(v) for k, v in document.items()
-                if k not in ("timestamp", "syncTimestamp", "nextCursor", "path")}
+        return {
+            k: normalised(v)
+            for k, v in document.items()
+            if k not in ("timestamp", "syncTimestamp", "nextCursor", "path")
+        }
     if isinstance(document, list):
         return [normalised(x) for x in document]
     return document
@@ -258,9 +417,18 @@ def a_view(r: httpx.Client, v: httpx.Client, a: dict[str, str]) -> dict[str, Any
     """Everything A can read about its data."""
     reads = {
         path: r.get(path).json()
-        for path in ("/accounts", "/accounts/missing-external-ids", "/accounts/custom-fields", "/deals",
-                     "/deal-stages", "/sales-activities", "/segments", f"/segments/{a['segment_id']}",
-                     f"/segments/{a['segment_id']}/accounts", f"/accounts/{a['rtp_aid']}/score")
+        for path in (
+            "/accounts",
+            "/accounts/missing-external-ids",
+            "/accounts/custom-fields",
+            "/deals",
+            "/deal-stages",
+            "/sales-activities",
+            "/segments",
+            f"/segments/{a['segment_id']}",
+            f"/segments/{a['segment_id']}/accounts",
+            f"/accounts/{a['rtp_aid']}/score",
+        )
     }
     reads["timeline"] = v.post("/activity/_query", json={"account_id": a["account_uuid"]}).json()
     reads["manual"] = v.get(f"/activity/{a['manual_uuid']}").json()
@@ -272,8 +440,10 @@ def test_every_operation_keeps_workspaces_apart(server, new_workspace):
     base = server.base_url
 
     def clients(key: str) -> tuple[httpx.Client, httpx.Client]:
-        return (httpx.Client(base_url=f"{base}/api/v1", headers={"X-Api-Key": key}, timeout=30),
-                httpx.Client(base_url=f"{base}/api/v2", headers={"Authorization": f"Bearer {key}"}, timeout=30))
+        return (
+            httpx.Client(base_url=f"{base}/api/v1", headers={"X-Api-Key": key}, timeout=30),
+            httpx.Client(base_url=f"{base}/api/v2", headers={"Authorization": f"Bearer {key}"}, timeout=30),
+        )
 
     a_r, a_v = clients(workspace_a.key)
     document = httpx.get(f"{base}/openapi.json").json()
@@ -295,15 +465,25 @@ def test_every_operation_keeps_workspaces_apart(server, new_workspace):
                 if probes is None or concrete is None:
                     unknown.append(f"{method} {path}")
                     continue
-                headers = ({"Authorization": f"Bearer {workspace_b.key}"} if path.startswith("/api/v2/")
-                           else {"X-Api-Key": workspace_b.key})
+                headers = (
+                    {"Authorization": f"Bearer {workspace_b.key}"}
+                    if path.startswith("/api/v2/")
+                    else {"X-Api-Key": workspace_b.key}
+                )
                 for target in concrete:
                     for probe in probes:
                         try:
-                            response = b.request(method, target, params=probe.query or None, headers=headers,
-                                                 json=probe.body if probe.body is not None else None)
+                            response = b.request(
+                                method,
+                                target,
+                                params=probe.query or None,
+                                headers=headers,
+                                json=probe.body if probe.body is not None else None,
+                            )
                         except httpx.TransportError as exc:
-                            problems.append(f"{method} {target} {probe.query}: the server dropped the connection: {exc!r}")
+                            problems.append(
+                                f"{method} {target} {probe.query}: the server dropped the connection: {exc!r}"
+                            )
                             continue
                         calls += 1
                         request_text = f"{target} {json.dumps(probe.query)} {json.dumps(probe.body)}"
@@ -311,7 +491,9 @@ def test_every_operation_keeps_workspaces_apart(server, new_workspace):
                         if response.status_code >= 500:
                             problems.append(f"{where}: {response.status_code}")
                         if probe.status is not None and response.status_code != probe.status:
-                            problems.append(f"{where}: expected {probe.status}, got {response.status_code} {response.text[:300]}")
+                            problems.append(
+                                f"{where}: expected {probe.status}, got {response.status_code} {response.text[:300]}"
+                            )
                         for secret in leaked(a, request_text, sent_before, response.text, allowed | probe.allowed):
                             problems.append(f"{where}: the answer names A's {secret!r}: {response.text[:300]}")
                         sent_before += request_text
@@ -332,4 +514,3 @@ def test_every_operation_keeps_workspaces_apart(server, new_workspace):
     a_r.close()
     a_v.close()
     record_figures("isolation walk", server.backend, operations=operations, calls=calls, secrets=len(a.secrets))
-

@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import threading
 import urllib.parse
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = [
     "PostgresCluster",
@@ -133,9 +133,7 @@ def _tail(path: pathlib.Path, lines: int = 40) -> str:
 
 def _traversable_by(path: pathlib.Path, user: pwd.struct_passwd) -> bool:
     """Can ``user`` reach ``path`` (x bit on it and every ancestor)?"""
-    groups = {user.pw_gid} | {
-        g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem
-    }
+    groups = {user.pw_gid} | {g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem}
     for p in [path, *path.parents]:
         st = p.stat()
         if st.st_uid == user.pw_uid:
@@ -189,8 +187,7 @@ class PostgresCluster:
         if shutil.which("su"):
             return ["su", SYSTEM_USER, "-s", "/bin/sh", "-c", shlex.join(argv)]
         raise PostgresUnavailable(
-            "running as root and neither `runuser` nor `su` is available to "
-            f"drop to the {SYSTEM_USER!r} user"
+            f"running as root and neither `runuser` nor `su` is available to drop to the {SYSTEM_USER!r} user"
         )
 
     def _run(self, argv: Sequence[str], what: str) -> subprocess.CompletedProcess:
@@ -233,14 +230,10 @@ class PostgresCluster:
     def _start(self) -> None:
         if self._base_dir is not None:
             self._base_dir.mkdir(parents=True, exist_ok=True)
-        self.root_dir = pathlib.Path(
-            tempfile.mkdtemp(prefix="abmhub-pg-", dir=self._base_dir)
-        )
+        self.root_dir = pathlib.Path(tempfile.mkdtemp(prefix="abmhub-pg-", dir=self._base_dir))
         # mkdtemp gives 0700 root; the postgres user must be able to enter it.
         os.chmod(self.root_dir, 0o755)
-        if self._sys_user is not None and not _traversable_by(
-            self.root_dir, self._sys_user
-        ):
+        if self._sys_user is not None and not _traversable_by(self.root_dir, self._sys_user):
             raise PostgresStartError(
                 f"{self.root_dir} is not traversable by the {SYSTEM_USER!r} user "
                 "(some parent directory lacks o+x); pass a different base_dir"
@@ -255,10 +248,14 @@ class PostgresCluster:
         self._run(
             [
                 self.bin_dir / "initdb",
-                "-D", self.data_dir,
-                "-A", "trust",
-                "-U", SUPERUSER,
-                "-E", "UTF8",
+                "-D",
+                self.data_dir,
+                "-A",
+                "trust",
+                "-U",
+                SUPERUSER,
+                "-E",
+                "UTF8",
                 "--locale=C",
                 "--no-sync",
                 "--no-instructions",
@@ -288,11 +285,17 @@ class PostgresCluster:
             try:
                 self._run(
                     [
-                        self.bin_dir / "pg_ctl", "start",
-                        "-D", self.data_dir,
-                        "-l", self.log_file,
-                        "-w", "-t", str(START_TIMEOUT_S),
-                        "-o", f"-p {port}",
+                        self.bin_dir / "pg_ctl",
+                        "start",
+                        "-D",
+                        self.data_dir,
+                        "-l",
+                        self.log_file,
+                        "-w",
+                        "-t",
+                        str(START_TIMEOUT_S),
+                        "-o",
+                        f"-p {port}",
                     ],
                     "pg_ctl start",
                 )
@@ -316,8 +319,7 @@ class PostgresCluster:
             if self.data_dir is not None and (self.data_dir / "postmaster.pid").exists():
                 try:
                     self._run(
-                        [self.bin_dir / "pg_ctl", "stop", "-D", self.data_dir,
-                         "-m", "immediate", "-w"],
+                        [self.bin_dir / "pg_ctl", "stop", "-D", self.data_dir, "-m", "immediate", "-w"],
                         "pg_ctl stop",
                     )
                 except (PostgresStartError, subprocess.TimeoutExpired):
@@ -337,7 +339,7 @@ class PostgresCluster:
         except (OSError, ValueError, IndexError):
             pass
 
-    def __enter__(self) -> "PostgresCluster":
+    def __enter__(self) -> PostgresCluster:
         self.start()
         return self
 
@@ -397,17 +399,10 @@ class PostgresCluster:
 
         with self._admin_connect() as conn:
             if conn.info.server_version >= 130000:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(name)
-                    )
-                )
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
                 return
             conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
                 (name,),
             )
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
-            )
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))

@@ -16,8 +16,8 @@ class StatementCounter:
         event.listen(database.engine, "before_cursor_execute", self._on_execute)
         event.listen(database.engine, "commit", self._on_commit)
 
-    def _on_execute(self, conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+    def _on_execute(self, conn, cursor, statement, parameters, context, executemany) -> None:
         self.statements.append(" ".join(statement.split()[:3]).upper())
 
-    def _on_commit(self, conn) -> None:  # noqa: ANN001
+    def _on_commit(self, conn) -> None:
         self.commits += 1

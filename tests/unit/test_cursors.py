@@ -124,9 +124,7 @@ def test_round_trip(cursor: Cursor) -> None:
     text = encode_cursor(cursor)
     assert len(text) <= MAX_CURSOR_LENGTH, "an encoded cursor should be within the accepted length"
     assert "=" not in text and "+" not in text and "/" not in text, f"{text!r} should be URL-safe"
-    assert decode_cursor(text, arity=len(cursor.after)) == cursor, (
-        f"{cursor!r} should survive encoding as {text!r}"
-    )
+    assert decode_cursor(text, arity=len(cursor.after)) == cursor, f"{cursor!r} should survive encoding as {text!r}"
 
 
 @settings(max_examples=300)

@@ -40,9 +40,7 @@ def test_key_shape(label: str) -> None:
     assert custom_field_key(label) == key, f"the key for {label!r} should not vary between calls"
 
 
-_ASCII_LABELS = st.text(
-    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40
-)
+_ASCII_LABELS = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
 
 
 @given(_ASCII_LABELS, st.data())

@@ -102,7 +102,7 @@ _HOSTS = st.builds(
 
 # Text that looks like a domain often enough to reach the non-None paths.
 _DOMAINISH = st.text(
-    alphabet=st.sampled_from(list("abcwW019-.:/?# _@HTPSühtps") + ["\u3002", "ｗ", "Ü", "\u00a0"]),
+    alphabet=st.sampled_from([*list("abcwW019-.:/?# _@HTPSühtps"), "。", "ｗ", "Ü", "\xa0"]),
     max_size=40,
 )
 

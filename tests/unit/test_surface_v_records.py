@@ -54,7 +54,9 @@ def test_times_outside_datetimes_years_still_format():
 
 
 def test_a_time_without_offset_is_utc():
-    assert to_us(datetime(2026, 4, 22, 10, 30)) == to_us(datetime(2026, 4, 22, 12, 30, tzinfo=timezone(timedelta(hours=2))))
+    assert to_us(datetime(2026, 4, 22, 10, 30)) == to_us(
+        datetime(2026, 4, 22, 12, 30, tzinfo=timezone(timedelta(hours=2)))
+    )
 
 
 def row(kind: str, **fields: str | None) -> SimpleNamespace:

@@ -140,9 +140,7 @@ def _min_score(raw: str | None) -> int | None:
         return None
     text = raw.strip()
     if not text.isdigit() or int(text) > 100:
-        raise ValidationFailed(
-            [issue("minScore", "minScore", {"isInt": "minScore must be an integer from 0 to 100"})]
-        )
+        raise ValidationFailed([issue("minScore", "minScore", {"isInt": "minScore must be an integer from 0 to 100"})])
     return int(text)
 
 

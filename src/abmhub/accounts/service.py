@@ -188,9 +188,7 @@ class WorkingSet:
         return list(seen.values())
 
 
-def _load_working_set(
-    conn: Connection, workspace_id: int, domains: set[str], external_ids: set[str]
-) -> WorkingSet:
+def _load_working_set(conn: Connection, workspace_id: int, domains: set[str], external_ids: set[str]) -> WorkingSet:
     """The accounts a write can touch, by domain and by externalId, in one statement.
 
     Each key is looked up through its own unique index: an `OR` of the two `IN` lists makes
@@ -366,8 +364,14 @@ def _write_accounts(conn: Connection, workspace_id: int, working: WorkingSet, no
             _UPDATE_CHANGED.format(mark=param_mark(conn)),
             [
                 (
-                    s.external_id, s.name, s.domain, s.short_name, s.linkedin_url, json_text(s.tags),
-                    json_text(s.custom_fields), now,
+                    s.external_id,
+                    s.name,
+                    s.domain,
+                    s.short_name,
+                    s.linkedin_url,
+                    json_text(s.tags),
+                    json_text(s.custom_fields),
+                    now,
                     s.domain != s.stored_domain,  # a new domain brings other signals and activities: rescore
                     s.id,
                 )
@@ -381,8 +385,18 @@ def _write_accounts(conn: Connection, workspace_id: int, working: WorkingSet, no
             _INSERTED,
             [
                 (
-                    workspace_id, s.rtp_aid, s.uuid, s.external_id, s.name, s.domain, s.short_name,
-                    s.linkedin_url, json_text(s.tags), json_text(s.custom_fields), now, now,
+                    workspace_id,
+                    s.rtp_aid,
+                    s.uuid,
+                    s.external_id,
+                    s.name,
+                    s.domain,
+                    s.short_name,
+                    s.linkedin_url,
+                    json_text(s.tags),
+                    json_text(s.custom_fields),
+                    now,
+                    now,
                 )
                 for s in working.created
             ],
@@ -597,9 +611,7 @@ def map_external_ids(db: Database, *, workspace_id: int, mappings: Sequence[Exte
     domain wins); all or nothing: a conflict is a 409 and writes nothing."""
     domains = [normalize_domain(mapping.domain) for mapping in mappings]
     with db.write(workspace_id) as tx:
-        working = _load_working_set(
-            tx.conn, workspace_id, {d for d in domains if d}, {m.externalId for m in mappings}
-        )
+        working = _load_working_set(tx.conn, workspace_id, {d for d in domains if d}, {m.externalId for m in mappings})
         matched: set[str] = set()
         not_found: dict[str, None] = {}  # an ordered set: first appearance in the request
         for mapping, domain in zip(mappings, domains, strict=True):
@@ -622,6 +634,7 @@ def map_external_ids(db: Database, *, workspace_id: int, mappings: Sequence[Exte
 
 
 # --- reads -------------------------------------------------------------------------------------
+
 
 def record_columns(conn: Connection) -> tuple[Any, ...]:
     """The columns of an account record, in the order `accounts.router.account_records` unpacks them.

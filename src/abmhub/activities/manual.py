@@ -42,9 +42,7 @@ class ManualActivity:
     pipeline_select_list_value_id: str | None = None
 
 
-def log_manual_activity(
-    db: Database, *, workspace_id: int, user_id: int, activity: ManualActivity
-) -> TimelineEntry:
+def log_manual_activity(db: Database, *, workspace_id: int, user_id: int, activity: ManualActivity) -> TimelineEntry:
     """Store a manual activity owned by `user_id`, in one transaction, and return it.
 
     Raises RecordsNotFound, storing nothing, when a referenced account, deal or contact is

@@ -118,9 +118,7 @@ def build_router() -> APIRouter:
         who: Caller = Depends(caller),
         db: Database = Depends(database),
     ) -> Response:
-        found = service.list_activities(
-            db, workspace_id=who.workspace_id, page=page, domain=_domain_filter(domain)
-        )
+        found = service.list_activities(db, workspace_id=who.workspace_id, page=page, domain=_domain_filter(domain))
         return envelope(request, page_body(found, [activity_record(view) for view in found.items]))
 
     return router

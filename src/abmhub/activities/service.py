@@ -56,9 +56,7 @@ class _Accepted:
     occurred_us: int
 
 
-def push_activities(
-    db: Database, *, workspace_id: int, items: Sequence[ActivityItem]
-) -> PushOutcome:
+def push_activities(db: Database, *, workspace_id: int, items: Sequence[ActivityItem]) -> PushOutcome:
     """Create calls and emails, item by item in request order, in one transaction.
 
     Create-only: a known externalActivityId (stored, or created by an earlier item of the
@@ -82,16 +80,12 @@ def push_activities(
             if item.activityType not in SUPPORTED_TYPES:
                 result.update(status="skipped", reason=SKIP_REASON)
             elif item.externalActivityId in taken:
-                result.update(
-                    status="failed", error=already_exists(item.externalActivityId)
-                )
+                result.update(status="failed", error=already_exists(item.externalActivityId))
             elif domain is None:
                 result.update(status="failed", error=f"Invalid domain '{item.domain}'")
             else:
                 taken.add(item.externalActivityId)
-                accepted.append(
-                    _Accepted(item, domain, new_uuid7(), parse_iso8601(item.occurredAt))
-                )
+                accepted.append(_Accepted(item, domain, new_uuid7(), parse_iso8601(item.occurredAt)))
                 result["status"] = "created"
             results.append(result)
         if accepted:
@@ -103,17 +97,11 @@ def _contact_update(contact: ActivityContactItem) -> contacts_service.ContactUpd
     given = contact.model_fields_set
     return contacts_service.ContactUpdate(
         email=contact.email,
-        fields={
-            column: getattr(contact, name)
-            for name, column in _CONTACT_FIELDS.items()
-            if name in given
-        },
+        fields={column: getattr(contact, name) for name, column in _CONTACT_FIELDS.items() if name in given},
     )
 
 
-def _write(
-    conn: Connection, workspace_id: int, accepted: list[_Accepted], now: int
-) -> None:
+def _write(conn: Connection, workspace_id: int, accepted: list[_Accepted], now: int) -> None:
     account_ids = dict(
         conn.execute(
             select(accounts.c.domain, accounts.c.id).where(
@@ -141,9 +129,7 @@ def _write(
     links = []
     for a in accepted:
         # A contact named twice in one activity is linked once, at its first position.
-        keys = dict.fromkeys(
-            contacts_service.contact_key(contact.email) for contact in a.item.contacts
-        )
+        keys = dict.fromkeys(contacts_service.contact_key(contact.email) for contact in a.item.contacts)
         links.extend(
             (activity_ids[a.uuid], contact_ids[key], position, a.occurred_us, a.uuid)
             for position, key in enumerate(keys)
@@ -155,9 +141,7 @@ def _write(
 _LINK_COLUMNS = ("activity_id", "contact_id", "position", "occurred_us", "activity_uuid")
 
 
-def _activity_row(
-    workspace_id: int, accepted: _Accepted, account_id: int | None, now: int
-) -> dict[str, Any]:
+def _activity_row(workspace_id: int, accepted: _Accepted, account_id: int | None, now: int) -> dict[str, Any]:
     item = accepted.item
     sender = item.from_
     return {
@@ -248,9 +232,7 @@ def list_activities(
     with sync_pass(db, workspace_id, page.sync_us) as (conn, sync_us):
         query = (
             select(*RECORD_COLUMNS)
-            .select_from(
-                activities.outerjoin(accounts, accounts.c.id == activities.c.account_id)
-            )
+            .select_from(activities.outerjoin(accounts, accounts.c.id == activities.c.account_id))
             .where(
                 activities.c.workspace_id == workspace_id,
                 activities.c.kind.in_(SUPPORTED_TYPES),
@@ -263,19 +245,13 @@ def list_activities(
         if page.changed_after_us is not None:
             contact_changed = exists(
                 select(literal(1))
-                .select_from(
-                    activity_contacts.join(
-                        contacts, contacts.c.id == activity_contacts.c.contact_id
-                    )
-                )
+                .select_from(activity_contacts.join(contacts, contacts.c.id == activity_contacts.c.contact_id))
                 .where(
                     activity_contacts.c.activity_id == activities.c.id,
                     contacts.c.change_us > page.changed_after_us,
                 )
             )
-            query = query.where(
-                or_(activities.c.change_us > page.changed_after_us, contact_changed)
-            )
+            query = query.where(or_(activities.c.change_us > page.changed_after_us, contact_changed))
         rows = conn.execute(query.order_by(activities.c.id).limit(page.limit + 1)).all()
         has_next = len(rows) > page.limit
         rows = rows[: page.limit]

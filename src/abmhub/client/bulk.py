@@ -218,7 +218,10 @@ def settle(prepared: PreparedChunk[Result], data: Any) -> ChunkOutcome[Result]:
         except (ValidationError, TypeError):
             results.append(
                 endpoint.result_model(
-                    index=index, status="failed", error=f"unreadable result: {answer!r}"[:300], **prepared.identities[offset]
+                    index=index,
+                    status="failed",
+                    error=f"unreadable result: {answer!r}"[:300],
+                    **prepared.identities[offset],
                 )
             )
     return ChunkOutcome(prepared.start, results, None, len(prepared.payloads))
@@ -231,7 +234,9 @@ def fail(prepared: PreparedChunk[Result], error: ClientError) -> ChunkOutcome[Re
     results = [
         slot
         if slot is not None
-        else endpoint.result_model(index=prepared.start + offset, status="failed", error=text, **prepared.identities[offset])
+        else endpoint.result_model(
+            index=prepared.start + offset, status="failed", error=text, **prepared.identities[offset]
+        )
         for offset, slot in enumerate(prepared.slots)
     ]
     return ChunkOutcome(prepared.start, results, error, len(prepared.payloads))
@@ -277,7 +282,7 @@ def _ahead(source: Iterator[Any], depth: int) -> Iterator[Any]:
             for value in source:
                 if not hand_over(value):
                     return
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
+        except BaseException as exc:
             hand_over(_END, exc)
             return
         hand_over(_END)

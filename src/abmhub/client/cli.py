@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
@@ -60,14 +60,14 @@ READ_AHEAD_CHUNKS = 2
 EXIT_FAILURES = 1
 
 
-class PushKind(str, Enum):
+class PushKind(StrEnum):
     accounts = "accounts"
     deals = "deals"
     activities = "activities"
     signals = "signals"
 
 
-class PullKind(str, Enum):
+class PullKind(StrEnum):
     accounts = "accounts"
     deals = "deals"
     activities = "activities"
@@ -82,12 +82,16 @@ class PushTarget:
 
 
 PUSH_TARGETS = {
-    PushKind.accounts: PushTarget("accounts", bulk.ACCOUNTS, ("created", "updated", "failed"), ("domain", "externalId")),
+    PushKind.accounts: PushTarget(
+        "accounts", bulk.ACCOUNTS, ("created", "updated", "failed"), ("domain", "externalId")
+    ),
     PushKind.deals: PushTarget("deals", bulk.DEALS, ("upserted", "failed"), ("externalDealId",)),
     PushKind.activities: PushTarget(
         "sales_activities", bulk.SALES_ACTIVITIES, ("created", "skipped", "failed"), ("externalActivityId",)
     ),
-    PushKind.signals: PushTarget("signals", bulk.SIGNALS, ("created", "skipped", "failed"), ("externalSignalId", "domain")),
+    PushKind.signals: PushTarget(
+        "signals", bulk.SIGNALS, ("created", "skipped", "failed"), ("externalSignalId", "domain")
+    ),
 }
 # Top-level fields whose CSV cell may hold a whole JSON object or list.
 OBJECT_FIELDS = frozenset({"customFields", "associatedAccounts", "stageHistory", "contacts", "from"})
@@ -221,7 +225,9 @@ def push(
     ] = None,
     failures: Annotated[
         Path | None,
-        typer.Option(help="Write every failed row (line, item, error) to this CSV file.", show_default=False, dir_okay=False),
+        typer.Option(
+            help="Write every failed row (line, item, error) to this CSV file.", show_default=False, dir_okay=False
+        ),
     ] = None,
     chunk_size: Annotated[
         int | None, typer.Option(help="Items per request (default: the endpoint's limit).", show_default=False)
@@ -248,7 +254,10 @@ def push(
         custom_types = _custom_field_types(client, err) if kind is PushKind.accounts else {}
         try:
             reader = RowReader(
-                file, fields=model_fields(target.endpoint.item_model), types=CellTypes(OBJECT_FIELDS, custom_types), mapping=renames
+                file,
+                fields=model_fields(target.endpoint.item_model),
+                types=CellTypes(OBJECT_FIELDS, custom_types),
+                mapping=renames,
             )
         except FileProblem as exc:
             _fail(err, str(exc), 2)
@@ -395,12 +404,17 @@ def pull(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", help="Output file, .csv or .jsonl; replaced when the pull completes.", dir_okay=False, show_default=False
+            "--out",
+            help="Output file, .csv or .jsonl; replaced when the pull completes.",
+            dir_okay=False,
+            show_default=False,
         ),
     ],
     base_url: BaseUrl,
     api_key: ApiKey,
-    full: Annotated[bool, typer.Option(help="Pull everything, whatever the state says (the state is then updated).")] = False,
+    full: Annotated[
+        bool, typer.Option(help="Pull everything, whatever the state says (the state is then updated).")
+    ] = False,
     limit: Annotated[int, typer.Option(help="Records per page, 1–1000.")] = 1000,
     timeout: Timeout = DEFAULT_TIMEOUT,
     retries: Retries = 4,

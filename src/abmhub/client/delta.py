@@ -28,9 +28,9 @@ Record = TypeVar("Record")
 class SyncState(Protocol):
     """Where the last complete pass's `syncTimestamp` is kept."""
 
-    def load(self) -> str | None | Awaitable[str | None]: ...
+    def load(self) -> str | Awaitable[str | None] | None: ...
 
-    def save(self, sync_timestamp: str) -> None | Awaitable[None]: ...
+    def save(self, sync_timestamp: str) -> Awaitable[None] | None: ...
 
 
 class StateFile:
@@ -59,7 +59,7 @@ class StateFile:
         except json.JSONDecodeError as exc:
             raise ValueError(f"state file {self.path} is not JSON: {exc}") from None
         if not isinstance(state, dict):
-            raise ValueError(f"state file {self.path} does not hold a JSON object")  # noqa: TRY004 - bad file content
+            raise ValueError(f"state file {self.path} does not hold a JSON object")
         return state
 
     def load(self) -> str | None:
@@ -100,16 +100,16 @@ class CallbackState:
 
     def __init__(
         self,
-        load: Callable[[], str | None | Awaitable[str | None]],
-        save: Callable[[str], None | Awaitable[None]],
+        load: Callable[[], str | Awaitable[str | None] | None],
+        save: Callable[[str], Awaitable[None] | None],
     ) -> None:
         self._load = load
         self._save = save
 
-    def load(self) -> str | None | Awaitable[str | None]:
+    def load(self) -> str | Awaitable[str | None] | None:
         return self._load()
 
-    def save(self, sync_timestamp: str) -> None | Awaitable[None]:
+    def save(self, sync_timestamp: str) -> Awaitable[None] | None:
         return self._save(sync_timestamp)
 
 

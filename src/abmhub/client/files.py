@@ -372,7 +372,11 @@ class RecordWriter:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
         self._temporary = Path(temporary)
         os.chmod(self._temporary, 0o666 & ~_umask())  # mkstemp makes 0600; an output file follows the umask
-        self._file = os.fdopen(handle, "wb" if self.format == "jsonl" else "w", **({} if self.format == "jsonl" else {"newline": "", "encoding": "utf-8"}))
+        self._file = os.fdopen(
+            handle,
+            "wb" if self.format == "jsonl" else "w",
+            **({} if self.format == "jsonl" else {"newline": "", "encoding": "utf-8"}),
+        )
 
     def _header(self, first: Mapping[str, Any] | None) -> list[str]:
         columns = list(self._columns)

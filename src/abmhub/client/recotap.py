@@ -166,9 +166,7 @@ def account_push_extra(upsert: bool, segment_id: str | None) -> dict[str, Any]:
 
 
 def mapping_payloads(mappings: Iterable[ExternalIdMapping | Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        (m if isinstance(m, ExternalIdMapping) else ExternalIdMapping.model_validate(m)).wire() for m in mappings
-    ]
+    return [(m if isinstance(m, ExternalIdMapping) else ExternalIdMapping.model_validate(m)).wire() for m in mappings]
 
 
 def merge_mappings(results: Sequence[Any]) -> ExternalIdMappingResult:
@@ -239,12 +237,16 @@ class RecotapClient(_Common):
         """Any Surface R call; returns its `data` (or a bare array as it is). Raises ApiError & co."""
         return unwrap(self._transport.request(method, path.lstrip("/"), params=dict(params or {}), json=json))
 
-    def pages(self, path: str, *, limit: int = LIST_LIMIT, last_sync: str | None = None, **filters: Any) -> Iterator[Page[dict[str, Any]]]:
+    def pages(
+        self, path: str, *, limit: int = LIST_LIMIT, last_sync: str | None = None, **filters: Any
+    ) -> Iterator[Page[dict[str, Any]]]:
         """Every page of a list, as raw records; stops when `hasNextPage` is false."""
         params = list_params(limit, last_sync, filters)
         cursor: str | None = None
         while True:
-            page = read_page(path, self.request("GET", path, params={**params, **({"cursor": cursor} if cursor else {})}))
+            page = read_page(
+                path, self.request("GET", path, params={**params, **({"cursor": cursor} if cursor else {})})
+            )
             yield page
             cursor = next_cursor(path, page, cursor)
             if cursor is None:
@@ -340,18 +342,26 @@ class RecotapClient(_Common):
         """Every account (changed after `last_sync`, when given) matching the filters.
         More than 100 `domains` are looked up 100 at a time."""
         for batch in domain_batches(domains):
-            filters = account_filters(domains=batch, journey_stage=journey_stage, min_score=min_score, segment_id=segment_id, tag=tag)
+            filters = account_filters(
+                domains=batch, journey_stage=journey_stage, min_score=min_score, segment_id=segment_id, tag=tag
+            )
             yield from self._records("accounts", Account, limit=limit, last_sync=last_sync, **filters)
 
     def map_external_ids(self, mappings: Iterable[ExternalIdMapping | Mapping[str, Any]]) -> ExternalIdMappingResult:
         """PATCH /accounts/external-ids, 100 mappings per request; the counts are summed."""
         payloads = mapping_payloads(mappings)
         return merge_mappings(
-            [self.request("PATCH", "accounts/external-ids", json={"mappings": payloads[i : i + MAX_MAPPINGS]}) for i in range(0, len(payloads), MAX_MAPPINGS)]
+            [
+                self.request("PATCH", "accounts/external-ids", json={"mappings": payloads[i : i + MAX_MAPPINGS]})
+                for i in range(0, len(payloads), MAX_MAPPINGS)
+            ]
         )
 
     def missing_external_ids(self, *, limit: int = 100) -> list[MissingExternalId]:
-        return [MissingExternalId.model_validate(r) for r in self.request("GET", "accounts/missing-external-ids", params={"limit": limit})]
+        return [
+            MissingExternalId.model_validate(r)
+            for r in self.request("GET", "accounts/missing-external-ids", params={"limit": limit})
+        ]
 
     def custom_fields(self) -> list[CustomField]:
         return [CustomField.model_validate(r) for r in self.request("GET", "accounts/custom-fields")]
@@ -515,7 +525,9 @@ class AsyncRecotapClient(_Common):
 
     # --- plumbing --------------------------------------------------------------------------
 
-    async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None) -> Any:
+    async def request(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
+    ) -> Any:
         return unwrap(await self._transport.request(method, path.lstrip("/"), params=dict(params or {}), json=json))
 
     async def pages(
@@ -602,7 +614,9 @@ class AsyncRecotapClient(_Common):
         concurrency: int = 1,
     ) -> PushReport[AccountResult]:
         return await self._collect(
-            self.iter_push_accounts(accounts, upsert=upsert, segment_id=segment_id, chunk_size=chunk_size, concurrency=concurrency)
+            self.iter_push_accounts(
+                accounts, upsert=upsert, segment_id=segment_id, chunk_size=chunk_size, concurrency=concurrency
+            )
         )
 
     async def update_account(self, rtp_aid: str, **changes: Any) -> None:
@@ -620,11 +634,15 @@ class AsyncRecotapClient(_Common):
         tag: str | None = None,
     ) -> AsyncIterator[Account]:
         for batch in domain_batches(domains):
-            filters = account_filters(domains=batch, journey_stage=journey_stage, min_score=min_score, segment_id=segment_id, tag=tag)
+            filters = account_filters(
+                domains=batch, journey_stage=journey_stage, min_score=min_score, segment_id=segment_id, tag=tag
+            )
             async for account in self._records("accounts", Account, limit=limit, last_sync=last_sync, **filters):
                 yield account
 
-    async def map_external_ids(self, mappings: Iterable[ExternalIdMapping | Mapping[str, Any]]) -> ExternalIdMappingResult:
+    async def map_external_ids(
+        self, mappings: Iterable[ExternalIdMapping | Mapping[str, Any]]
+    ) -> ExternalIdMappingResult:
         payloads = mapping_payloads(mappings)
         return merge_mappings(
             [
@@ -689,7 +707,9 @@ class AsyncRecotapClient(_Common):
     async def push_sales_activities(
         self, activities: ActivityItems | AsyncIterable[Any], *, chunk_size: int | None = None, concurrency: int = 1
     ) -> PushReport[SalesActivityResult]:
-        return await self._collect(self.iter_push_sales_activities(activities, chunk_size=chunk_size, concurrency=concurrency))
+        return await self._collect(
+            self.iter_push_sales_activities(activities, chunk_size=chunk_size, concurrency=concurrency)
+        )
 
     def iter_sales_activities(
         self, *, domain: str | None = None, last_sync: str | None = None, limit: int = LIST_LIMIT

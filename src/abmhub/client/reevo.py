@@ -98,13 +98,13 @@ def _query_body(
 
 def _record(body: Any, what: str) -> ActivityRecord:
     if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
-        raise ProtocolError(f"{what}: expected {{\"data\": ActivityObjectRecord}}")
+        raise ProtocolError(f'{what}: expected {{"data": ActivityObjectRecord}}')
     return ActivityRecord.model_validate(body["data"])
 
 
 def _timeline_page(body: Any) -> TimelinePage:
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-        raise ProtocolError("POST /activity/_query: expected {\"data\": [...], \"next_cursor\": ...}")
+        raise ProtocolError('POST /activity/_query: expected {"data": [...], "next_cursor": ...}')
     return TimelinePage([ActivityRecord.model_validate(r) for r in body["data"]], body.get("next_cursor"))
 
 
@@ -129,7 +129,11 @@ class ReevoClient(_Common):
     ) -> None:
         self.base_url = api_root(base_url, PREFIX)
         self._transport = SyncTransport(
-            self.base_url, KeyAuth("Authorization", f"Bearer {api_key}"), timeout=timeout, retry=retry or RetryPolicy(), http=http
+            self.base_url,
+            KeyAuth("Authorization", f"Bearer {api_key}"),
+            timeout=timeout,
+            retry=retry or RetryPolicy(),
+            http=http,
         )
 
     def __enter__(self) -> Self:
@@ -244,7 +248,11 @@ class AsyncReevoClient(_Common):
     ) -> None:
         self.base_url = api_root(base_url, PREFIX)
         self._transport = AsyncTransport(
-            self.base_url, KeyAuth("Authorization", f"Bearer {api_key}"), timeout=timeout, retry=retry or RetryPolicy(), http=http
+            self.base_url,
+            KeyAuth("Authorization", f"Bearer {api_key}"),
+            timeout=timeout,
+            retry=retry or RetryPolicy(),
+            http=http,
         )
 
     async def __aenter__(self) -> Self:

@@ -173,7 +173,9 @@ def _issues(data: Any) -> tuple[Issue, ...]:
             continue
         if "constraints" in item:  # Surface R: {property, path, constraints}
             constraints = item.get("constraints") or {}
-            text = "; ".join(str(v) for v in constraints.values()) if isinstance(constraints, dict) else str(constraints)
+            text = (
+                "; ".join(str(v) for v in constraints.values()) if isinstance(constraints, dict) else str(constraints)
+            )
             found.append(Issue(str(item.get("path") or item.get("property") or ""), text))
         elif "msg" in item:  # Surface V (FastAPI): {type, loc, msg, input}
             loc = [str(part) for part in item.get("loc") or () if part != "body"]

@@ -67,7 +67,13 @@ def create_field(
                 custom_fields.c.workspace_id == workspace_id, custom_fields.c.key == key
             )
         ).first()
-        values = dict(label=label, label_type=label_type, description=description, options=options, active=True)
+        values = {
+            "label": label,
+            "label_type": label_type,
+            "description": description,
+            "options": options,
+            "active": True,
+        }
         if existing is None:
             tx.conn.execute(
                 insert(custom_fields).values(workspace_id=workspace_id, key=key, created_us=tx.now_us, **values)

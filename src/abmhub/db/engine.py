@@ -40,7 +40,7 @@ def normalise_url(url: str) -> str:
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection, _record) -> None:  # noqa: ANN001
+    def on_connect(dbapi_connection, _record) -> None:
         # Take transaction control away from the driver: we issue BEGIN ourselves so that
         # writers can say BEGIN IMMEDIATE (take the write lock up front, never fail later
         # with "database is locked" when another process wrote in between).
@@ -101,7 +101,7 @@ PREPARED = {"abmhub_prepare": True}
 
 def _configure_postgresql(engine: Engine) -> None:
     @event.listens_for(engine, "before_cursor_execute")
-    def choose_preparation(_conn, cursor, _statement, _parameters, context, executemany) -> None:  # noqa: ANN001
+    def choose_preparation(_conn, cursor, _statement, _parameters, context, executemany) -> None:
         # Statements are planned on every execution (prepare_threshold=None, see Database), which
         # is right for queries whose best plan depends on the data. An executemany (INSERT of
         # many rows, UPDATE ... WHERE id = ...) runs one statement per row in psycopg's pipeline,

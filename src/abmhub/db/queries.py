@@ -36,19 +36,13 @@ def among(conn: Connection, column: Any, values: Sequence[Any], kind: type[Integ
     return column.in_(select(each.c.value))
 
 
-def stored_values(
-    conn: Connection, column: Column, workspace_id: int, values: Collection[str]
-) -> set[str]:
+def stored_values(conn: Connection, column: Column, workspace_id: int, values: Collection[str]) -> set[str]:
     """Which of `values` the workspace already has in `column` (create-only and idempotent pushes)."""
     if not values:
         return set()
     table = column.table
     return set(
-        conn.execute(
-            select(column).where(
-                table.c.workspace_id == workspace_id, column.in_(sorted(values))
-            )
-        ).scalars()
+        conn.execute(select(column).where(table.c.workspace_id == workspace_id, column.in_(sorted(values)))).scalars()
     )
 
 

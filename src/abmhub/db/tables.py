@@ -373,8 +373,15 @@ signals = Table(
     # arrive in time order, not grouped by domain).
     Index(
         "ix_signals_scoring",
-        "workspace_id", "domain", "source", "occurred_day", "type", "weight", "count", "score",
-    ),  # fmt: skip
+        "workspace_id",
+        "domain",
+        "source",
+        "occurred_day",
+        "type",
+        "weight",
+        "count",
+        "score",
+    ),
 )
 
 scoring_runs = Table(

@@ -28,7 +28,7 @@ def resolve_deal_accounts(
     pending = and_(deal_accounts.c.workspace_id == workspace_id, deal_accounts.c.account_id.is_(None))
     touched: set[int] = set()
 
-    def resolve(key_column, account_column, keys: Collection[str], *, unique_only: bool = False) -> None:  # noqa: ANN001
+    def resolve(key_column, account_column, keys: Collection[str], *, unique_only: bool = False) -> None:
         if not keys:
             return
         match = select(func.min(accounts.c.id)).where(

@@ -82,7 +82,9 @@ def create_pipelines(db: Database, *, workspace_id: int, definitions: Sequence[P
             ).scalar_one()
             for position, stage in enumerate(definition.stages):
                 journey = (
-                    stage.journeyStage if "journeyStage" in stage.model_fields_set else journey_stage_for(stage.stageLabel)
+                    stage.journeyStage
+                    if "journeyStage" in stage.model_fields_set
+                    else journey_stage_for(stage.stageLabel)
                 )
                 stage_rows.append(
                     {
@@ -263,14 +265,17 @@ def push_deals(db: Database, *, workspace_id: int, items: Sequence[DealItem]) ->
             )
         ).all()
         states: dict[str, DealState] = {
-            row.external_deal_id: DealState(row.id, row.uuid, row.external_deal_id, {c: row._mapping[c] for c in _COLUMNS})
+            row.external_deal_id: DealState(
+                row.id, row.uuid, row.external_deal_id, {c: row._mapping[c] for c in _COLUMNS}
+            )
             for row in loaded
         }
         by_id = {s.id: s for s in states.values()}
         if by_id:
             for deal_id, stage_id, entered in conn.execute(
-                select(deal_stage_history.c.deal_id, deal_stage_history.c.stage_id, deal_stage_history.c.entered_us)
-                .where(deal_stage_history.c.deal_id.in_(list(by_id)))
+                select(
+                    deal_stage_history.c.deal_id, deal_stage_history.c.stage_id, deal_stage_history.c.entered_us
+                ).where(deal_stage_history.c.deal_id.in_(list(by_id)))
             ):
                 by_id[deal_id].known_history.add((stage_id, entered))
         results: list[dict[str, Any]] = []
@@ -349,9 +354,7 @@ def _write_deals(conn: Connection, workspace_id: int, changed: Sequence[DealStat
                 for s in new
             ],
         )
-        ids = dict(
-            conn.execute(select(deals.c.uuid, deals.c.id).where(deals.c.uuid.in_([s.uuid for s in new]))).all()
-        )
+        ids = dict(conn.execute(select(deals.c.uuid, deals.c.id).where(deals.c.uuid.in_([s.uuid for s in new]))).all())
         for state in new:
             state.id = ids[state.uuid]
     if old:

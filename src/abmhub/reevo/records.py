@@ -6,7 +6,7 @@ call's or email's metadata keeps Surface R's format, as GET /sales-activities sh
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from abmhub.activities.router import activity_record as surface_r_record
@@ -14,7 +14,7 @@ from abmhub.activities.service import ActivityView
 from abmhub.activities.timeline import MANUAL_KIND, TimelineEntry
 from abmhub.timefmt import format_us_seconds
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Keys of the Surface R record that describe the record rather than the pushed activity.
 _RECORD_KEYS = ("id", "activityType", "createdAt", "updatedAt")
 
@@ -22,7 +22,7 @@ _RECORD_KEYS = ("id", "activityType", "createdAt", "updatedAt")
 def to_us(moment: datetime) -> int:
     """A request's datetime in µs since the epoch; one without an offset is UTC."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 

@@ -76,7 +76,7 @@ def build_router() -> APIRouter:
         try:
             with db.read() as conn:
                 conn.execute(text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+        except Exception:
             return JSONBytes({"data": {"status": "unhealthy"}}, status_code=503)
         return JSONBytes({"data": {"status": "healthy"}})
 
@@ -106,9 +106,7 @@ def build_router() -> APIRouter:
             pipeline_select_list_value_id=_str(attributes.pipeline_select_list_value_id),
         )
         try:
-            entry = manual.log_manual_activity(
-                db, workspace_id=who.workspace_id, user_id=who.user_id, activity=logged
-            )
+            entry = manual.log_manual_activity(db, workspace_id=who.workspace_id, user_id=who.user_id, activity=logged)
         except RecordsNotFound as exc:
             raise errors.records_not_found(exc.missing, LOG_LOCATIONS, listed=frozenset({"contact"})) from None
         return JSONBytes({"data": activity_object_record(entry)}, status_code=201)

@@ -7,7 +7,7 @@ that a misspelt reference is an error rather than an activity silently logged wi
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID
@@ -42,7 +42,7 @@ NonBlank = Annotated[str, StringConstraints(min_length=1), AfterValidator(_not_b
 def _utc_representable(value: datetime) -> datetime:
     # `0001-01-01T00:00:00+01:00` parses, but lies before year 1 in UTC.
     try:
-        (value if value.tzinfo is None else value.astimezone(timezone.utc)).replace(tzinfo=None)
+        (value if value.tzinfo is None else value.astimezone(UTC)).replace(tzinfo=None)
     except OverflowError:
         raise ValueError("the time lies outside the years 1 to 9999 in UTC") from None
     return value
@@ -76,7 +76,9 @@ class ActivityLogRequestAttributes(RequestModel):
     metadata: ManualActivityMetadata
     account_id: UUID | None = Field(default=None, description="An account of the workspace")
     opportunity_id: UUID | None = Field(default=None, description="A deal of the workspace (its UUID)")
-    contact_ids: list[UUID] | None = Field(default=None, max_length=MAX_CONTACT_IDS, description="Contacts of the workspace")
+    contact_ids: list[UUID] | None = Field(
+        default=None, max_length=MAX_CONTACT_IDS, description="Contacts of the workspace"
+    )
     sequence_id: UUID | None = Field(default=None, description="Stored as given")
     pipeline_select_list_value_id: UUID | None = Field(default=None, description="Stored as given")
 
@@ -136,7 +138,9 @@ class RecordReference(BaseModel):
 
 class ActivityAttributes(BaseModel):
     type: TypedValue[str] = Field(description="enum: MANUAL_ACTIVITY, CALL or EMAIL")
-    sub_type: TypedValue[str | None] = Field(description="enum: the manual activity's category; null for calls and emails")
+    sub_type: TypedValue[str | None] = Field(
+        description="enum: the manual activity's category; null for calls and emails"
+    )
     status: TypedValue[str] = Field(description="enum: COMPLETED")
     priority: TypedValue[str | None] = Field(description="enum: null")
     display_name: TypedValue[str] = Field(description="string: the subject (calls: callTitle, subject or 'Call')")

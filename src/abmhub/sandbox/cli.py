@@ -22,7 +22,9 @@ from rich.table import Table
 
 
 def seed_sandbox(
-    workspace: Annotated[str, typer.Option(help="Workspace to fill (created if it does not exist).", show_default=False)],
+    workspace: Annotated[
+        str, typer.Option(help="Workspace to fill (created if it does not exist).", show_default=False)
+    ],
     accounts: Annotated[int, typer.Option(help="How many accounts.", min=0)] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed (and day) gives the same data.")] = 1,
     as_of: Annotated[
@@ -78,7 +80,13 @@ def seed_sandbox(
     try:
         with progress:
             report = seed_workspace(
-                database, workspace=workspace.strip(), accounts=accounts, seed=seed, as_of=moment, score=score, progress=show
+                database,
+                workspace=workspace.strip(),
+                accounts=accounts,
+                seed=seed,
+                as_of=moment,
+                score=score,
+                progress=show,
             )
     finally:
         database.dispose()
@@ -93,8 +101,12 @@ def seed_sandbox(
     if not score:
         out.print("Not scored (--no-score): run `abmhub score --workspace ...` for scores.", highlight=False)
     elif report.scored is None:
-        out.print("Scoring was busy (another run holds the lock); the accounts get scores with its next run.", highlight=False)
+        out.print(
+            "Scoring was busy (another run holds the lock); the accounts get scores with its next run.", highlight=False
+        )
     else:
         out.print(f"Scored {report.scored:,} accounts in {report.scoring_seconds:.1f} s.", highlight=False)
     out.print(f"Done in {report.seconds:.1f} s. A key for the workspace:", highlight=False)
-    out.print(f"  abmhub keys create --workspace {report.workspace} --user you@example.com", highlight=False, soft_wrap=True)
+    out.print(
+        f"  abmhub keys create --workspace {report.workspace} --user you@example.com", highlight=False, soft_wrap=True
+    )

@@ -117,8 +117,14 @@ _REPS = tuple(
     (f"{first} {last}", f"{first.lower()}.{last.lower()}@{SELLER_DOMAIN}", f"rep-{n:02d}")
     for n, (first, last) in enumerate(
         [
-            ("Jane", "Smith"), ("Raj", "Mehta"), ("Laura", "Becker"), ("Diego", "Alvarez"),
-            ("Hannah", "Lee"), ("Marcus", "Wright"), ("Ines", "Costa"), ("Tobias", "Berg"),
+            ("Jane", "Smith"),
+            ("Raj", "Mehta"),
+            ("Laura", "Becker"),
+            ("Diego", "Alvarez"),
+            ("Hannah", "Lee"),
+            ("Marcus", "Wright"),
+            ("Ines", "Costa"),
+            ("Tobias", "Berg"),
         ],
         start=1,
     )
@@ -129,9 +135,26 @@ _EMAIL_SUBJECTS = (
     "Following up on our call", "Your ABM evaluation", "Case study: a team like yours",
     "Pricing and packaging", "Next steps", "Invitation: customer roundtable", "Quick question",
 )  # fmt: skip
-_PAGES = ("/pricing", "/product", "/product/intent", "/case-studies", "/demo", "/blog/abm-playbook", "/integrations", "/security", "/about")
+_PAGES = (
+    "/pricing",
+    "/product",
+    "/product/intent",
+    "/case-studies",
+    "/demo",
+    "/blog/abm-playbook",
+    "/integrations",
+    "/security",
+    "/about",
+)
 _G2_TYPES = ("profile_view", "profile_view", "category_view", "comparison", "pricing_view")
-_TOPICS = ("Account-Based Marketing", "Intent Data", "Marketing Automation", "Sales Intelligence", "Customer Data Platform", "Revenue Operations")
+_TOPICS = (
+    "Account-Based Marketing",
+    "Intent Data",
+    "Marketing Automation",
+    "Sales Intelligence",
+    "Customer Data Platform",
+    "Revenue Operations",
+)
 _LINKEDIN_TYPES = ("impression", "impression", "impression", "click", "engagement")
 _REGIONS = ("na", "na", "na", "emea", "emea", "apac", "latam")
 
@@ -248,7 +271,9 @@ class SandboxGenerator:
         self._signals(plan, heat, domain)
         return plan
 
-    def _deals(self, plan: AccountPlan, index: int, heat: float, tier: str, region: str, domain: str, name: str) -> bool:
+    def _deals(
+        self, plan: AccountPlan, index: int, heat: float, tier: str, region: str, domain: str, name: str
+    ) -> bool:
         """Zero to two deals with their stage history; True when one of them is won."""
         rng = self._rng
         count = 0
@@ -385,7 +410,12 @@ class SandboxGenerator:
         for _ in range(how_many(8)):
             add("g2", rng.choice(_G2_TYPES))
         for _ in range(how_many(6)):
-            add("bombora", "surge", topic=rng.choice(_TOPICS), score=int(min(100, 40 + heat * 50 + rng.uniform(-10, 20))))
+            add(
+                "bombora",
+                "surge",
+                topic=rng.choice(_TOPICS),
+                score=int(min(100, 40 + heat * 50 + rng.uniform(-10, 20))),
+            )
         for _ in range(how_many(12)):
             kind = rng.choice(_LINKEDIN_TYPES)
             add("linkedin_ads", kind, count=rng.randrange(1, 40) if kind == "impression" else rng.randrange(1, 4))

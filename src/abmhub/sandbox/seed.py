@@ -91,13 +91,17 @@ def _write_batch(db: Database, workspace_id: int, plans: Sequence[AccountPlan], 
         return [model.model_validate(row) for row in rows]
 
     accounts = items(AccountItem, [p.account for p in plans])
-    report.add("accounts", accounts_service.push_accounts(db, workspace_id=workspace_id, items=accounts, upsert=True).summary)
+    report.add(
+        "accounts", accounts_service.push_accounts(db, workspace_id=workspace_id, items=accounts, upsert=True).summary
+    )
     deals = items(DealItem, [d for p in plans for d in p.deals])
     if deals:
         report.add("deals", deals_service.push_deals(db, workspace_id=workspace_id, items=deals).summary)
     activities = items(ActivityItem, [a for p in plans for a in p.activities])
     if activities:
-        report.add("activities", activities_service.push_activities(db, workspace_id=workspace_id, items=activities).summary)
+        report.add(
+            "activities", activities_service.push_activities(db, workspace_id=workspace_id, items=activities).summary
+        )
     signals = items(SignalItem, [s for p in plans for s in p.signals])
     if signals:
         report.add("signals", signals_service.push_signals(db, workspace_id=workspace_id, items=signals).summary)

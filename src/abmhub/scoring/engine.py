@@ -75,13 +75,13 @@ def signal_points_sql(settings: ScoringSettings, today: int) -> Any:
     per_source = []
     for source in SOURCES:
         model = settings.sources[source]
-        per_type = case(
-            *((signals.c.type == name, points) for name, points in model.points.items()), else_=0.0
-        )
+        per_type = case(*((signals.c.type == name, points) for name, points in model.points.items()), else_=0.0)
         if source == "bombora":  # `surge`: points per score point above the baseline (NULL score: 0)
-            base = per_type * case(
-                (signals.c.score > model.surge_baseline, signals.c.score - model.surge_baseline), else_=0
-            ) * signals.c.weight
+            base = (
+                per_type
+                * case((signals.c.score > model.surge_baseline, signals.c.score - model.surge_baseline), else_=0)
+                * signals.c.weight
+            )
         else:
             base = per_type * signals.c.weight * signals.c.count
         worth = case((age > model.horizon_days, 0.0), else_=base * _decay(age, model.half_life_days))
@@ -131,9 +131,7 @@ def engagement_points_sql(settings: ScoringSettings, today: int) -> Any:
     return case((age > model.horizon_days, 0.0), else_=per_kind * _decay(age, model.half_life_days))
 
 
-def _engagement_points(
-    conn: Connection, ids: Sequence[int], settings: ScoringSettings, today: int
-) -> dict[int, float]:
+def _engagement_points(conn: Connection, ids: Sequence[int], settings: ScoringSettings, today: int) -> dict[int, float]:
     rows = conn.execute(
         select(activities.c.account_id, func.sum(engagement_points_sql(settings, today)))
         .where(among(conn, activities.c.account_id, ids))
@@ -244,9 +242,11 @@ def _write_scores(conn: Connection, changed: list[tuple[Any, ...]], now: int) ->
         # One statement for the batch: UPDATE ... FROM unnest(<one array per column>).
         columns = list(zip(*changed, strict=True))
         types = (Integer, Integer, String, *(Integer for _ in SCORE_COLUMNS))
-        v = func.unnest(*(literal(list(c), ARRAY(t)) for c, t in zip(columns, types, strict=True))).table_valued(
-            "id", *_WRITTEN
-        ).render_derived(name="v")
+        v = (
+            func.unnest(*(literal(list(c), ARRAY(t)) for c, t in zip(columns, types, strict=True)))
+            .table_valued("id", *_WRITTEN)
+            .render_derived(name="v")
+        )
         conn.execute(
             update(accounts)
             .where(accounts.c.id == v.c.id)

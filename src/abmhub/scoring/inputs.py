@@ -17,9 +17,7 @@ def mark_accounts(conn: Connection, account_ids: Collection[int | None]) -> None
     """Mark these accounts (None entries ignored) as needing a rescore."""
     ids = sorted({a for a in account_ids if a is not None})
     for start in range(0, len(ids), 1000):
-        conn.execute(
-            update(accounts).where(accounts.c.id.in_(ids[start : start + 1000])).values(score_dirty=True)
-        )
+        conn.execute(update(accounts).where(accounts.c.id.in_(ids[start : start + 1000])).values(score_dirty=True))
 
 
 def mark_selected(conn: Connection, account_ids: Select) -> None:

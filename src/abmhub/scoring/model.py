@@ -31,7 +31,7 @@ def saturate(total: float, saturation: float) -> int:
     approach 100 but never pass it, and the first signals count the most."""
     if total <= 0:
         return 0
-    return int(math.floor(100 * (1 - math.exp(-total / saturation)) + 0.5))
+    return math.floor(100 * (1 - math.exp(-total / saturation)) + 0.5)
 
 
 def base_points(model: SourceModel, signal_type: str, *, weight: float, count: int, score: int | None) -> float:
@@ -83,7 +83,7 @@ def overall_score(settings: ScoringSettings, sources: Mapping[str, int], engagem
     weights = settings.weights
     total = sum(weights.get(name, 0.0) * sources.get(name, 0) for name in SOURCES)
     total += weights.get("engagement", 0.0) * engagement + weights.get("deals", 0.0) * deals
-    return max(0, min(100, int(math.floor(total + 0.5))))
+    return max(0, min(100, math.floor(total + 0.5)))
 
 
 def journey_stage_for(

@@ -67,7 +67,9 @@ def build_router() -> APIRouter:
         summary="Why an account scores what it does (extension)",
         response_model=Envelope[ScoreExplanation],
     )
-    def explain(request: Request, rtp_aid: str, who: Caller = Depends(caller), db: Database = Depends(database)) -> Response:
+    def explain(
+        request: Request, rtp_aid: str, who: Caller = Depends(caller), db: Database = Depends(database)
+    ) -> Response:
         body: dict[str, Any] = explain_account(db, workspace_id=who.workspace_id, rtp_aid=rtp_aid)
         return envelope(request, body)
 

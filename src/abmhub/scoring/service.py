@@ -199,7 +199,12 @@ def _run_workspace(db, workspace_id, name, settings, today, whole, renew) -> Wor
         )
     log.info(
         "scored workspace %s: %d accounts (%s), %d changed, %d membership changes in %.2f s",
-        name, run.scored, "full" if whole else "changed inputs", run.changed, run.memberships, run.seconds,
+        name,
+        run.scored,
+        "full" if whole else "changed inputs",
+        run.changed,
+        run.memberships,
+        run.seconds,
     )
     return run
 

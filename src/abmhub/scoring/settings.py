@@ -185,7 +185,9 @@ def check_overrides(overrides: Any) -> ScoringSettings:
             if not isinstance(value, dict):
                 problems.append("weights must be an object")
                 continue
-            problems += [f"weights.{k} is not one of: {', '.join(base.weights)}" for k in value if k not in base.weights]
+            problems += [
+                f"weights.{k} is not one of: {', '.join(base.weights)}" for k in value if k not in base.weights
+            ]
             problems += [f"weights.{k} must be a number >= 0" for k, v in value.items() if not _non_negative(v)]
         elif key in ("won_deal_score", "open_deal_score", "aware_threshold", "consideration_threshold",
                      "consideration_engagement"):  # fmt: skip

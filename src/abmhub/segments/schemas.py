@@ -31,9 +31,7 @@ MAX_MEMBERS_PER_REQUEST = 1000
 
 def _rule_field(value: str | None) -> str | None:
     if value is not None and value not in RULE_FIELDS and not value.startswith("customFields."):
-        raise PydanticCustomError(
-            "isIn", "not allowed", {"values": ", ".join(RULE_FIELDS) + ", customFields.<KEY>"}
-        )
+        raise PydanticCustomError("isIn", "not allowed", {"values": ", ".join(RULE_FIELDS) + ", customFields.<KEY>"})
     return value
 
 

@@ -70,9 +70,7 @@ class SegmentNotUsable(InvalidInput):
     """A push named a segment that cannot take its accounts (a 400 for the whole request)."""
 
 
-def create_segment(
-    db: Database, *, workspace_id: int, name: str, type: str, status: str, rule: Any = None
-) -> Segment:
+def create_segment(db: Database, *, workspace_id: int, name: str, type: str, status: str, rule: Any = None) -> Segment:
     if type not in TYPES:
         raise ValueError(f"type must be one of: {', '.join(TYPES)}")
     if status not in STATUSES:
@@ -146,9 +144,7 @@ def list_member_lists(db: Database, *, workspace_id: int, page: PageRequest) -> 
         rows = conn.execute(query.order_by(segments.c.segment_id).limit(page.limit + 1)).all()
     has_next = len(rows) > page.limit
     items = [Segment(*row) for row in rows[: page.limit]]
-    return Page(
-        items=items, has_next=has_next, last_key=(items[-1].segment_id,) if items else None, sync_us=sync_us
-    )
+    return Page(items=items, has_next=has_next, last_key=(items[-1].segment_id,) if items else None, sync_us=sync_us)
 
 
 def _segment_row(conn: Connection, workspace_id: int, segment_id: str) -> Any:
@@ -232,9 +228,7 @@ def add_members(db: Database, *, workspace_id: int, segment_id: str, rtp_aids: S
     return MembershipChange(len(new), not_found)
 
 
-def remove_members(
-    db: Database, *, workspace_id: int, segment_id: str, rtp_aids: Sequence[str]
-) -> MembershipChange:
+def remove_members(db: Database, *, workspace_id: int, segment_id: str, rtp_aids: Sequence[str]) -> MembershipChange:
     """Remove accounts from a static segment; each removal counts as a change of its account."""
     with db.write(workspace_id) as tx:
         segment_pk = _static_segment_pk(tx.conn, workspace_id, segment_id, adding=False)

@@ -6,7 +6,7 @@ helpers lazily, inside the command, because `abmhub.cli` imports this module.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -33,7 +33,7 @@ from abmhub.signals.importers import (
 )
 
 
-class ImportSource(str, Enum):
+class ImportSource(StrEnum):
     bombora = "bombora"
     g2 = "g2"
     linkedin = "linkedin"
@@ -130,4 +130,6 @@ def print_report(console: Console, report: ImportReport) -> None:
         console.print(failures)
         hidden = report.rows_failed - len(report.failures)
         if hidden > 0:
-            console.print(f"… and {hidden:,} more rows not imported (only the first {len(report.failures)} are listed).")
+            console.print(
+                f"… and {hidden:,} more rows not imported (only the first {len(report.failures)} are listed)."
+            )

@@ -274,7 +274,9 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {
                 Column("domain", DOMAIN_ALIASES),
                 Column("topic", ("topic name", "topic", "intent topic")),
                 Column("score", ("composite score", "score", "surge score", "intent score", "topic score")),
-                Column("date", ("date", "week", "week of", "week start", "week start date", "surge date", "report date")),
+                Column(
+                    "date", ("date", "week", "week of", "week start", "week start date", "surge date", "report date")
+                ),
                 COMPANY,
             ),
             required=("domain", "topic", "score", "date"),
@@ -320,7 +322,15 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {
                 Column("engagements", ("engagements", "paid engagements", "total engagements", "ad engagements")),
                 Column(
                     "date",
-                    ("date", "day", "start date", "date utc", "start date utc", "start date in utc", "report start date"),
+                    (
+                        "date",
+                        "day",
+                        "start date",
+                        "date utc",
+                        "start date utc",
+                        "start date in utc",
+                        "report start date",
+                    ),
                 ),
                 COMPANY,
             ),
@@ -513,7 +523,7 @@ def import_file(
                 pending.extend(items)
                 lines.extend([line] * len(items))
             _flush(db, workspace_id, pending, lines, report)
-        except Exception as exc:  # noqa: BLE001 - reported with how far the import got
+        except Exception as exc:
             report.elapsed = time.monotonic() - started
             report.bytes_read = raw.tell()
             raise ImportInterrupted(report, line, exc) from exc
@@ -548,7 +558,7 @@ class Unreadable:
 
 
 def _find_header(rows: Iterator[tuple[int, list[str] | Unreadable]], export: ExportFormat) -> Header | None:
-    for _, (_line, cells) in zip(range(HEADER_SEARCH_ROWS), rows):
+    for _, (_line, cells) in zip(range(HEADER_SEARCH_ROWS), rows, strict=False):
         if isinstance(cells, list) and (found := export.find_header(cells)) is not None:
             return found
     return None
@@ -618,9 +628,7 @@ def _signals_of(export: ExportFormat, row: Row) -> list[SignalItem]:
     return items
 
 
-def _flush(
-    db: Database, workspace_id: int, pending: list[SignalItem], lines: list[int], report: ImportReport
-) -> None:
+def _flush(db: Database, workspace_id: int, pending: list[SignalItem], lines: list[int], report: ImportReport) -> None:
     """Push the pending signals in one transaction and account for their results."""
     if not pending:
         return
@@ -631,7 +639,7 @@ def _flush(
     report.created += outcome.summary["created"]
     report.skipped += outcome.summary["skipped"]
     failed_lines: dict[int, str] = {}
-    for line, result in zip(lines, outcome.results):
+    for line, result in zip(lines, outcome.results, strict=True):
         if result["status"] == "failed":
             failed_lines.setdefault(line, result["error"])
     for line, reason in failed_lines.items():

@@ -85,16 +85,16 @@ _TYPES_DOC = "; ".join(f"{source}: {', '.join(types)}" for source, types in SIGN
 
 
 class SignalItem(RequestModel):
-    source: Annotated[
-        RequiredStr, AfterValidator(one_of(*SOURCES)), Field(json_schema_extra={"enum": list(SOURCES)})
-    ]
+    source: Annotated[RequiredStr, AfterValidator(one_of(*SOURCES)), Field(json_schema_extra={"enum": list(SOURCES)})]
     type: Annotated[RequiredStr, Field(description=f"Per source — {_TYPES_DOC}")]
     # An un-normalisable domain is a per-item `failed` (§1.6), not a 400.
     domain: RequiredStr
     occurredAt: RequiredIsoDate
     externalSignalId: OptionalKey
     weight: Annotated[OptionalNumber, AfterValidator(_not_negative), _at_most(MAX_WEIGHT)] = Field(
-        default=None, description=f"0–{MAX_WEIGHT:,}; default 1", json_schema_extra={"minimum": 0, "maximum": MAX_WEIGHT}
+        default=None,
+        description=f"0–{MAX_WEIGHT:,}; default 1",
+        json_schema_extra={"minimum": 0, "maximum": MAX_WEIGHT},
     )
     url: Annotated[OptionalStr, Field(description="website: the page viewed")]
     topic: Annotated[OptionalStr, Field(description="bombora: the intent topic")]

@@ -33,9 +33,7 @@ def occurred_day(occurred_us: int) -> int:
     return occurred_us // US_PER_DAY
 
 
-def push_signals(
-    db: Database, *, workspace_id: int, items: Sequence[SignalItem]
-) -> PushOutcome:
+def push_signals(db: Database, *, workspace_id: int, items: Sequence[SignalItem]) -> PushOutcome:
     """Store signals, item by item in request order, in one transaction.
 
     Create-only and idempotent: an item whose externalSignalId is known (stored, or created
@@ -61,9 +59,7 @@ def push_signals(
             domain = normalize_domain(item.domain)
             result["domain"] = domain if domain is not None else item.domain
             if item.externalSignalId is not None and item.externalSignalId in seen:
-                result.update(
-                    status="skipped", reason=already_exists(item.externalSignalId)
-                )
+                result.update(status="skipped", reason=already_exists(item.externalSignalId))
             elif domain is None:
                 result.update(status="failed", error=f"Invalid domain '{item.domain}'")
             else:
@@ -75,15 +71,11 @@ def push_signals(
         if rows:
             insert_dicts(conn, signals, rows)
             # The scoring job rescores these accounts on its next run (`score_dirty`).
-            scoring_inputs.mark_domains(
-                conn, workspace_id, {row["domain"] for row in rows}
-            )
+            scoring_inputs.mark_domains(conn, workspace_id, {row["domain"] for row in rows})
     return outcome(results, ("created", "skipped", "failed"))
 
 
-def _signal_row(
-    workspace_id: int, item: SignalItem, domain: str, now: int
-) -> dict[str, Any]:
+def _signal_row(workspace_id: int, item: SignalItem, domain: str, now: int) -> dict[str, Any]:
     occurred_us = parse_iso8601(item.occurredAt)
     return {
         "workspace_id": workspace_id,

@@ -32,9 +32,7 @@ def refine(document: dict[str, Any], *, surface_r_error: str, surface_v_error: s
         for operation in operations.values():
             if path in PUBLIC_PATHS:
                 operation["security"] = []
-                operation.setdefault("responses", {}).setdefault(
-                    "503", {"description": "The database is unreachable"}
-                )
+                operation.setdefault("responses", {}).setdefault("503", {"description": "The database is unreachable"})
                 continue
             responses = operation.setdefault("responses", {})
             if path.startswith(SURFACE_R + "/"):

@@ -24,9 +24,7 @@ def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int =
     if value < 1:
         raise ValidationFailed([issue("limit", "limit", {"min": constraint_text("min", "limit", {"min": 1})})])
     if value > maximum:
-        raise ValidationFailed(
-            [issue("limit", "limit", {"max": constraint_text("max", "limit", {"max": maximum})})]
-        )
+        raise ValidationFailed([issue("limit", "limit", {"max": constraint_text("max", "limit", {"max": maximum})})])
     return value
 
 
@@ -48,9 +46,7 @@ def parse_cursor(raw: str | None, *, arity: int = 1) -> Cursor | None:
         raise ApiError(400, "Invalid cursor") from None
 
 
-def page_request(
-    limit: str | None, cursor: str | None, last_sync: str | None = None, *, arity: int = 1
-) -> PageRequest:
+def page_request(limit: str | None, cursor: str | None, last_sync: str | None = None, *, arity: int = 1) -> PageRequest:
     """Read the standard list parameters, answering the contract's 400s for bad values."""
     size = parse_limit(limit)
     position = parse_cursor(cursor, arity=arity)

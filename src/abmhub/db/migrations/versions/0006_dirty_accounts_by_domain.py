@@ -16,25 +16,31 @@ index ix_activities_account_timeline (account_id, occurred_us, uuid) of 0005 mak
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0006'
-down_revision = '0005'
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
     op.create_index(
-        'ix_accounts_dirty_domain', 'accounts', ['workspace_id', 'domain'],
-        sqlite_where=sa.text('score_dirty IS 1'), postgresql_where=sa.text('score_dirty IS true'),
+        "ix_accounts_dirty_domain",
+        "accounts",
+        ["workspace_id", "domain"],
+        sqlite_where=sa.text("score_dirty IS 1"),
+        postgresql_where=sa.text("score_dirty IS true"),
     )
-    op.drop_index('ix_accounts_dirty', table_name='accounts')
-    op.drop_index('ix_activities_account_time', table_name='activities')
+    op.drop_index("ix_accounts_dirty", table_name="accounts")
+    op.drop_index("ix_activities_account_time", table_name="activities")
 
 
 def downgrade() -> None:
-    op.create_index('ix_activities_account_time', 'activities', ['account_id', 'occurred_us', 'id'])
+    op.create_index("ix_activities_account_time", "activities", ["account_id", "occurred_us", "id"])
     op.create_index(
-        'ix_accounts_dirty', 'accounts', ['workspace_id', 'id'],
-        sqlite_where=sa.text('score_dirty IS 1'), postgresql_where=sa.text('score_dirty IS true'),
+        "ix_accounts_dirty",
+        "accounts",
+        ["workspace_id", "id"],
+        sqlite_where=sa.text("score_dirty IS 1"),
+        postgresql_where=sa.text("score_dirty IS true"),
     )
-    op.drop_index('ix_accounts_dirty_domain', table_name='accounts')
+    op.drop_index("ix_accounts_dirty_domain", table_name="accounts")
