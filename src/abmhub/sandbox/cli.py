@@ -1,7 +1,6 @@
 """`abmhub seed --workspace W --accounts N --seed S`: a sandbox data set to integrate against.
 
-Registered by `abmhub.cli` (`app.command("seed")(seed_sandbox)`); it imports the CLI's helpers
-lazily, inside the command, because `abmhub.cli` imports this module.
+Registered by `abmhub.cli` (`app.command("seed")(seed_sandbox)`).
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,6 +17,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+
+from abmhub.command import DatabaseUrl, err, fail, open_database, out
+from abmhub.sandbox.seed import seed_workspace
 
 
 def seed_sandbox(
@@ -36,14 +37,7 @@ def seed_sandbox(
         ),
     ] = None,
     score: Annotated[bool, typer.Option(help="Run the scoring job afterwards, so that accounts have scores.")] = True,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            help="SQLAlchemy URL (sqlite:///FILE or postgresql://...). Env: ABMHUB_DATABASE_URL.",
-            show_default=False,
-        ),
-    ] = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Fill a workspace with a realistic, deterministic sandbox data set.
 
@@ -51,9 +45,6 @@ def seed_sandbox(
     calls and emails with contacts, and website, G2, Bombora and LinkedIn intent signals
     over the last 90 days; then scores. Seeding again with the same seed changes nothing.
     """
-    from abmhub.cli import fail, open_database  # lazily: abmhub.cli imports this module
-    from abmhub.sandbox.seed import seed_workspace
-
     moment = None
     if as_of is not None:
         try:
@@ -63,7 +54,6 @@ def seed_sandbox(
     if not workspace.strip():
         fail("--workspace needs a name")
     database = open_database(database_url)
-    out, err = Console(), Console(stderr=True)
     progress = Progress(
         TextColumn("[bold]seed {task.fields[step]}[/bold]"),
         BarColumn(),

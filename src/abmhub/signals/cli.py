@@ -1,7 +1,6 @@
 """`abmhub import SOURCE FILE --workspace W`: load a vendor's CSV export as signals.
 
-Registered by `abmhub.cli` (`app.command("import")(import_signals)`); it imports the CLI's
-helpers lazily, inside the command, because `abmhub.cli` imports this module.
+Registered by `abmhub.cli` (`app.command("import")(import_signals)`).
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from abmhub.command import DatabaseUrl, WorkspaceName, fail, open_database, workspace_id
 from abmhub.signals.importers import (
     EXPORT_FORMATS,
     HeaderError,
@@ -53,28 +53,16 @@ def import_signals(
         Path,
         typer.Argument(help="The CSV file.", exists=True, dir_okay=False, readable=True, show_default=False),
     ],
-    workspace: Annotated[str, typer.Option(help="Workspace name.", show_default=False)],
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            help="SQLAlchemy URL (sqlite:///FILE or postgresql://...). Env: ABMHUB_DATABASE_URL.",
-            show_default=False,
-        ),
-    ] = None,
+    workspace: WorkspaceName,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Import signals from a vendor's CSV export (columns and aliases: docs/importers.md).
 
     Streams the file in batches of 1000 signals; importing a file again skips what is stored.
     """
-    from abmhub.cli import fail, open_database  # lazily: abmhub.cli imports this module
-    from abmhub.tenancy import service as tenancy
-
     export = EXPORT_FORMATS[source.value]
     database = open_database(database_url)
-    workspace_id = next((w.id for w in tenancy.list_workspaces(database) if w.name == workspace), None)
-    if workspace_id is None:
-        fail(f"workspace '{workspace}' not found (see `abmhub workspaces list`)")
+    owner = workspace_id(database, workspace)
     out = Console()
     progress = Progress(
         TextColumn(f"[bold]{export.title}[/bold]"),
@@ -93,7 +81,7 @@ def import_signals(
         progress.update(task, completed=done)
 
     try:
-        report = import_file(database, workspace_id=workspace_id, export=export, path=file, progress=show)
+        report = import_file(database, workspace_id=owner, export=export, path=file, progress=show)
     except HeaderError as exc:
         fail(escape(str(exc)))
     except ImportInterrupted as exc:

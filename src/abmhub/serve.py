@@ -1,0 +1,70 @@
+"""`abmhub serve`: the API server, with the scoring schedule beside it."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Annotated
+
+import typer
+
+from abmhub import __version__
+from abmhub.command import DatabaseUrl, open_database, out, safe_url
+from abmhub.config import Settings, database_url_from_env
+from abmhub.scoring.schedule import ScoringSchedule
+from abmhub.tenancy import service as tenancy
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    database_url: DatabaseUrl = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    score_interval: Annotated[
+        float, typer.Option(help="Seconds between scoring runs (0 turns the schedule off).")
+    ] = 900,
+    rate_limit: Annotated[
+        float,
+        typer.Option(
+            help="Requests per second per API key, with a burst of the same size; over it: 429 with "
+            "Retry-After. Counted per server process. 0 (the default) turns the limit off.",
+            min=0,
+        ),
+    ] = 0,
+) -> None:
+    """Start the API server (migrating the database; on an empty one, creating a first key).
+
+    SIGTERM or Ctrl-C stops it gracefully: no new connections, requests in flight finish
+    (for up to 30 s), then it exits with status 0.
+    """
+    import uvicorn
+
+    from abmhub.app import create_app
+
+    url = database_url_from_env(database_url)
+    database = open_database(url)
+    key = tenancy.bootstrap(database)
+    if key is not None:
+        out.print(
+            f"Created workspace '{tenancy.DEFAULT_WORKSPACE}' and user {tenancy.DEFAULT_USER}.\n"
+            "API key (shown once, store it now):",
+            highlight=False,
+        )
+        print(key, flush=True)
+    print(f"abmhub {__version__} on http://{host}:{port}  (database: {safe_url(database.url)})")
+    print(f"API docs: http://{host}:{port}/docs", flush=True)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    application = create_app(Settings(database_url=url, rate_limit=rate_limit or None), database)
+    schedule = ScoringSchedule(database, score_interval)
+    schedule.start()
+    # uvicorn drains the requests in flight on SIGTERM, then raises the signal again once its
+    # own handler is gone: this handler turns that into a normal exit (status 0).
+    signal.signal(signal.SIGTERM, _exit_after_shutdown)
+    try:
+        uvicorn.run(application, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+    finally:
+        schedule.stop()
+
+
+def _exit_after_shutdown(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
