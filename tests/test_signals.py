@@ -271,7 +271,14 @@ def test_a_type_of_another_source_is_a_validation_error_on_type(source, allowed)
 
 def test_a_surge_needs_a_score():
     assert issues(signal_body(source="bombora", type="surge", topic="CRM")) == [
-        {"property": "score", "path": "signals.0.score", "constraints": {"isNotEmpty": "score should not be empty"}}
+        {
+            "property": "score",
+            "path": "signals.0.score",
+            "constraints": {
+                "isNotEmpty": "score should not be empty",
+                "isNumber": "score must be a number conforming to the specified constraints",
+            },
+        }
     ]
 
 

@@ -33,6 +33,7 @@ from abmhub.web.responses import JSONBytes
 from abmhub.web.schemas import BODY_MODELS
 
 SURFACE_R = "/api/v1"
+CRM_ALIAS = f"{SURFACE_R}/crm"
 SURFACE_V = surface_v_errors.PREFIX  # /api/v2
 DESCRIPTION = """\
 abmhub is a self-hostable account-based-marketing data hub.
@@ -65,20 +66,18 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.database = database or Database(settings.database_url)
     app.state.rate_limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
 
-    surface_r = [
-        account_routes(crm=False),
-        deal_routes(),
-        activity_routes(),
-        segment_routes(),
-        signal_routes(),
-        scoring_routes(),
-    ]
-    for router in surface_r:
-        app.include_router(router, prefix=SURFACE_R)
-    # The /crm alias: its own account push/update first, then every Surface R route again.
-    app.include_router(account_routes(crm=True), prefix=f"{SURFACE_R}/crm")
-    for router in surface_r:
-        app.include_router(router, prefix=f"{SURFACE_R}/crm", include_in_schema=False)
+    # Surface R, and all of it again under the /crm alias, where only the account push and
+    # update differ (§1.1).
+    for prefix, crm in ((SURFACE_R, False), (CRM_ALIAS, True)):
+        for router in (
+            account_routes(crm=crm),
+            deal_routes(),
+            activity_routes(),
+            segment_routes(),
+            signal_routes(),
+            scoring_routes(),
+        ):
+            app.include_router(router, prefix=prefix)
     app.include_router(surface_v_routes(), prefix=SURFACE_V)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
@@ -141,6 +140,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    for path, operations in schema["paths"].items():
+        if path.startswith(f"{CRM_ALIAS}/"):  # one group of its own in the docs
+            for operation in operations.values():
+                operation["tags"] = ["crm alias"]
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for name, model in BODY_MODELS.items():
         body = model.model_json_schema(ref_template="#/components/schemas/{model}")

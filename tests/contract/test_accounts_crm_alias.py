@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 from contract_helpers import (
     account,
@@ -287,3 +288,20 @@ def test_unknown_route_and_auth_under_crm(server, api):
         not_found_route(anon.get("/api/v1/crm/accounts/nope/deeper"), "GET", "/api/v1/crm/accounts/nope/deeper")
         not_found_route(anon.delete("/api/v1/crm/accounts"), "DELETE", "/api/v1/crm/accounts")
         error(anon.get("/api/v1/crm/accounts"), 401, "X-Api-Key header is required", "Unauthorized access")
+
+
+def test_every_surface_r_operation_is_documented_under_the_alias_too(server):
+    """§1.1: every Surface R path is also served under /crm, so /openapi.json lists each one
+    (which is how the fuzzing and the workspace walk reach them), with the alias's own push and
+    update bodies."""
+    document = httpx.get(f"{server.base_url}/openapi.json").json()
+    operations = {(method, path) for path, methods in document["paths"].items() for method in methods}
+    surface_r = {(m, p.removeprefix("/api/v1")) for m, p in operations if p.startswith("/api/v1/")}
+    plain = {(m, p) for m, p in surface_r if not p.startswith("/crm/")}
+    alias = {(m, p.removeprefix("/crm")) for m, p in surface_r if p.startswith("/crm/")}
+    assert plain, "the document lists Surface R"
+    assert alias == plain, f"only under /api/v1: {sorted(plain - alias)}; only under /crm: {sorted(alias - plain)}"
+    push = document["paths"]["/api/v1/crm/accounts"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert push["$ref"].endswith("/CrmPushAccountsRequest"), push
+    put = document["paths"]["/api/v1/crm/accounts/{account_key}"]["put"]
+    assert "externalId" in put["summary"], put["summary"]

@@ -482,3 +482,35 @@ def test_odd_bodies_never_leak_a_stack_trace(api, raw):
     if r.status_code >= 500:
         assert r.status_code == 500 and body["message"] == "Internal server error" and body["data"] is None, describe(r)
         assert "customMessage" not in body, describe(r)
+
+
+# Every required array of a request body (§1.4, §6 rule 1), as (method, path, body, array path).
+REQUIRED_ARRAYS = [
+    ("POST", "/accounts", {}, "accounts"),
+    ("POST", "/crm/accounts", {}, "accounts"),
+    ("PATCH", "/accounts/external-ids", {}, "mappings"),
+    ("POST", "/deals", {}, "deals"),
+    ("POST", "/deal-stages", {}, "pipelines"),
+    ("POST", "/deal-stages", {"pipelines": [{"pipelineId": "p", "pipelineLabel": "P"}]}, "pipelines.0.stages"),
+    ("POST", "/sales-activities", {}, "activities"),
+    ("POST", "/signals", {}, "signals"),
+]
+
+
+@pytest.mark.parametrize("wrong", [None, "x", {"a": 1}, 3], ids=["missing", "string", "object", "number"])
+@pytest.mark.parametrize("method,path,body,at", REQUIRED_ARRAYS, ids=[f"{m} {p} {a}" for m, p, _, a in REQUIRED_ARRAYS])
+def test_a_required_array_that_is_missing_or_no_array_is_is_array_and_array_min_size(
+    api, method, path, body, at, wrong
+):
+    """§6 rule 1: missing or not an array → `isArray`; like class-validator, `arrayMinSize` too."""
+    body = json.loads(json.dumps(body))
+    if wrong is not None:
+        parent, _, leaf = at.rpartition(".")
+        target = body
+        for part in parent.split(".") if parent else []:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[leaf] = wrong
+    r = api.request(method, path, json=body)
+    leaf = at.rsplit(".", 1)[-1]
+    assert_constraint(r, at, "isArray", f"{leaf} must be an array")
+    assert_constraint(r, at, "arrayMinSize", f"{leaf} must contain at least 1 elements")

@@ -10,10 +10,12 @@ from contract_helpers import (
     create_field,
     envelope,
     error,
+    errors_at,
     get_account,
     ok,
     push,
     push_ok,
+    validation_errors,
 )
 
 LABEL_TYPES = ["singleLineText", "multiLineText", "singleSelection", "multiSelection", "number", "date"]
@@ -82,16 +84,38 @@ def test_an_active_field_with_the_same_key_is_409(api, second):
     assert [f["labelType"] for f in list_fields(api)] == ["number"], "the existing field is unchanged"
 
 
+MISSING = object()
+NOT_AN_ARRAY = {"isArray": "options must be an array", "arrayMinSize": "options must contain at least 1 elements"}
+
+
 @pytest.mark.parametrize("label_type", ["singleSelection", "multiSelection"])
-@pytest.mark.parametrize("options", [None, []], ids=["no-options", "empty-options"])
-def test_selection_types_need_at_least_one_option(api, label_type, options):
+@pytest.mark.parametrize(
+    "options,constraints",
+    [
+        (MISSING, NOT_AN_ARRAY),
+        (None, NOT_AN_ARRAY),
+        ("Gold", NOT_AN_ARRAY),
+        ({"a": "Gold"}, NOT_AN_ARRAY),
+        ([], {"arrayMinSize": "options must contain at least 1 elements"}),
+    ],
+    ids=["missing", "null", "string", "object", "empty"],
+)
+def test_selection_types_need_an_array_of_at_least_one_option(api, label_type, options, constraints):
+    """§2.7 and §6 rule 1: a selection's options are a required array; missing or not an array
+    is `isArray` (with `arrayMinSize`, as class-validator reports), empty is `arrayMinSize`."""
     body = {"label": "Pick", "labelType": label_type}
-    if options is not None:
+    if options is not MISSING:
         body["options"] = options
     r = api.post("/accounts/custom-field", json=body)
-    body = envelope(r, 400)
-    assert body["message"] == "Bad Request", r.text
+    assert envelope(r, 400)["message"] == "Bad Request", r.text
+    assert errors_at(validation_errors(r), "options") == constraints
     assert list_fields(api) == []
+
+
+@pytest.mark.parametrize("label_type", ["singleLineText", "multiLineText", "number", "date"])
+def test_other_types_need_no_options(api, label_type):
+    r = api.post("/accounts/custom-field", json={"label": f"Plain {label_type}", "labelType": label_type})
+    assert envelope(r, 200)["data"][0]["options"] == [], r.text
 
 
 def test_invalid_label_type_is_400_is_in(api):

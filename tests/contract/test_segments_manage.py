@@ -404,3 +404,18 @@ def test_write_conventions_on_segment_routes(server, workspace, api, three):
     assert_write_route_conventions(server, workspace.key, "DELETE", f"/segments/{seg}/accounts", {"rtp_aids": [a]})
     assert set(listed(api)) == {seg} and listed(api)[seg]["name"] == "Conventions"
     assert segment_members(api, seg) == []
+
+
+@pytest.mark.parametrize(
+    "condition,at,constraint",
+    [
+        ({"field": "rtp_journey_stage", "op": "in"}, "rule.all.0.value", "isArray"),
+        ({"field": "rtp_journey_stage", "op": "in", "value": "Aware"}, "rule.all.0.value", "isArray"),
+        ({"field": "rtp_account_score", "op": "gte", "value": [1, 2]}, "rule.all.0.value", "isIn"),
+        ({"field": "rtp_account_score", "op": "contains", "value": 1}, "rule.all.0.field", "isIn"),
+    ],
+    ids=["in-without-value", "in-with-one-value", "list-for-gte", "contains-on-a-score"],
+)
+def test_a_rule_condition_error_is_reported_on_the_field_at_fault(api, condition, at, constraint):
+    body = {"name": unique_name("Dyn"), "type": "dynamic", "status": "active", "rule": {"all": [condition]}}
+    assert_constraint(api.post("/segments", json=body), at, constraint, None)

@@ -17,6 +17,7 @@ from contract_helpers import (
     client_for,
     describe,
     error,
+    errors_at,
     push_signals,
     push_signals_raw,
     signal,
@@ -418,3 +419,18 @@ def test_the_crm_alias_serves_signals_too(api):
     assert [i["status"] for i in r.json()["data"]["results"]] == ["created"], describe(r)
     # The same store: the id is now known on the plain path.
     assert statuses(push_signals(api, items)) == ["skipped"]
+
+
+@pytest.mark.parametrize("score", [_MISSING, None], ids=["missing", "null"])
+def test_a_surge_without_its_score_is_reported_as_a_missing_required_number(api, score):
+    """A conditionally required field gets the constraints of a required one: `isNotEmpty` and
+    the wrong-type text of its type (§6 rule 1, §6 rule 29)."""
+    item = signal("bombora", "surge", unique_domain("sig"))
+    del item["score"]
+    if score is not _MISSING:
+        item["score"] = score
+    r = api.post("/signals", json={"signals": [item]})
+    assert errors_at(validation_errors(r), "signals.0.score") == {
+        "isNotEmpty": "score should not be empty",
+        "isNumber": "score must be a number conforming to the specified constraints",
+    }

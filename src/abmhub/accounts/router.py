@@ -26,7 +26,7 @@ from abmhub.accounts.schemas import (
     UpdateAccountRequest,
 )
 from abmhub.custom_fields import service as custom_fields_service
-from abmhub.custom_fields.model import SELECTION_TYPES, wire
+from abmhub.custom_fields.model import wire
 from abmhub.db.engine import Database
 from abmhub.paging import Page, PageRequest
 from abmhub.tenancy.service import Caller
@@ -73,6 +73,7 @@ def account_records(rows: Sequence[Any], extras: service.RecordExtras) -> list[d
         bombora_score,
         change_us,
     ) in rows:
+        tags: Any
         if tags_as_stored is not None and tags_json[0] == "[":
             tags = tags_as_stored(tags_json)
         else:
@@ -144,18 +145,9 @@ def _min_score(raw: str | None) -> int | None:
     return int(text)
 
 
-def _require_options(body: CreateCustomFieldRequest) -> list[str]:
-    options = body.options or []
-    if body.labelType in SELECTION_TYPES and not options:
-        raise ValidationFailed(
-            [issue("options", "options", {"arrayMinSize": constraint_text("arrayMinSize", "options", {"min": 1})})]
-        )
-    return options
-
-
 def build_router(*, crm: bool) -> APIRouter:
     """The account routes; with `crm` the push and update use the older `/crm` semantics (§2.2, §2.3)."""
-    router = APIRouter(tags=["crm alias"] if crm else ["accounts"], responses=ERROR_RESPONSES)
+    router = APIRouter(tags=["accounts"], responses=ERROR_RESPONSES)
     push_model = CrmPushAccountsRequest if crm else PushAccountsRequest
 
     @router.post(
@@ -197,9 +189,6 @@ def build_router(*, crm: bool) -> APIRouter:
         key = {"external_id": account_key} if crm else {"rtp_aid": account_key}
         service.update_account(db, workspace_id=who.workspace_id, changes=body, **key)
         return envelope(request, {"message": "Account updated successfully"})
-
-    if crm:
-        return router
 
     @router.get("/accounts", summary="List accounts (keyset pages, delta sync)", response_model=Envelope[AccountPage])
     def list_accounts(
@@ -285,7 +274,7 @@ def build_router(*, crm: bool) -> APIRouter:
             label=body.label,
             label_type=body.labelType,
             description=body.description,
-            options=_require_options(body),
+            options=body.options or [],
         )
         return envelope(request, [wire(field)])
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, ValidatorFunctionWrapHandler, field_validator
+from pydantic_core import PydanticCustomError
 
-from abmhub.custom_fields.model import LABEL_TYPES
+from abmhub.custom_fields.model import LABEL_TYPES, SELECTION_TYPES
 from abmhub.web.validation import (
     KEY_LENGTH,
     OptionalKey,
@@ -16,6 +17,7 @@ from abmhub.web.validation import (
     RequiredKey,
     RequiredStr,
     max_chars,
+    not_an_array,
     one_of,
     required_array,
 )
@@ -43,13 +45,15 @@ class CrmAccountItem(AccountItem):
 
 
 class PushAccountsRequest(RequestModel):
-    accounts: required_array(AccountItem, 1, MAX_ACCOUNTS_PER_PUSH)
+    accounts: Annotated[list[AccountItem], required_array(1, MAX_ACCOUNTS_PER_PUSH)]
     segmentId: OptionalStr
     upsert: bool = False
 
 
 class CrmPushAccountsRequest(PushAccountsRequest):
-    accounts: required_array(CrmAccountItem, 1, MAX_ACCOUNTS_PER_PUSH)
+    # A push whose items also require an externalId. Narrowing the items' type is what Pydantic
+    # validates by; readers only need them as AccountItems, so the override is safe.
+    accounts: Annotated[list[CrmAccountItem], required_array(1, MAX_ACCOUNTS_PER_PUSH)]  # type: ignore[assignment]
 
 
 class UpdateAccountRequest(RequestModel):
@@ -69,14 +73,28 @@ class ExternalIdMapping(RequestModel):
 
 
 class MapExternalIdsRequest(RequestModel):
-    mappings: required_array(ExternalIdMapping, 1, MAX_MAPPINGS)
+    mappings: Annotated[list[ExternalIdMapping], required_array(1, MAX_MAPPINGS)]
 
 
 class CreateCustomFieldRequest(RequestModel):
     label: Annotated[RequiredStr, max_chars(KEY_LENGTH)]
     labelType: Annotated[RequiredStr, AfterValidator(one_of(*LABEL_TYPES))]
     description: OptionalStr
-    options: list[str] | None = None
+    options: Annotated[
+        list[str] | None,
+        Field(default=None, validate_default=True, description="Required, with at least 1 option, for selections"),
+    ]
+
+    @field_validator("options", mode="wrap")
+    @classmethod
+    def _selections_have_options(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        """A selection's options are a required array of at least one option (§6 rule 1)."""
+        if info.data.get("labelType") in SELECTION_TYPES:
+            if not isinstance(value, list):
+                raise not_an_array(1)
+            if not value:
+                raise PydanticCustomError("arrayMinSize", "too few", {"min": 1})
+        return handler(value)
 
 
 # --- responses (documentation of the wire shapes; handlers build them directly) ----------

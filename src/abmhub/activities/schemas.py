@@ -53,7 +53,7 @@ class ActivityItem(RequestModel):
     # An un-normalisable domain is a per-item `failed` (§1.6), not a 400.
     domain: RequiredStr
     ownerEmail: RequiredEmail
-    contacts: required_array(ActivityContactItem, 1, MAX_CONTACTS_PER_ACTIVITY)
+    contacts: Annotated[list[ActivityContactItem], required_array(1, MAX_CONTACTS_PER_ACTIVITY)]
     accountName: OptionalStr
     subject: OptionalStr
     ownerName: OptionalStr
@@ -68,7 +68,7 @@ class ActivityItem(RequestModel):
 
 
 class PushActivitiesRequest(RequestModel):
-    activities: required_array(ActivityItem, 1, MAX_ACTIVITIES_PER_PUSH)
+    activities: Annotated[list[ActivityItem], required_array(1, MAX_ACTIVITIES_PER_PUSH)]
 
 
 # --- responses (documentation of the wire shapes; handlers build them directly) ----------

@@ -59,7 +59,7 @@ class DealItem(RequestModel):
 
 
 class PushDealsRequest(RequestModel):
-    deals: required_array(DealItem, 1, MAX_DEALS_PER_PUSH)
+    deals: Annotated[list[DealItem], required_array(1, MAX_DEALS_PER_PUSH)]
 
 
 class StageDefinition(RequestModel):
@@ -71,11 +71,11 @@ class StageDefinition(RequestModel):
 class PipelineDefinition(RequestModel):
     pipelineId: RequiredKey
     pipelineLabel: RequiredStr
-    stages: Annotated[required_array(StageDefinition, 1, 1000), unique_by("stageId")]
+    stages: Annotated[list[StageDefinition], required_array(1, 1000), unique_by("stageId")]
 
 
 class CreatePipelinesRequest(RequestModel):
-    pipelines: Annotated[required_array(PipelineDefinition, 1, MAX_PIPELINES), unique_by("pipelineId")]
+    pipelines: Annotated[list[PipelineDefinition], required_array(1, MAX_PIPELINES), unique_by("pipelineId")]
 
 
 # --- responses (documentation) ------------------------------------------------------------

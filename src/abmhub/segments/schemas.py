@@ -12,7 +12,9 @@ from abmhub.web.validation import (
     OptionalStr,
     RequestModel,
     RequiredStr,
+    field_error,
     one_of,
+    raise_field_errors,
     required_array,
 )
 
@@ -51,13 +53,16 @@ class RuleCondition(RequestModel):
 
     @model_validator(mode="after")
     def _value_fits_operator(self) -> RuleCondition:
+        """Reported on the field at fault: `rule.all.0.value`, not `rule.all.0`."""
         many = isinstance(self.value, list)
         if self.op == "in" and not many:
-            raise PydanticCustomError("isArray", "in needs an array", {})
+            raise_field_errors(type(self), [field_error("value", self.value, "isArray")])
         if many and self.op != "in" and self.field != "tags":
-            raise PydanticCustomError("isIn", "one value", {"values": "a single value (use op 'in' for a list)"})
+            one = {"values": "a single value (use op 'in' for a list)"}
+            raise_field_errors(type(self), [field_error("value", self.value, "isIn", one)])
         if self.op == "contains" and self.field != "tags":
-            raise PydanticCustomError("isIn", "contains is for tags", {"values": "tags (for op 'contains')"})
+            tags = {"values": "tags (for op 'contains')"}
+            raise_field_errors(type(self), [field_error("field", self.field, "isIn", tags)])
         return self
 
 
@@ -82,7 +87,7 @@ class UpdateSegmentRequest(RequestModel):
 
 
 class MembersRequest(RequestModel):
-    rtp_aids: required_array(str, 1, MAX_MEMBERS_PER_REQUEST)
+    rtp_aids: Annotated[list[str], required_array(1, MAX_MEMBERS_PER_REQUEST)]
 
 
 class SegmentRecord(BaseModel):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from abmhub.web.validation import (
@@ -14,7 +14,9 @@ from abmhub.web.validation import (
     RequestModel,
     RequiredIsoDate,
     RequiredStr,
+    field_error,
     one_of,
+    raise_field_errors,
     required_array,
 )
 
@@ -77,10 +79,6 @@ def _at_most(maximum: float) -> AfterValidator:
     return AfterValidator(check)
 
 
-def _issue_at(field: str, value: Any, kind: str, ctx: dict[str, Any] | None = None) -> InitErrorDetails:
-    return InitErrorDetails(type=PydanticCustomError(kind, kind, ctx), loc=(field,), input=value)
-
-
 _TYPES_DOC = "; ".join(f"{source}: {', '.join(types)}" for source, types in SIGNAL_TYPES.items())
 
 
@@ -107,25 +105,25 @@ class SignalItem(RequestModel):
 
     @model_validator(mode="after")
     def _fits_its_source(self) -> SignalItem:
-        """The rules that depend on the source, reported on the field they are about
-        (`signals.3.type`, not `signals.3`): raising a ValidationError located on the field
-        makes Pydantic prefix the item's own location."""
+        """The rules that depend on the source, reported on the field they are about."""
         issues: list[InitErrorDetails] = []
         allowed = SIGNAL_TYPES[self.source]
         if self.type not in allowed:
-            issues.append(_issue_at("type", self.type, "isIn", {"values": ", ".join(allowed)}))
+            issues.append(field_error("type", self.type, "isIn", {"values": ", ".join(allowed)}))
         for field, owner in SOURCE_FIELDS.items():
             if owner != self.source and getattr(self, field) is not None:
-                issues.append(_issue_at(field, getattr(self, field), "whitelistValidation"))
+                issues.append(field_error(field, getattr(self, field), "whitelistValidation"))
         if self.source == "bombora" and self.type == "surge" and self.score is None:
-            issues.append(_issue_at("score", None, "missing"))
+            # Required for a surge: missing is reported as a required number would be.
+            issues.append(field_error("score", None, "missing"))
+            issues.append(field_error("score", None, "isNumber"))
         if issues:
-            raise ValidationError.from_exception_data(type(self).__name__, issues)
+            raise_field_errors(type(self), issues)
         return self
 
 
 class PushSignalsRequest(RequestModel):
-    signals: required_array(SignalItem, 1, MAX_SIGNALS_PER_PUSH)
+    signals: Annotated[list[SignalItem], required_array(1, MAX_SIGNALS_PER_PUSH)]
 
 
 # --- responses (documentation of the wire shapes; handlers build them directly) ----------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 from pydantic import (
     AfterValidator,
@@ -21,7 +21,8 @@ from pydantic import (
     ValidationError,
     WrapValidator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.fields import FieldInfo
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from abmhub.timefmt import parse_iso8601
 
@@ -69,12 +70,17 @@ def _not_blank_when_given(value: str | None) -> str | None:
     return value
 
 
-# A required string: missing, null, empty or only white space is an error (§6 item 1).
-RequiredStr = Annotated[
-    str | None,
-    Field(default=None, validate_default=True, json_schema_extra={"x-required": True}),
-    AfterValidator(_not_empty),
-]
+# A required string: missing, null, empty or only white space is an error (§6 item 1). It is
+# declared optional so that a missing value reaches `_not_empty`; once validated it is a `str`,
+# which is what the type checker is told.
+if TYPE_CHECKING:
+    RequiredStr = str
+else:
+    RequiredStr = Annotated[
+        str | None,
+        Field(default=None, validate_default=True, json_schema_extra={"x-required": True}),
+        AfterValidator(_not_empty),
+    ]
 # An optional string that, when given, must not be blank (identifiers such as externalId).
 OptionalNonBlankStr = Annotated[str | None, Field(default=None), AfterValidator(_not_blank_when_given)]
 OptionalStr = Annotated[str | None, Field(default=None)]
@@ -151,6 +157,12 @@ def unique_by(attribute: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+def not_an_array(min_items: int) -> PydanticCustomError:
+    """A required array that is missing, null or not an array: `isArray`, and `arrayMinSize`
+    too, as class-validator reports for a value that is no array of at least `min_items`."""
+    return PydanticCustomError("notAnArray", "not an array", {"min": min_items})
+
+
 def bounded_array(min_items: int, max_items: int) -> WrapValidator:
     """A required array of `min_items`..`max_items` items: `isArray`, `arrayMinSize`, `arrayMaxSize`.
 
@@ -160,7 +172,7 @@ def bounded_array(min_items: int, max_items: int) -> WrapValidator:
 
     def check(value: Any, handler: Callable[[Any], Any]) -> Any:
         if not isinstance(value, list):
-            raise PydanticCustomError("isArray", "not an array")
+            raise not_an_array(min_items)
         if len(value) < min_items:
             raise PydanticCustomError("arrayMinSize", "too few", {"min": min_items})
         if len(value) > max_items:
@@ -170,19 +182,34 @@ def bounded_array(min_items: int, max_items: int) -> WrapValidator:
     return WrapValidator(check)
 
 
-def required_array(item: Any, min_items: int, max_items: int) -> Any:
-    """The type of a required array field of `item`s with size limits (see `bounded_array`)."""
-    return Annotated[
-        list[item] | None,
-        Field(
-            default=None,
-            validate_default=True,
-            min_length=min_items,
-            max_length=max_items,
-            json_schema_extra={"x-required": True},
-        ),
-        bounded_array(min_items, max_items),
-    ]
+def required_array(min_items: int, max_items: int) -> FieldInfo:
+    """A required array of `min_items`..`max_items` items, as metadata of its type:
+    `items: Annotated[list[Item], required_array(1, 100)]` (see `bounded_array`).
+
+    Declared with a `None` default so that a missing array reaches the size check and its
+    class-validator wording instead of Pydantic's generic "field required".
+    """
+    info: FieldInfo = Field(
+        default=None,
+        validate_default=True,
+        min_length=min_items,
+        max_length=max_items,
+        json_schema_extra={"x-required": True},
+    )
+    info.metadata.append(bounded_array(min_items, max_items))
+    return info
+
+
+def field_error(field: str, value: Any, kind: str, ctx: dict[str, Any] | None = None) -> InitErrorDetails:
+    """An error located on `field`, for rules a model checks across its fields."""
+    error = PydanticCustomError(kind, kind, ctx)
+    return {"type": error, "loc": (field,), "input": value}
+
+
+def raise_field_errors(model: type[BaseModel], errors: list[InitErrorDetails]) -> NoReturn:
+    """Raise `errors` from a model validator, each reported on its own field (`signals.3.score`,
+    not `signals.3`): Pydantic prefixes the model's own location."""
+    raise ValidationError.from_exception_data(model.__name__, errors)
 
 
 # --- reporting ---------------------------------------------------------------------------
@@ -269,6 +296,10 @@ def validation_issues(error: ValidationError) -> list[dict[str, Any]]:
             continue
         if constraint == "missing":
             entry["constraints"]["isNotEmpty"] = constraint_text("isNotEmpty", prop)
+            continue
+        if constraint == "notAnArray":
+            entry["constraints"]["isArray"] = constraint_text("isArray", prop)
+            entry["constraints"]["arrayMinSize"] = constraint_text("arrayMinSize", prop, err.get("ctx"))
             continue
         text = constraint_text(constraint, prop, err.get("ctx"))
         if each:
