@@ -90,3 +90,10 @@ def test_timeline_cursors_are_only_the_timelines_own():
     ):
         with pytest.raises(ValueError, match="Invalid cursor"):
             timeline_cursor(foreign)
+
+
+def test_the_category_enum_lists_the_manual_activity_categories_in_order():
+    from abmhub.activities.manual import CATEGORIES
+    from abmhub.reevo.schemas import ActivityCategory
+
+    assert tuple(ActivityCategory) == CATEGORIES

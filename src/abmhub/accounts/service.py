@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Select,
     String,
@@ -129,7 +130,8 @@ class AccountState:
 
     @classmethod
     def loaded(cls, row: Any) -> AccountState:
-        return cls(
+        # The first eight of _STATE_COLUMNS are the first eight fields (mypy cannot count a slice).
+        return cls(  # type: ignore[misc]
             *row[:8],
             tags=list(row.tags or []),
             custom_fields=dict(row.custom_fields or {}),
@@ -210,7 +212,7 @@ def _load_working_set(conn: Connection, workspace_id: int, domains: set[str], ex
     return working
 
 
-def _lookup_postgresql(column: Any, keys: str) -> Select:
+def _lookup_postgresql(column: Any, keys: str) -> Select[Any]:
     """One probe of the unique index `(workspace_id, column)` per key, whatever the statistics.
 
     `column IN (...)` (or `= ANY(...)`) was planned from the table's statistics: while a
@@ -231,7 +233,7 @@ def _lookup_postgresql(column: Any, keys: str) -> Select:
     return select(*(found.c[c.name] for c in _STATE_COLUMNS)).select_from(key).join(found, true())
 
 
-def _lookup_sqlite(column: Any, keys: str) -> Select:
+def _lookup_sqlite(column: Any, keys: str) -> Select[Any]:
     return select(*_STATE_COLUMNS).where(
         accounts.c.workspace_id == bindparam("ws"), column.in_(bindparam(keys, expanding=True))
     )
@@ -504,7 +506,8 @@ def _decide(
         return None, "failed", problem
     owner = working.by_domain.get(domain)
     if keyed_by_external_id:
-        target = working.by_external_id.get(item.externalId)
+        # The /crm alias requires an externalId (CrmAccountItem); it is the key.
+        target = working.by_external_id.get(item.externalId) if item.externalId is not None else None
         if owner is not None and owner is not target:
             return None, "failed", _domain_taken(domain, owner)
     else:
@@ -515,9 +518,10 @@ def _decide(
                 "failed",
                 f"Account with domain '{domain}' already exists. Use PUT /accounts/{target.rtp_aid} to update it.",
             )
-        holder = working.by_external_id.get(item.externalId) if item.externalId is not None else None
-        if holder is not None and holder is not target:
-            return None, "failed", external_id_taken(item.externalId, holder.rtp_aid)
+        external_id = item.externalId
+        holder = working.by_external_id.get(external_id) if external_id is not None else None
+        if external_id is not None and holder is not None and holder is not target:
+            return None, "failed", external_id_taken(external_id, holder.rtp_aid)
     if target is None:
         state = _new_account(domain, item, ids)
         working.created.append(state)
@@ -568,7 +572,7 @@ def update_account(
         where = accounts.c.rtp_aid == rtp_aid if rtp_aid is not None else accounts.c.external_id == external_id
         row = conn.execute(select(*_STATE_COLUMNS).where(accounts.c.workspace_id == workspace_id, where)).first()
         if row is None:
-            raise AccountNotFound(rtp_aid) if rtp_aid is not None else AccountWithExternalIdNotFound(external_id)
+            raise AccountNotFound(rtp_aid) if rtp_aid is not None else AccountWithExternalIdNotFound(str(external_id))
         state = AccountState.loaded(row)
         if changes.customFields:
             fields = active_fields(conn, workspace_id)
@@ -616,7 +620,7 @@ def map_external_ids(db: Database, *, workspace_id: int, mappings: Sequence[Exte
         not_found: dict[str, None] = {}  # an ordered set: first appearance in the request
         for mapping, domain in zip(mappings, domains, strict=True):
             state = working.by_domain.get(domain) if domain is not None else None
-            if state is None:
+            if domain is None or state is None:
                 not_found.setdefault(domain or mapping.domain)
                 continue
             matched.add(domain)
@@ -644,6 +648,8 @@ def record_columns(conn: Connection) -> tuple[Any, ...]:
     SQLAlchemy's per-row JSON processors. SQLite stores the text orjson wrote (the `Json` type's
     serializer, engine.py); PostgreSQL's jsonb is cast to its text form.
     """
+    raw_tags: ColumnElement[str]
+    raw_fields: ColumnElement[str]
     if conn.dialect.name == "postgresql":
         raw_tags, raw_fields = cast(accounts.c.tags, Text), cast(accounts.c.custom_fields, Text)
     else:
@@ -690,7 +696,7 @@ def _has_tag(conn: Connection, tag: str) -> Any:
     return exists(select(literal(1)).select_from(each).where(each.c.value == tag))
 
 
-def _filtered(conn: Connection, query: Select, workspace_id: int, filters: AccountFilter) -> Select:
+def _filtered(conn: Connection, query: Select[Any], workspace_id: int, filters: AccountFilter) -> Select[Any]:
     if filters.domains is not None:
         query = query.where(accounts.c.domain.in_(filters.domains))
     if filters.journey_stage is not None:

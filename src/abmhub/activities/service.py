@@ -126,7 +126,7 @@ def _write(conn: Connection, workspace_id: int, accepted: list[_Accepted], now: 
             select(activities.c.uuid, activities.c.id).where(activities.c.uuid.in_([a.uuid for a in accepted]))
         ).all()
     )
-    links = []
+    links: list[tuple[int, int, int, int, str]] = []
     for a in accepted:
         # A contact named twice in one activity is linked once, at its first position.
         keys = dict.fromkeys(contacts_service.contact_key(contact.email) for contact in a.item.contacts)

@@ -43,7 +43,7 @@ class TimelineEntry:
     @property
     def updated_us(self) -> int:
         """When the activity as shown last changed (its contacts included)."""
-        return max([self.row.change_us, *(person.change_us for person in self.contacts)])
+        return int(max([self.row.change_us, *(person.change_us for person in self.contacts)]))
 
 
 # --- references by UUID --------------------------------------------------------------------
@@ -131,7 +131,7 @@ class TimelinePage:
     next_key: tuple[int, str] | None
 
 
-def entries_query() -> Select:
+def entries_query() -> Select[Any]:
     return select(*TIMELINE_COLUMNS).select_from(
         activities.outerjoin(accounts, accounts.c.id == activities.c.account_id).outerjoin(
             users, users.c.id == activities.c.owner_user_id
@@ -139,7 +139,7 @@ def entries_query() -> Select:
     )
 
 
-def read_entries(conn: Connection, query: Select) -> list[TimelineEntry]:
+def read_entries(conn: Connection, query: Select[Any]) -> list[TimelineEntry]:
     """The entries a query of `entries_query` selects, in its order, with their contacts."""
     rows = conn.execute(query).all()
     # Manual activities are "lean cards": their contacts are not shown, so not read.

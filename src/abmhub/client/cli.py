@@ -47,7 +47,7 @@ from abmhub.client.files import (
     parse_mapping,
 )
 from abmhub.client.models import Account, Deal, ItemResult, SalesActivity
-from abmhub.client.recotap import RecotapClient
+from abmhub.client.recotap import RecotapClient, Resource
 from abmhub.client.transport import DEFAULT_TIMEOUT, RetryPolicy
 
 sync_app = typer.Typer(
@@ -96,7 +96,7 @@ PUSH_TARGETS = {
 # Top-level fields whose CSV cell may hold a whole JSON object or list.
 OBJECT_FIELDS = frozenset({"customFields", "associatedAccounts", "stageHistory", "contacts", "from"})
 
-PULL_TARGETS: dict[PullKind, tuple[str, type[BaseModel]]] = {
+PULL_TARGETS: dict[PullKind, tuple[Resource, type[BaseModel]]] = {
     PullKind.accounts: ("accounts", Account),
     PullKind.deals: ("deals", Deal),
     PullKind.activities: ("sales-activities", SalesActivity),

@@ -64,8 +64,10 @@ class StateFile:
 
     def load(self) -> str | None:
         entry = self._read().get(self.name)
-        if isinstance(entry, dict) and isinstance(entry.get("lastSync"), str):
-            return entry["lastSync"]
+        if isinstance(entry, dict):
+            last_sync = entry.get("lastSync")
+            if isinstance(last_sync, str):
+                return last_sync
         return None
 
     def save(self, sync_timestamp: str) -> None:

@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Self
+from typing import IO, Any, Self
 
 import orjson
 from pydantic import BaseModel
@@ -188,7 +188,7 @@ class SourceRow:
 class _CountingReader(io.RawIOBase):
     """A binary file that counts the bytes read through it (for the progress bar)."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: io.BufferedIOBase) -> None:
         self.raw = raw
         self.count = 0
 
@@ -372,11 +372,11 @@ class RecordWriter:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
         self._temporary = Path(temporary)
         os.chmod(self._temporary, 0o666 & ~_umask())  # mkstemp makes 0600; an output file follows the umask
-        self._file = os.fdopen(
-            handle,
-            "wb" if self.format == "jsonl" else "w",
-            **({} if self.format == "jsonl" else {"newline": "", "encoding": "utf-8"}),
-        )
+        self._file: IO[Any]
+        if self.format == "jsonl":
+            self._file = os.fdopen(handle, "wb")
+        else:
+            self._file = os.fdopen(handle, "w", newline="", encoding="utf-8")
 
     def _header(self, first: Mapping[str, Any] | None) -> list[str]:
         columns = list(self._columns)

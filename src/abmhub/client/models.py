@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, cast
 
 from pydantic import (
     AfterValidator,
@@ -493,15 +493,15 @@ class ActivityRecord(Record):
     @property
     def type(self) -> str | None:
         """MANUAL_ACTIVITY, CALL or EMAIL."""
-        return self.value("type")
+        return cast(str | None, self.value("type"))
 
     @property
     def display_name(self) -> str | None:
-        return self.value("display_name")
+        return cast(str | None, self.value("display_name"))
 
     @property
     def ended_at(self) -> str | None:
-        return self.value("ended_at")
+        return cast(str | None, self.value("ended_at"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,9 +88,9 @@ def _query_body(
     for name, value in (("account_id", account_id), ("contact_id", contact_id), ("opportunity_id", opportunity_id)):
         if value is not None:
             body[name] = str(value)
-    for name, value in (("created_from", created_from), ("created_to", created_to)):
-        if value is not None:
-            body[name] = iso_timestamp(value)
+    for name, moment in (("created_from", created_from), ("created_to", created_to)):
+        if moment is not None:
+            body[name] = iso_timestamp(moment)
     if cursor is not None:
         body["cursor"] = cursor
     return body

@@ -74,7 +74,8 @@ class RetryPolicy:
         if retry_after is not None:
             # At least what the server asked for; a little more spreads clients apart.
             return retry_after + rng.uniform(0, min(1.0, 0.1 * retry_after))
-        ceiling = min(self.max_backoff, self.backoff * 2 ** (retry - 1))
+        growth: int = 2 ** (retry - 1)  # retry >= 1: a whole power of two
+        ceiling = min(self.max_backoff, self.backoff * growth)
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
@@ -95,9 +96,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:
+        except (TypeError, ValueError, IndexError):  # an unreadable date raises ValueError
             return None
         seconds = when.timestamp() - (time.time() if now is None else now)
     if not math.isfinite(seconds):

@@ -97,4 +97,5 @@ def upsert_contacts(
             ids.update(conn.execute(select(contacts.c.uuid, contacts.c.id).where(contacts.c.uuid.in_(chunk))).all())
         for state in created:
             state.id = ids[state.uuid]
-    return {key: state.id for key, state in states.items()}
+    # Every state has its id by now: loaded with it, or given it just above.
+    return {key: state.id for key, state in states.items() if state.id is not None}

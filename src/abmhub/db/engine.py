@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -22,6 +23,11 @@ from sqlalchemy.engine import make_url
 
 from abmhub.db.queries import json_text
 from abmhub.timefmt import now_us
+
+if TYPE_CHECKING:
+    from psycopg import Cursor
+    from sqlalchemy.engine.interfaces import ExecutionContext
+    from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -40,7 +46,7 @@ def normalise_url(url: str) -> str:
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection, _record) -> None:
+    def on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         # Take transaction control away from the driver: we issue BEGIN ourselves so that
         # writers can say BEGIN IMMEDIATE (take the write lock up front, never fail later
         # with "database is locked" when another process wrote in between).
@@ -55,7 +61,8 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(conn: Connection) -> None:
         if conn.get_execution_options().get("abmhub_write", False):
-            begin_immediate(conn.connection.driver_connection)
+            # The pysqlite driver's connection, open while a transaction begins on it.
+            begin_immediate(cast(sqlite3.Connection, conn.connection.driver_connection))
         else:
             conn.exec_driver_sql("BEGIN")
 
@@ -101,7 +108,14 @@ PREPARED = {"abmhub_prepare": True}
 
 def _configure_postgresql(engine: Engine) -> None:
     @event.listens_for(engine, "before_cursor_execute")
-    def choose_preparation(_conn, cursor, _statement, _parameters, context, executemany) -> None:
+    def choose_preparation(
+        _conn: Connection,
+        cursor: Cursor[Any],
+        _statement: str,
+        _parameters: Any,
+        context: ExecutionContext | None,
+        executemany: bool,
+    ) -> None:
         # Statements are planned on every execution (prepare_threshold=None, see Database), which
         # is right for queries whose best plan depends on the data. An executemany (INSERT of
         # many rows, UPDATE ... WHERE id = ...) runs one statement per row in psycopg's pipeline,
@@ -130,7 +144,7 @@ class Database:
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"Unsupported database '{backend}': use sqlite:/// or postgresql://")
         self.backend = backend
-        kwargs: dict = {"echo": echo, "json_serializer": json_text, "json_deserializer": orjson.loads}
+        kwargs: dict[str, Any] = {"echo": echo, "json_serializer": json_text, "json_deserializer": orjson.loads}
         if backend == "sqlite":
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
         else:
@@ -204,7 +218,7 @@ def tick_clock(conn: Connection, workspace_id: int) -> int:
     ).one_or_none()
     if row is None:
         raise LookupError(f"workspace {workspace_id} does not exist")
-    return row[0]
+    return cast(int, row[0])
 
 
 @contextmanager

@@ -36,7 +36,7 @@ def among(conn: Connection, column: Any, values: Sequence[Any], kind: type[Integ
     return column.in_(select(each.c.value))
 
 
-def stored_values(conn: Connection, column: Column, workspace_id: int, values: Collection[str]) -> set[str]:
+def stored_values(conn: Connection, column: Column[Any], workspace_id: int, values: Collection[str]) -> set[str]:
     """Which of `values` the workspace already has in `column` (create-only and idempotent pushes)."""
     if not values:
         return set()

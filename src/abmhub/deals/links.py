@@ -8,8 +8,9 @@ externalId, then a name that exactly one account has), in set-based statements.
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Column, Connection, and_, func, select, update
 
 from abmhub.db.tables import accounts, deal_accounts, deals
 from abmhub.scoring.inputs import mark_accounts
@@ -28,15 +29,17 @@ def resolve_deal_accounts(
     pending = and_(deal_accounts.c.workspace_id == workspace_id, deal_accounts.c.account_id.is_(None))
     touched: set[int] = set()
 
-    def resolve(key_column, account_column, keys: Collection[str], *, unique_only: bool = False) -> None:
+    def resolve(
+        key_column: Column[Any], account_column: Column[Any], keys: Collection[str], *, unique_only: bool = False
+    ) -> None:
         if not keys:
             return
-        match = select(func.min(accounts.c.id)).where(
+        candidates = select(func.min(accounts.c.id)).where(
             accounts.c.workspace_id == workspace_id, account_column == key_column
         )
         if unique_only:
-            match = match.having(func.count() == 1)
-        match = match.scalar_subquery()
+            candidates = candidates.having(func.count() == 1)
+        match = candidates.scalar_subquery()
         rows = conn.execute(
             update(deal_accounts)
             .where(pending, key_column.in_(list(keys)), match.is_not(None))

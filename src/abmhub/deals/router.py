@@ -97,8 +97,8 @@ def build_router() -> APIRouter:
         who: Caller = Depends(caller),
         db: Database = Depends(database),
     ) -> Response:
-        page, extras = service.list_deals(db, workspace_id=who.workspace_id, page=page)
-        return envelope(request, page_body(page, [deal_record(row, extras) for row in page.items]))
+        deals, extras = service.list_deals(db, workspace_id=who.workspace_id, page=page)
+        return envelope(request, page_body(deals, [deal_record(row, extras) for row in deals.items]))
 
     @router.post(
         "/deal-stages",

@@ -316,7 +316,7 @@ def _fill_stage_labels(conn: Connection, workspace_id: int, states: Sequence[Dea
         .join(pipeline_stages, pipeline_stages.c.pipeline_pk == pipelines.c.id)
         .where(pipelines.c.workspace_id == workspace_id, pipeline_stages.c.stage_id.in_(sorted(wanted)))
     ).all()
-    exact = {(row.pipeline_id, row.stage_id): row.label for row in rows}
+    exact: dict[tuple[str | None, str], str] = {(row.pipeline_id, row.stage_id): row.label for row in rows}
     by_stage: dict[str, set[str]] = {}
     for row in rows:
         by_stage.setdefault(row.stage_id, set()).add(row.label)

@@ -7,7 +7,7 @@ call's or email's metadata keeps Surface R's format, as GET /sales-activities sh
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from abmhub.activities.router import activity_record as surface_r_record
 from abmhub.activities.service import ActivityView
@@ -33,7 +33,7 @@ def _typed(value: Any, value_type: str) -> dict[str, Any]:
 def display_name(row: Any) -> str:
     """What a timeline shows as the activity's name (§6.27)."""
     if row.kind == MANUAL_KIND:
-        return row.subject
+        return cast(str, row.subject)  # required when a manual activity is logged
     if row.kind == "call":
         return _given(row.call_title) or _given(row.subject) or "Call"
     return _given(row.subject) or "Email"

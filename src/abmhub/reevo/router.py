@@ -32,7 +32,7 @@ from abmhub.web.dependencies import database
 from abmhub.web.responses import JSONBytes
 from abmhub.web.schemas import request_body
 
-SECURITY = [{"BearerAuth": []}, {"ApiKey": []}]
+SECURITY: list[dict[str, list[str]]] = [{"BearerAuth": []}, {"ApiKey": []}]
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing (`Not authenticated`) or invalid key (`Invalid API key`)"},
     413: {"model": ErrorResponse, "description": "Request body exceeds 5 MiB"},
@@ -43,12 +43,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
 }
 # Where each kind of reference sits in the request bodies, for record_not_found items.
-LOG_LOCATIONS = {
+LOG_LOCATIONS: dict[str, errors.Loc] = {
     "account": ("body", "attributes", "account_id"),
     "opportunity": ("body", "attributes", "opportunity_id"),
     "contact": ("body", "attributes", "contact_ids"),
 }
-QUERY_LOCATIONS = {
+QUERY_LOCATIONS: dict[str, errors.Loc] = {
     "account": ("body", "account_id"),
     "opportunity": ("body", "opportunity_id"),
     "contact": ("body", "contact_id"),

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Connection,
     Float,
     Integer,
+    Row,
     String,
     case,
     cast,
@@ -143,13 +144,14 @@ def _engagement_points(conn: Connection, ids: Sequence[int], settings: ScoringSe
 def deal_journey(row: Any) -> str | None:
     """What one associated deal means for its accounts: Customer, Opportunity or None (lost)."""
     if row.defined:
-        return row.journey_stage
+        stage: str | None = row.journey_stage  # pipeline_stages.journey_stage, a string column
+        return stage
     if row.stage_id is None:
         return "Opportunity"  # a deal with no stage counts as open (§6.19)
     return deal_stage_journey(row.stage_label or "")
 
 
-def deal_rows(conn: Connection, ids: Sequence[int]) -> list[Any]:
+def deal_rows(conn: Connection, ids: Sequence[int]) -> Sequence[Row[Any]]:
     """The deals associated with these accounts and what their stages mean (one query)."""
     return conn.execute(
         select(
@@ -320,7 +322,7 @@ def score_batch(
     return BatchResult(scored=scored.scored, changed=len(scored.changed))
 
 
-def next_batch(conn: Connection, workspace_id: int, *, after: str, only_dirty: bool) -> list[Any]:
+def next_batch(conn: Connection, workspace_id: int, *, after: str, only_dirty: bool) -> Sequence[Row[Any]]:
     """The next accounts to score in domain order (the signals index's order), after `after`."""
     query = select(*_CURRENT).where(accounts.c.workspace_id == workspace_id, accounts.c.domain > after)
     if only_dirty:

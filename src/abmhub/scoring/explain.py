@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -18,7 +19,9 @@ from abmhub.timefmt import format_us, now_us
 TOP_SIGNALS = 5
 
 
-def explain_account(db: Database, *, workspace_id: int, rtp_aid: str, clock=now_us) -> dict[str, Any]:
+def explain_account(
+    db: Database, *, workspace_id: int, rtp_aid: str, clock: Callable[[], int] = now_us
+) -> dict[str, Any]:
     """The stored scores with each component's share, and the signals that weigh most today."""
     if not is_object_id(rtp_aid):
         raise InvalidAccountId(rtp_aid)
@@ -37,7 +40,7 @@ def explain_account(db: Database, *, workspace_id: int, rtp_aid: str, clock=now_
             select(scoring_runs.c.last_run_us).where(scoring_runs.c.workspace_id == workspace_id)
         ).scalar_one_or_none()
         inputs = engine.inputs_for(conn, workspace_id, {account.domain: account.id}, settings, today)[account.id]
-        counts = dict(
+        counts: dict[str, int] = dict(
             conn.execute(
                 select(signals.c.source, func.count())
                 .where(signals.c.workspace_id == workspace_id, signals.c.domain == account.domain)
@@ -68,7 +71,12 @@ def explain_account(db: Database, *, workspace_id: int, rtp_aid: str, clock=now_
         if model is None:
             continue
         worth = signal_points(
-            model, row.type, weight=row.weight, count=row.count, score=row.score, age_days=today - row.occurred_day
+            model,
+            row.type,
+            weight=row.weight,
+            count=row._mapping["count"],
+            score=row.score,
+            age_days=today - row.occurred_day,
         )
         if worth > 0:
             weighed.append((worth, row))

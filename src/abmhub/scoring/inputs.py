@@ -7,6 +7,7 @@ its own transaction: the engine then rescores exactly those accounts (`score_dir
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
 from sqlalchemy import Connection, Select, update
 
@@ -20,7 +21,7 @@ def mark_accounts(conn: Connection, account_ids: Collection[int | None]) -> None
         conn.execute(update(accounts).where(accounts.c.id.in_(ids[start : start + 1000])).values(score_dirty=True))
 
 
-def mark_selected(conn: Connection, account_ids: Select) -> None:
+def mark_selected(conn: Connection, account_ids: Select[Any]) -> None:
     """Mark the accounts a subquery selects (set-based, no ids pulled into Python)."""
     conn.execute(update(accounts).where(accounts.c.id.in_(account_ids)).values(score_dirty=True))
 

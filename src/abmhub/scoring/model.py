@@ -23,7 +23,7 @@ def day_of(us: int) -> int:
 
 def decay(age_days: int, half_life_days: float) -> float:
     """The share of a signal's worth left after `age_days` whole days (future dates count as today)."""
-    return 0.5 ** (max(age_days, 0) / half_life_days)
+    return float(0.5 ** (max(age_days, 0) / half_life_days))  # a positive base: never complex
 
 
 def saturate(total: float, saturation: float) -> int:

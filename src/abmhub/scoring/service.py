@@ -168,7 +168,15 @@ def run_scoring(
     return report
 
 
-def _run_workspace(db, workspace_id, name, settings, today, whole, renew) -> WorkspaceRun:
+def _run_workspace(
+    db: Database,
+    workspace_id: int,
+    name: str,
+    settings: ScoringSettings,
+    today: int,
+    whole: bool,
+    renew: Callable[[], None],
+) -> WorkspaceRun:
     started = time.perf_counter()
     run = WorkspaceRun(workspace=name, full=whole)
     score = _score_in_order if db.is_sqlite else _score_in_segments
@@ -215,7 +223,15 @@ def _no_parallel_workers(conn: Connection) -> None:
     conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
-def _score_in_order(db, workspace_id, settings, today, whole, renew, run) -> None:
+def _score_in_order(
+    db: Database,
+    workspace_id: int,
+    settings: ScoringSettings,
+    today: int,
+    whole: bool,
+    renew: Callable[[], None],
+    run: WorkspaceRun,
+) -> None:
     """Each batch is one write transaction of the workspace: read, score, write, commit (SQLite)."""
     after = ""  # batches go in domain order
     while True:
@@ -238,7 +254,15 @@ def _segment_over(started: float, batches: int) -> bool:
     return time.monotonic() - started >= SEGMENT_SECONDS
 
 
-def _score_in_segments(db, workspace_id, settings, today, whole, renew, run) -> None:
+def _score_in_segments(
+    db: Database,
+    workspace_id: int,
+    settings: ScoringSettings,
+    today: int,
+    whole: bool,
+    renew: Callable[[], None],
+    run: WorkspaceRun,
+) -> None:
     """PostgreSQL: read and score batch N+1 while a second connection writes batch N.
 
     **Segments** (runs of batches; nothing to do with account segments). The main connection

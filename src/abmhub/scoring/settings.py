@@ -114,7 +114,7 @@ def settings_from(overrides: dict[str, Any] | None) -> ScoringSettings:
             known["points"] = {**engagement.points, **known["points"]}
         engagement = replace(engagement, **known)
     weights = {**base.weights, **(overrides.get("weights") or {})}
-    scalars = {
+    scalars: dict[str, Any] = {
         k: v
         for k, v in overrides.items()
         if k not in ("sources", "engagement", "weights") and hasattr(base, k) and isinstance(v, int | float)

@@ -57,9 +57,9 @@ def build_router() -> APIRouter:
         who: Caller = Depends(caller),
         db: Database = Depends(database),
     ) -> Response:
-        page = service.list_member_lists(db, workspace_id=who.workspace_id, page=page)
-        items = [{"segmentId": s.segment_id, "name": s.name, "status": s.status} for s in page.items]
-        return envelope(request, page_body(page, items))
+        segments = service.list_member_lists(db, workspace_id=who.workspace_id, page=page)
+        items = [{"segmentId": s.segment_id, "name": s.name, "status": s.status} for s in segments.items]
+        return envelope(request, page_body(segments, items))
 
     @router.post(
         "/segments",

@@ -109,7 +109,7 @@ def segment_accepting_members(conn: Connection, workspace_id: int, segment_id: s
         raise SegmentNotUsable(f"Segment '{segment_id}' is not a static segment")
     if row.status not in ACCEPTING_STATUSES:
         raise SegmentNotUsable(f"Segment '{segment_id}' is not active or draft and cannot accept new members")
-    return row.id
+    return int(row.id)
 
 
 def add_members_by_rtp_aid(
@@ -203,7 +203,7 @@ def _static_segment_pk(conn: Connection, workspace_id: int, segment_id: str, *, 
         raise SegmentIsDynamic(segment_id)
     if adding and row.status not in ACCEPTING_STATUSES:
         raise SegmentNotUsable(f"Segment '{segment_id}' is not active or draft and cannot accept new members")
-    return row.id
+    return int(row.id)
 
 
 def add_members(db: Database, *, workspace_id: int, segment_id: str, rtp_aids: Sequence[str]) -> MembershipChange:

@@ -60,9 +60,10 @@ def create_workspace(db: Database, *, name: str) -> int:
     with db.write() as tx:
         if tx.conn.execute(select(workspaces.c.id).where(workspaces.c.name == name)).first():
             raise WorkspaceExists(name)
-        return tx.conn.execute(
+        created: int = tx.conn.execute(
             insert(workspaces).values(name=name, created_us=now_us(), clock_us=0).returning(workspaces.c.id)
         ).scalar_one()
+        return created
 
 
 def list_workspaces(db: Database) -> list[Workspace]:
@@ -77,7 +78,7 @@ def list_workspaces(db: Database) -> list[Workspace]:
 
 
 def _workspace_id(conn: Connection, name: str) -> int:
-    found = conn.execute(select(workspaces.c.id).where(workspaces.c.name == name)).scalar_one_or_none()
+    found: int | None = conn.execute(select(workspaces.c.id).where(workspaces.c.name == name)).scalar_one_or_none()
     if found is None:
         raise WorkspaceNotFound(name)
     return found

@@ -32,7 +32,8 @@ MAX_JSON_DEPTH = 64
 
 async def database(request: Request) -> Database:
     # async: no I/O here, and it spares a threadpool hand-off per request.
-    return request.app.state.database
+    database: Database = request.app.state.database
+    return database
 
 
 def _body_too_large(limit: int) -> ApiError:

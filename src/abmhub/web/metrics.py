@@ -72,7 +72,7 @@ _PREFIXES = ("/api/v1/crm", "/api/v1", "/api/v2")
 
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
-    template = getattr(route, "path", None)
+    template: str | None = getattr(route, "path", None)  # a Starlette route's path template
     if template is None:
         return "unmatched"
     path = scope.get("path", "")
