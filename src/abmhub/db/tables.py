@@ -405,3 +405,57 @@ scoring_lease = Table(
     Column("holder", String(200), nullable=True),
     Column("expires_us", BigInteger, nullable=False),
 )
+
+# --- history (contract §7) -----------------------------------------------------------------
+
+# Every journey-stage change the scoring job makes; `from_stage` is '' for an account's first.
+stage_changes = Table(
+    "stage_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("from_stage", String(20), nullable=False),
+    Column("to_stage", String(20), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    # An account's changes, oldest first (its history; the day it entered its previous stage).
+    Index("ix_stage_changes_account", "account_id", "at_us", "id"),
+    # A workspace's changes, newest first (GET /accounts/stage-changes keyset pages).
+    Index("ix_stage_changes_workspace", "workspace_id", "at_us", "id"),
+)
+
+# Per account and UTC day, the day's last scores; a day on which nothing changed has no row
+# (readers carry the previous day forward).
+daily_scores = Table(
+    "daily_scores",
+    metadata,
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Integer, primary_key=True),  # days since 1970-01-01, UTC
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("account_score", Integer, nullable=False),
+    Column("journey_stage", String(20), nullable=False),
+    Column("advertising_score", Integer, nullable=False),
+    Column("website_score", Integer, nullable=False),
+    Column("g2_score", Integer, nullable=False),
+    Column("bombora_score", Integer, nullable=False),
+)
+
+# Per workspace and UTC day, how many accounts were in each journey stage at the end of the
+# day's last scoring run: the funnel of a past day without reading every account's history.
+daily_stage_counts = Table(
+    "daily_stage_counts",
+    metadata,
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Integer, primary_key=True),
+    Column("journey_stage", String(20), primary_key=True),
+    Column("accounts", Integer, nullable=False),
+)
+
+# Secrets the server generates once and every process shares (the dashboard's session key).
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)

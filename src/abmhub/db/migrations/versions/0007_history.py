@@ -1,0 +1,80 @@
+"""history: stage changes, daily scores, daily funnel counts; server secrets
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-07 02:00:00
+
+The scoring job records every journey-stage change and, per account and UTC day, the day's
+last scores (contract §7); at the end of each run it also keeps the day's count of accounts
+per stage, so that a past day's funnel is a handful of rows. `server_secrets` holds what the
+server generates once and every process must share (the dashboard's session key).
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def _references(table: str, column: str, target: str) -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        [column], [f"{target}.id"], name=op.f(f"fk_{table}_{column}_{target}"), ondelete="CASCADE"
+    )
+
+
+def upgrade() -> None:
+    op.create_table(
+        "stage_changes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("workspace_id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("from_stage", sa.String(length=20), nullable=False),
+        sa.Column("to_stage", sa.String(length=20), nullable=False),
+        sa.Column("at_us", sa.BigInteger(), nullable=False),
+        _references("stage_changes", "workspace_id", "workspaces"),
+        _references("stage_changes", "account_id", "accounts"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_stage_changes")),
+    )
+    op.create_index("ix_stage_changes_account", "stage_changes", ["account_id", "at_us", "id"])
+    op.create_index("ix_stage_changes_workspace", "stage_changes", ["workspace_id", "at_us", "id"])
+    op.create_table(
+        "daily_scores",
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Integer(), nullable=False),
+        sa.Column("workspace_id", sa.Integer(), nullable=False),
+        sa.Column("account_score", sa.Integer(), nullable=False),
+        sa.Column("journey_stage", sa.String(length=20), nullable=False),
+        sa.Column("advertising_score", sa.Integer(), nullable=False),
+        sa.Column("website_score", sa.Integer(), nullable=False),
+        sa.Column("g2_score", sa.Integer(), nullable=False),
+        sa.Column("bombora_score", sa.Integer(), nullable=False),
+        _references("daily_scores", "account_id", "accounts"),
+        _references("daily_scores", "workspace_id", "workspaces"),
+        sa.PrimaryKeyConstraint("account_id", "day", name=op.f("pk_daily_scores")),
+    )
+    op.create_table(
+        "daily_stage_counts",
+        sa.Column("workspace_id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Integer(), nullable=False),
+        sa.Column("journey_stage", sa.String(length=20), nullable=False),
+        sa.Column("accounts", sa.Integer(), nullable=False),
+        _references("daily_stage_counts", "workspace_id", "workspaces"),
+        sa.PrimaryKeyConstraint("workspace_id", "day", "journey_stage", name=op.f("pk_daily_stage_counts")),
+    )
+    op.create_table(
+        "server_secrets",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.Column("created_us", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_server_secrets")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("server_secrets")
+    op.drop_table("daily_stage_counts")
+    op.drop_table("daily_scores")
+    op.drop_table("stage_changes")
