@@ -19,6 +19,7 @@ from abmhub.activities.router import build_router as activity_routes
 from abmhub.config import Settings
 from abmhub.db.engine import Database
 from abmhub.deals.router import build_router as deal_routes
+from abmhub.history.router import build_router as history_routes
 from abmhub.reevo import errors as surface_v_errors
 from abmhub.reevo.router import build_router as surface_v_routes
 from abmhub.scoring.router import build_router as scoring_routes
@@ -76,6 +77,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
             segment_routes(),
             signal_routes(),
             scoring_routes(),
+            history_routes(),
         ):
             app.include_router(router, prefix=prefix)
     app.include_router(surface_v_routes(), prefix=SURFACE_V)

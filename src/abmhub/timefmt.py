@@ -110,6 +110,11 @@ def _day_text(days: int) -> str:
     return text
 
 
+def format_day(days: int) -> str:
+    """`2026-04-30` for the UTC day `days` after 1970-01-01."""
+    return _day_text(days)[:-1]
+
+
 def format_us_seconds(us: int) -> str:
     """Return `us` as ISO 8601 UTC the way Pydantic writes a datetime: `2026-04-30T10:00:00Z`,
     with all six fraction digits only when there is a fraction (`...:00.123000Z`)."""

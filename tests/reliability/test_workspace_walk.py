@@ -237,6 +237,8 @@ def probes_for(method: str, path: str, a: dict[str, str]) -> list[Probe] | None:
         "/segments/{segment_id}": [Probe(status=not_found)],
         "/segments/{segment_id}/accounts": [Probe(status=not_found)],
         "/accounts/{rtp_aid}/score": [Probe(status=not_found)],
+        "/accounts/{rtp_aid}/history": [Probe(status=not_found), Probe({"days": "730"}, status=not_found)],
+        "/accounts/stage-changes": [Probe(), Probe({"to": "Unaware"}), Probe({"direction": "progressed"})],
         "/activity/{activity_id}": [Probe(status=404)],
         "/health": [Probe()],
         "/healthz": [Probe()],
@@ -431,6 +433,8 @@ def a_view(r: httpx.Client, v: httpx.Client, a: dict[str, str]) -> dict[str, Any
             f"/segments/{a['segment_id']}",
             f"/segments/{a['segment_id']}/accounts",
             f"/accounts/{a['rtp_aid']}/score",
+            f"/accounts/{a['rtp_aid']}/history",
+            "/accounts/stage-changes",
         )
     }
     reads["timeline"] = v.post("/activity/_query", json={"account_id": a["account_uuid"]}).json()
@@ -438,7 +442,7 @@ def a_view(r: httpx.Client, v: httpx.Client, a: dict[str, str]) -> dict[str, Any
     return normalised(reads)
 
 
-def test_every_operation_keeps_workspaces_apart(server, new_workspace):
+def test_every_operation_keeps_workspaces_apart(server, new_workspace, cli):
     workspace_a = new_workspace()
     # B walks the API twice with A's identifiers: once under /api/v1 and /api/v2, once under
     # the /crm alias, as a workspace of its own so that what B created first does not decide
@@ -457,6 +461,8 @@ def test_every_operation_keeps_workspaces_apart(server, new_workspace):
     a_r, a_v = clients(workspace_a.key)
     document = httpx.get(f"{base}/openapi.json").json()
     a = make_workspace_a(a_r, a_v)
+    scored = cli("score", "--workspace", workspace_a.name)  # A has scores and history too
+    assert scored.returncode == 0, scored.stderr
     before = a_view(a_r, a_v, a.values)
 
     unknown: list[str] = []

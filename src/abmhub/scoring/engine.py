@@ -47,8 +47,10 @@ from abmhub.db.tables import (
     signals,
 )
 from abmhub.deals.service import journey_stage_for as deal_stage_journey
+from abmhub.history import service as history
 from abmhub.scoring.model import US_PER_DAY, AccountInputs, AccountScores, score_account
 from abmhub.scoring.settings import SCORE_COLUMNS, SOURCES, ScoringSettings
+from abmhub.timefmt import now_us
 
 # 10,000 accounts per transaction: fewer commits and plans, still ~90 MiB peak (docs/performance.md).
 BATCH_SIZE = 10_000
@@ -220,6 +222,11 @@ class ScoredBatch:
 
     changed: list[tuple[Any, ...]]  # (id, *_wanted(scores)) of each account whose values changed
     unchanged: list[int]  # ids of the accounts whose stored values are already right
+    moves: list[tuple[int, str, str]]  # (id, stored stage, new stage) of each stage change
+    # Where the batch goes in the history (§7): its workspace, the run's UTC day and moment.
+    workspace_id: int
+    day: int
+    at_us: int
 
     @property
     def scored(self) -> int:
@@ -272,32 +279,46 @@ def compute_batch(
     today: int,
     *,
     contiguous: bool = False,
+    at_us: int | None = None,
 ) -> ScoredBatch:
     """Score these account rows (`_CURRENT` columns): read their inputs and run the model. Writes nothing.
 
     `contiguous`: the rows are every account of the workspace between the first and the last
-    domain (a full run's batch).
+    domain (a full run's batch). `at_us`: the run's moment, which its stage changes are
+    recorded at (default: now).
     """
     batch = {row.domain: row.id for row in rows}
     inputs = inputs_for(conn, workspace_id, batch, settings, today, contiguous=contiguous)
-    changed, unchanged = [], []
+    changed, unchanged, moves = [], [], []
     for row in rows:
         wanted = _wanted(score_account(settings, inputs[row.id]))
         if wanted != _stored(row):
             changed.append((row.id, *wanted))
+            if wanted[1] != row.journey_stage:
+                moves.append((row.id, row.journey_stage, wanted[1]))
         else:
             unchanged.append(row.id)
-    return ScoredBatch(changed, unchanged)
+    moment = now_us() if at_us is None else at_us
+    return ScoredBatch(changed, unchanged, moves, workspace_id=workspace_id, day=today, at_us=moment)
 
 
 def write_batch(conn: Connection, batch: ScoredBatch, now: int) -> None:
     """Store a computed batch, stamped `now` (the workspace clock of the span that read its inputs).
 
     A score or stage change is a change of the account (`change_us`: delta sync and
-    `rtp_last_account_date`); an unchanged account only leaves the dirty set.
+    `rtp_last_account_date`), and goes into its history; an unchanged account only leaves the
+    dirty set.
     """
     if batch.changed:
         _write_scores(conn, batch.changed, now)
+        history.record_batch(
+            conn,
+            workspace_id=batch.workspace_id,
+            day=batch.day,
+            at_us=batch.at_us,
+            changed=batch.changed,
+            moves=batch.moves,
+        )
     if batch.unchanged:
         conn.execute(
             update(accounts)
@@ -315,9 +336,10 @@ def score_batch(
     now: int,
     *,
     contiguous: bool = False,
+    at_us: int | None = None,
 ) -> BatchResult:
     """`compute_batch` then `write_batch` on one connection, in its transaction."""
-    scored = compute_batch(conn, workspace_id, rows, settings, today, contiguous=contiguous)
+    scored = compute_batch(conn, workspace_id, rows, settings, today, contiguous=contiguous, at_us=at_us)
     write_batch(conn, scored, now)
     return BatchResult(scored=scored.scored, changed=len(scored.changed))
 

@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from abmhub.db.engine import Database, WriteTransaction
 from abmhub.db.tables import scoring_lease, scoring_runs, workspaces
+from abmhub.history import service as history
 from abmhub.scoring import engine
 from abmhub.scoring.model import day_of
 from abmhub.scoring.rules import refresh_dynamic_segments
@@ -153,10 +154,11 @@ def run_scoring(
             targets = conn.execute(query.order_by(workspaces.c.id)).all()
             last_full = dict(conn.execute(select(scoring_runs.c.workspace_id, scoring_runs.c.last_full_day)).all())
         for workspace_id, name, overrides in targets:
-            today = day_of(clock())
+            moment = clock()
+            today = day_of(moment)
             whole = full or last_full.get(workspace_id, -1) < today
             try:
-                run = _run_workspace(db, workspace_id, name, settings_from(overrides), today, whole, renew)
+                run = _run_workspace(db, workspace_id, name, settings_from(overrides), moment, whole, renew)
             except ScoringBusy:
                 raise
             except Exception:
@@ -173,14 +175,17 @@ def _run_workspace(
     workspace_id: int,
     name: str,
     settings: ScoringSettings,
-    today: int,
+    moment: int,
     whole: bool,
     renew: Callable[[], None],
 ) -> WorkspaceRun:
+    """Score the workspace as of `moment` (the run's clock): its UTC day decides decay, and its
+    stage changes and daily scores are recorded at it (history, §7)."""
     started = time.perf_counter()
+    today = day_of(moment)
     run = WorkspaceRun(workspace=name, full=whole)
     score = _score_in_order if db.is_sqlite else _score_in_segments
-    score(db, workspace_id, settings, today, whole, renew, run)
+    score(db, workspace_id, settings, moment, whole, renew, run)
     with db.write(workspace_id) as tx:
         previous = tx.conn.execute(
             select(scoring_runs.c.last_run_us, scoring_runs.c.last_full_day).where(
@@ -191,6 +196,8 @@ def _run_workspace(
         # accounts changed since the previous refresh.
         since = previous.last_run_us if previous is not None and not whole else None
         run.memberships = refresh_dynamic_segments(tx.conn, workspace_id, tx.now_us, since=since)
+        if run.changed or whole:  # the funnel only moves when some account's stage may have
+            history.record_stage_counts(tx.conn, workspace_id=workspace_id, day=today)
         run.seconds = time.perf_counter() - started
         values = {
             "last_run_us": tx.now_us,
@@ -227,7 +234,7 @@ def _score_in_order(
     db: Database,
     workspace_id: int,
     settings: ScoringSettings,
-    today: int,
+    moment: int,
     whole: bool,
     renew: Callable[[], None],
     run: WorkspaceRun,
@@ -239,7 +246,9 @@ def _score_in_order(
             rows = engine.next_batch(tx.conn, workspace_id, after=after, only_dirty=not whole)
             if not rows:
                 break
-            result = engine.score_batch(tx.conn, workspace_id, rows, settings, today, tx.now_us, contiguous=whole)
+            result = engine.score_batch(
+                tx.conn, workspace_id, rows, settings, day_of(moment), tx.now_us, contiguous=whole, at_us=moment
+            )
         run.scored += result.scored
         run.changed += result.changed
         after = rows[-1].domain
@@ -258,7 +267,7 @@ def _score_in_segments(
     db: Database,
     workspace_id: int,
     settings: ScoringSettings,
-    today: int,
+    moment: int,
     whole: bool,
     renew: Callable[[], None],
     run: WorkspaceRun,
@@ -311,7 +320,9 @@ def _score_in_segments(
                 rows = engine.next_batch(tx.conn, workspace_id, after=after, only_dirty=not whole)
                 if not rows:
                     return  # the writer's last batch is committed, then the segment (context exits)
-                scored = engine.compute_batch(tx.conn, workspace_id, rows, settings, today, contiguous=whole)
+                scored = engine.compute_batch(
+                    tx.conn, workspace_id, rows, settings, day_of(moment), contiguous=whole, at_us=moment
+                )
                 writer.submit(scored)
                 run.scored += scored.scored
                 run.changed += len(scored.changed)

@@ -1,0 +1,1 @@
+"""Scores over time and journey-stage changes (contract §7)."""

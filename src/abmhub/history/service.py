@@ -1,0 +1,332 @@
+"""History (contract §7): what the scoring job records, and how it is read back.
+
+The scoring engine calls `record_batch` in the transaction that writes a batch's scores, so
+history and scores commit together: every journey-stage change becomes a `stage_changes`
+row, and each changed account's scores become its row of the day in `daily_scores` (the
+day's last values win; a day on which nothing changed has no row, and readers carry the
+previous day forward). `record_stage_counts` keeps, at the end of a run, the day's funnel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, func, or_, select, tuple_
+
+from abmhub.accounts.service import AccountNotFound, InvalidAccountId
+from abmhub.db.engine import Database
+from abmhub.db.queries import param_mark
+from abmhub.db.tables import accounts, daily_scores, daily_stage_counts, stage_changes
+from abmhub.deals.schemas import JOURNEY_STAGES
+from abmhub.ids import is_object_id
+from abmhub.paging import InvalidPosition, Page, PageRequest
+from abmhub.scoring.model import US_PER_DAY, day_of
+from abmhub.scoring.settings import SCORE_COLUMNS
+from abmhub.timefmt import now_us
+
+# The columns of a `daily_scores` row after its keys, in the order the engine hands them over
+# (the order it writes `accounts`: overall, stage, then one score per source).
+DAILY_VALUES = ("account_score", "journey_stage", *SCORE_COLUMNS.values())
+_DAILY_COLUMNS = ("account_id", "day", "workspace_id", *DAILY_VALUES)
+_STAGE_RANK = {stage: rank for rank, stage in enumerate(JOURNEY_STAGES, start=1)}
+MAX_DAYS = 730
+DEFAULT_DAYS = 90
+
+
+# --- recording (the scoring engine) -----------------------------------------------------------
+
+
+def record_batch(
+    conn: Connection,
+    *,
+    workspace_id: int,
+    day: int,
+    at_us: int,
+    changed: Sequence[tuple[Any, ...]],
+    moves: Sequence[tuple[int, str, str]],
+) -> None:
+    """Record a scored batch: `changed` rows are `(account_id, *DAILY_VALUES)`, `moves` are
+    `(account_id, from_stage, to_stage)`. Two driver-level statements, whatever the batch size."""
+    if moves:
+        conn.exec_driver_sql(
+            _insert_sql(conn, "stage_changes", ("workspace_id", "account_id", "from_stage", "to_stage", "at_us")),
+            [(workspace_id, account_id, old, new, at_us) for account_id, old, new in moves],
+        )
+    if changed:
+        updates = ", ".join(f"{name} = excluded.{name}" for name in DAILY_VALUES)
+        conn.exec_driver_sql(
+            _insert_sql(conn, "daily_scores", _DAILY_COLUMNS)
+            + f" ON CONFLICT (account_id, day) DO UPDATE SET {updates}",
+            [(row[0], day, workspace_id, *row[1:]) for row in changed],
+        )
+
+
+def _insert_sql(conn: Connection, table: str, columns: Sequence[str]) -> str:
+    marks = ", ".join([param_mark(conn)] * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+
+
+def record_stage_counts(conn: Connection, *, workspace_id: int, day: int) -> None:
+    """Keep the workspace's funnel as it stands now as the funnel of `day` (the day's last run wins)."""
+    counts = conn.execute(
+        select(accounts.c.journey_stage, func.count())
+        .where(accounts.c.workspace_id == workspace_id, accounts.c.journey_stage != "")
+        .group_by(accounts.c.journey_stage)
+    ).all()
+    conn.execute(
+        daily_stage_counts.delete().where(
+            daily_stage_counts.c.workspace_id == workspace_id, daily_stage_counts.c.day == day
+        )
+    )
+    if counts:
+        conn.execute(
+            daily_stage_counts.insert(),
+            [{"workspace_id": workspace_id, "day": day, "journey_stage": s, "accounts": n} for s, n in counts],
+        )
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StageChange:
+    from_stage: str
+    to_stage: str
+    at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class DailyScores:
+    day: int
+    account_score: int
+    journey_stage: str
+    website_score: int
+    g2_score: int
+    bombora_score: int
+    advertising_score: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountHistory:
+    rtp_aid: str
+    stage_changes: list[StageChange]
+    daily: list[DailyScores]  # one per day of the window from the first scored day on
+
+
+def account_history(
+    db: Database, *, workspace_id: int, rtp_aid: str, days: int = DEFAULT_DAYS, today: int | None = None
+) -> AccountHistory:
+    """The account's stage changes and daily scores over the last `days` UTC days (today included)."""
+    if not is_object_id(rtp_aid):
+        raise InvalidAccountId(rtp_aid)
+    last = day_of(now_us()) if today is None else today
+    first = last - days + 1
+    with db.read() as conn:
+        account_id = conn.execute(
+            select(accounts.c.id).where(accounts.c.workspace_id == workspace_id, accounts.c.rtp_aid == rtp_aid)
+        ).scalar_one_or_none()
+        if account_id is None:
+            raise AccountNotFound(rtp_aid)
+        moves = conn.execute(
+            select(stage_changes.c.from_stage, stage_changes.c.to_stage, stage_changes.c.at_us)
+            .where(stage_changes.c.account_id == account_id, stage_changes.c.at_us >= first * US_PER_DAY)
+            .order_by(stage_changes.c.at_us, stage_changes.c.id)
+        ).all()
+        rows = _daily_rows(conn, [account_id], first, last)
+    return AccountHistory(
+        rtp_aid=rtp_aid,
+        stage_changes=[StageChange(*row) for row in moves],
+        daily=carried_forward(rows.get(account_id, []), first, last),
+    )
+
+
+def _daily_rows(conn: Connection, account_ids: Sequence[int], first: int, last: int) -> dict[int, list[DailyScores]]:
+    """Per account, its rows in [first, last] oldest first, preceded by its last row before `first`."""
+    carried_in = (
+        select(daily_scores.c.account_id, func.max(daily_scores.c.day).label("day"))
+        .where(daily_scores.c.account_id.in_(account_ids), daily_scores.c.day < first)
+        .group_by(daily_scores.c.account_id)
+        .subquery()
+    )
+    query = (
+        select(daily_scores.c.account_id, daily_scores.c.day, *(daily_scores.c[name] for name in DAILY_VALUES))
+        .where(
+            daily_scores.c.account_id.in_(account_ids),
+            or_(
+                and_(daily_scores.c.day >= first, daily_scores.c.day <= last),
+                tuple_(daily_scores.c.account_id, daily_scores.c.day).in_(
+                    select(carried_in.c.account_id, carried_in.c.day)
+                ),
+            ),
+        )
+        .order_by(daily_scores.c.account_id, daily_scores.c.day)
+    )
+    found: dict[int, list[DailyScores]] = {}
+    for row in conn.execute(query):
+        values = dict(row._mapping)
+        found.setdefault(values.pop("account_id"), []).append(DailyScores(**values))
+    return found
+
+
+def carried_forward(rows: Sequence[DailyScores], first: int, last: int) -> list[DailyScores]:
+    """One entry per day from max(first, the first row's day) to `last`, each day carrying the
+    latest row at or before it. `rows` are oldest first; the first may lie before `first`."""
+    out: list[DailyScores] = []
+    if not rows:
+        return out
+    start = max(first, rows[0].day)
+    index, current = 0, rows[0]
+    for day in range(start, last + 1):
+        while index + 1 < len(rows) and rows[index + 1].day <= day:
+            index += 1
+            current = rows[index]
+        out.append(replace(current, day=day))
+    return out
+
+
+def score_trends(
+    db: Database, *, workspace_id: int, account_ids: Sequence[int], days: int = 30, today: int | None = None
+) -> dict[int, list[int]]:
+    """Per account, its overall score on each of the last `days` days, oldest first (carried
+    forward; days before its first score are left out): the sparkline of a list row."""
+    if not account_ids:
+        return {}
+    last = day_of(now_us()) if today is None else today
+    first = last - days + 1
+    with db.read() as conn:
+        owned = set(
+            conn.execute(
+                select(accounts.c.id).where(accounts.c.workspace_id == workspace_id, accounts.c.id.in_(account_ids))
+            ).scalars()
+        )
+        rows = _daily_rows(conn, [i for i in account_ids if i in owned], first, last) if owned else {}
+    return {
+        account_id: [entry.account_score for entry in carried_forward(rows.get(account_id, []), first, last)]
+        for account_id in account_ids
+        if account_id in owned
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class StageChangeFilter:
+    since_us: int | None = None  # inclusive
+    until_us: int | None = None  # exclusive
+    direction: str | None = None  # "progressed" | "regressed"
+    to_stage: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MovedAccount:
+    id: int
+    rtp_aid: str
+    domain: str
+    name: str
+    from_stage: str
+    to_stage: str
+    at_us: int
+    # Whole days between entering the previous stage and leaving it; None for a first stage.
+    days_in_previous_stage: int | None
+
+
+def _rank(column: Any) -> Any:
+    return case(_STAGE_RANK, value=column, else_=0)
+
+
+def list_stage_changes(
+    db: Database, *, workspace_id: int, filters: StageChangeFilter, page: PageRequest
+) -> Page[MovedAccount]:
+    """GET /accounts/stage-changes: the workspace's stage changes, newest first (keyset pages)."""
+    previous = stage_changes.alias("previous")
+    entered_previous = (
+        select(func.max(previous.c.at_us))
+        .where(
+            previous.c.account_id == stage_changes.c.account_id,
+            tuple_(previous.c.at_us, previous.c.id) < tuple_(stage_changes.c.at_us, stage_changes.c.id),
+        )
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            stage_changes.c.id.label("change_id"),
+            accounts.c.id,
+            accounts.c.rtp_aid,
+            accounts.c.domain,
+            accounts.c.name,
+            stage_changes.c.from_stage,
+            stage_changes.c.to_stage,
+            stage_changes.c.at_us,
+            entered_previous.label("entered_previous_us"),
+        )
+        .select_from(stage_changes.join(accounts, accounts.c.id == stage_changes.c.account_id))
+        .where(stage_changes.c.workspace_id == workspace_id)
+    )
+    if filters.since_us is not None:
+        query = query.where(stage_changes.c.at_us >= filters.since_us)
+    if filters.until_us is not None:
+        query = query.where(stage_changes.c.at_us < filters.until_us)
+    if filters.to_stage is not None:
+        query = query.where(stage_changes.c.to_stage == filters.to_stage)
+    if filters.direction == "progressed":
+        query = query.where(
+            stage_changes.c.from_stage != "", _rank(stage_changes.c.to_stage) > _rank(stage_changes.c.from_stage)
+        )
+    elif filters.direction == "regressed":
+        query = query.where(_rank(stage_changes.c.to_stage) < _rank(stage_changes.c.from_stage))
+    if page.after is not None:
+        query = query.where(tuple_(stage_changes.c.at_us, stage_changes.c.id) < tuple_(*_position(page.after)))
+    sync_us = page.sync_us if page.sync_us is not None else now_us()
+    with db.read() as conn:
+        rows = conn.execute(
+            query.order_by(stage_changes.c.at_us.desc(), stage_changes.c.id.desc()).limit(page.limit + 1)
+        ).all()
+    items = [
+        MovedAccount(
+            id=row.id,
+            rtp_aid=row.rtp_aid,
+            domain=row.domain,
+            name=row.name,
+            from_stage=row.from_stage,
+            to_stage=row.to_stage,
+            at_us=row.at_us,
+            days_in_previous_stage=(
+                (row.at_us - row.entered_previous_us) // US_PER_DAY if row.entered_previous_us is not None else None
+            ),
+        )
+        for row in rows[: page.limit]
+    ]
+    last = rows[page.limit - 1] if len(rows) > page.limit else (rows[-1] if rows else None)
+    return Page(
+        items=items,
+        has_next=len(rows) > page.limit,
+        last_key=(last.at_us, last.change_id) if last is not None else None,
+        sync_us=sync_us,
+    )
+
+
+def _position(after: tuple[Any, ...]) -> tuple[int, int]:
+    if len(after) != 2 or not all(type(part) is int for part in after):
+        raise InvalidPosition()
+    return after[0], after[1]
+
+
+def funnel_on(db: Database, *, workspace_id: int, day: int) -> dict[str, int] | None:
+    """Accounts per journey stage at the end of `day` (the last funnel kept on or before it),
+    or None when no scoring run had kept one by then."""
+    with db.read() as conn:
+        kept = conn.execute(
+            select(func.max(daily_stage_counts.c.day)).where(
+                daily_stage_counts.c.workspace_id == workspace_id, daily_stage_counts.c.day <= day
+            )
+        ).scalar_one_or_none()
+        if kept is None:
+            return None
+        rows = conn.execute(
+            select(daily_stage_counts.c.journey_stage, daily_stage_counts.c.accounts).where(
+                daily_stage_counts.c.workspace_id == workspace_id, daily_stage_counts.c.day == kept
+            )
+        ).all()
+    counts = dict.fromkeys(JOURNEY_STAGES, 0)
+    counts.update({row.journey_stage: row.accounts for row in rows})
+    return counts
