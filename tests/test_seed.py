@@ -82,3 +82,48 @@ def test_seed_twice_with_one_seed_gives_identical_scored_workspaces(cli, server,
     report = seed_workspace(server_database, workspace=names[0], accounts=120, seed=42, as_of=today, score=False)
     assert report.counts["accounts"]["created"] == 0 and report.counts["activities"]["created"] == 0
     assert report.counts["signals"]["created"] == 0
+
+
+def _history(db, name: str) -> tuple[list, list]:
+    from sqlalchemy import select
+
+    from abmhub.db.tables import accounts, daily_scores, stage_changes, workspaces
+
+    with db.read() as conn:
+        workspace_id = conn.execute(select(workspaces.c.id).where(workspaces.c.name == name)).scalar_one()
+        moves = conn.execute(
+            select(accounts.c.domain, stage_changes.c.from_stage, stage_changes.c.to_stage, stage_changes.c.at_us)
+            .join(accounts, accounts.c.id == stage_changes.c.account_id)
+            .where(stage_changes.c.workspace_id == workspace_id)
+            .order_by(accounts.c.domain, stage_changes.c.at_us, stage_changes.c.id)
+        ).all()
+        daily = conn.execute(
+            select(accounts.c.domain, daily_scores.c.day, daily_scores.c.account_score, daily_scores.c.journey_stage)
+            .join(accounts, accounts.c.id == daily_scores.c.account_id)
+            .where(daily_scores.c.workspace_id == workspace_id)
+            .order_by(accounts.c.domain, daily_scores.c.day)
+        ).all()
+    # By day: the last run scores at the moment it runs.
+    return [(*m[:3], m[3] // 86_400_000_000) for m in moves], [tuple(d) for d in daily]
+
+
+def test_seeding_with_history_replays_the_days_deterministically(database):
+    from abmhub.scoring.model import day_of
+
+    as_of = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)  # the last run scores today
+    first_day = day_of(int(as_of.timestamp() * 1_000_000)) - 20
+    for name in ("one", "two"):
+        report = seed_workspace(database, workspace=name, accounts=60, seed=5, as_of=as_of, history_days=20)
+        assert report.scored == 60
+    moves, daily = _history(database, "one")
+    assert (moves, daily) == _history(database, "two"), "the same seed and day give the same history"
+    move_days = {day for *_, day in moves}
+    assert min(move_days) == first_day, "every account gets its first stage on the first replayed day"
+    assert len(move_days) > 5, f"stages move on many days, not only at the end: {sorted(move_days)}"
+    assert any((old and old != "Unaware") or (old == "Unaware" and new != "Aware") for _, old, new, _ in moves)
+    assert len({day for _, day, _, _ in daily}) > 10, "daily scores on many days"
+    # Seeding again adds nothing: no duplicated records, no new history.
+    again = seed_workspace(database, workspace="one", accounts=60, seed=5, as_of=as_of, history_days=20)
+    assert again.replayed_days == 0, "a workspace scored before gets no replayed past"
+    assert again.counts["signals"]["created"] == 0 and again.counts["deals"].get("upserted", 0) >= 0
+    assert _history(database, "one") == (moves, daily)

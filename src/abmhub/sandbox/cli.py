@@ -19,6 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from abmhub.command import DatabaseUrl, err, fail, open_database, out
+from abmhub.sandbox.data import DAYS
 from abmhub.sandbox.seed import seed_workspace
 
 
@@ -31,19 +32,29 @@ def seed_sandbox(
     as_of: Annotated[
         str | None,
         typer.Option(
-            help="Date the data ends (YYYY-MM-DD, UTC); activities and signals cover the 90 days before it. "
-            "Default: today.",
+            help="Date the data ends (YYYY-MM-DD, UTC); the data covers the --history-days before it. Default: today.",
             show_default=False,
         ),
     ] = None,
     score: Annotated[bool, typer.Option(help="Run the scoring job afterwards, so that accounts have scores.")] = True,
+    history_days: Annotated[
+        int,
+        typer.Option(
+            help="Days of history: the data covers them and is replayed and scored day by day, so that "
+            "scores over time and stage changes show movement. 0: 90 days of data scored once (faster "
+            "for many accounts).",
+            min=0,
+            max=3650,
+        ),
+    ] = DAYS,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Fill a workspace with a realistic, deterministic sandbox data set.
 
     Accounts with tags and custom fields, two pipelines with deals and their stage history,
     calls and emails with contacts, and website, G2, Bombora and LinkedIn intent signals
-    over the last 90 days; then scores. Seeding again with the same seed changes nothing.
+    over the last --history-days days, scored day by day; then today's scores. Seeding again
+    with the same seed changes nothing.
     """
     moment = None
     if as_of is not None:
@@ -55,17 +66,17 @@ def seed_sandbox(
         fail("--workspace needs a name")
     database = open_database(database_url)
     progress = Progress(
-        TextColumn("[bold]seed {task.fields[step]}[/bold]"),
+        TextColumn("[bold]seed[/bold]"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("accounts"),
+        TextColumn("{task.fields[step]}"),
         TimeElapsedColumn(),
         console=err,
     )
-    task = progress.add_task("seed", total=accounts, step="writing")
+    task = progress.add_task("seed", total=accounts, step="accounts")
 
     def show(done: int, total: int, step: str) -> None:
-        progress.update(task, completed=done, step=step)
+        progress.update(task, completed=done, total=total, step=step)
 
     try:
         with progress:
@@ -76,6 +87,7 @@ def seed_sandbox(
                 seed=seed,
                 as_of=moment,
                 score=score,
+                history_days=history_days,
                 progress=show,
             )
     finally:
@@ -96,6 +108,10 @@ def seed_sandbox(
         )
     else:
         out.print(f"Scored {report.scored:,} accounts in {report.scoring_seconds:.1f} s.", highlight=False)
+        if report.replayed_days:
+            out.print(f"History: {report.replayed_days} days replayed and scored one by one.", highlight=False)
+        elif history_days:
+            out.print("No history replayed: the workspace had been scored before.", highlight=False)
     out.print(f"Done in {report.seconds:.1f} s. A key for the workspace:", highlight=False)
     out.print(
         f"  abmhub keys create --workspace {report.workspace} --user you@example.com", highlight=False, soft_wrap=True

@@ -2,7 +2,7 @@
 
 Every account is planned with everything that belongs to it — its deals with their stage
 history, its calls and emails with their contacts, its intent signals of the last
-`DAYS` days — from one random stream seeded by `seed`. The same seed and day give the
+`days` days (default `DAYS`) — from one random stream seeded by `seed`. The same seed and day give the
 same data, and the first N accounts of a larger data set are the N accounts of a smaller
 one. A hidden "heat" per account drives how much intent, engagement and pipeline it has,
 so that scores spread out the way they do in real workspaces: most accounts cold, a
@@ -189,10 +189,13 @@ class SandboxGenerator:
     """Plans accounts one after another; `plans()` is lazy, so memory stays small
     (only the names and domains already used are remembered, to keep them unique)."""
 
-    def __init__(self, *, seed: int, accounts: int, as_of: datetime | None = None) -> None:
+    def __init__(self, *, seed: int, accounts: int, as_of: datetime | None = None, days: int = DAYS) -> None:
         if accounts < 0:
             raise ValueError("accounts cannot be negative")
+        if days < 1:
+            raise ValueError("the data set covers at least one day")
         self.seed = seed
+        self.days = days  # the data set covers the `days` days before `as_of`
         self.count = accounts
         self.as_of = (as_of or default_as_of()).astimezone(UTC)
         self._rng = random.Random(f"abmhub-sandbox:{seed}")
@@ -230,10 +233,10 @@ class SandboxGenerator:
         self._domains.add(domain)
         return name, f"{prefix}{root}", domain
 
-    def _moment(self, heat: float, *, within: int = DAYS) -> datetime:
-        """A time in the last `within` days; hot accounts' events lean towards recent days."""
+    def _moment(self, heat: float) -> datetime:
+        """A time in the data set's days; hot accounts' events lean towards recent days."""
         rng = self._rng
-        days_ago = int(within * rng.random() ** (1.0 + 2.0 * heat))
+        days_ago = int(self.days * rng.random() ** (1.0 + 2.0 * heat))
         return self.as_of - timedelta(days=days_ago + 1) + timedelta(seconds=rng.randrange(8 * 3600, 19 * 3600))
 
     # --- one account ------------------------------------------------------------------------
@@ -285,7 +288,7 @@ class SandboxGenerator:
             renewal = number == 1
             pipeline = PIPELINES[1] if renewal else PIPELINES[0]
             stages = pipeline["stages"]
-            opened = self._moment(heat * 0.5, within=DAYS)
+            opened = self._moment(heat * 0.5)
             *open_stages, won_stage, lost_stage = stages
             roll = rng.random()
             if roll < 0.2 + 0.2 * heat:
