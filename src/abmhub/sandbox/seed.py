@@ -21,6 +21,7 @@ a no-op (`failed: already exists` / `skipped`); replayed days score nothing anew
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -253,8 +254,7 @@ def _replay(
         records = by_day.get(day)
         if records is not None:
             _push(db, workspace_id, records, report)
-        end_of_day = (day + 1) * US_PER_DAY - 1
-        _score(db, workspace, clock=lambda moment=end_of_day: moment)
+        _score(db, workspace, clock=functools.partial(int, (day + 1) * US_PER_DAY - 1))  # the day's end
         if progress:
             progress(day - first + 1, generator.days, "days")
 
