@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -111,6 +112,11 @@ accounts = Table(
     UniqueConstraint("workspace_id", "external_id"),
     Index("ix_accounts_workspace_change", "workspace_id", "change_us"),
 )
+# The dashboard's account lists and funnel (migration 0007): keyset pages by score and by
+# name, each made unique by rtp_aid, and the count of accounts per journey stage.
+Index("ix_accounts_workspace_score", accounts.c.workspace_id, accounts.c.account_score, accounts.c.rtp_aid)
+Index("ix_accounts_workspace_name", accounts.c.workspace_id, func.lower(accounts.c.name), accounts.c.rtp_aid)
+Index("ix_accounts_workspace_stage", accounts.c.workspace_id, accounts.c.journey_stage)
 # The scoring job's work list, in its order: only the dirty accounts are in it (migration 0006).
 Index(
     "ix_accounts_dirty_domain",
@@ -382,6 +388,8 @@ signals = Table(
         "count",
         "score",
     ),
+    # The week's intent against the weeks before it (the dashboard's "surging", migration 0007).
+    Index("ix_signals_workspace_day", "workspace_id", "occurred_day", "domain"),
 )
 
 scoring_runs = Table(

@@ -6,7 +6,8 @@ Create Date: 2026-12-07 02:00:00
 
 The scoring job records every journey-stage change and, per account and UTC day, the day's
 last scores (contract §7); at the end of each run it also keeps the day's count of accounts
-per stage, so that a past day's funnel is a handful of rows. `server_secrets` holds what the
+per stage, so that a past day's funnel is a handful of rows. The dashboard's lists get the
+indexes they page along: accounts by score and by name, per stage, and signals by day. `server_secrets` holds what the
 server generates once and every process must share (the dashboard's session key).
 """
 
@@ -64,6 +65,11 @@ def upgrade() -> None:
         _references("daily_stage_counts", "workspace_id", "workspaces"),
         sa.PrimaryKeyConstraint("workspace_id", "day", "journey_stage", name=op.f("pk_daily_stage_counts")),
     )
+    # The dashboard: account lists by score and by name, the funnel, this week's intent.
+    op.create_index("ix_accounts_workspace_score", "accounts", ["workspace_id", "account_score", "rtp_aid"])
+    op.create_index("ix_accounts_workspace_name", "accounts", ["workspace_id", sa.text("lower(name)"), "rtp_aid"])
+    op.create_index("ix_accounts_workspace_stage", "accounts", ["workspace_id", "journey_stage"])
+    op.create_index("ix_signals_workspace_day", "signals", ["workspace_id", "occurred_day", "domain"])
     op.create_table(
         "server_secrets",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -75,6 +81,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("server_secrets")
+    op.drop_index("ix_signals_workspace_day", table_name="signals")
+    op.drop_index("ix_accounts_workspace_stage", table_name="accounts")
+    op.drop_index("ix_accounts_workspace_name", table_name="accounts")
+    op.drop_index("ix_accounts_workspace_score", table_name="accounts")
     op.drop_table("daily_stage_counts")
     op.drop_table("daily_scores")
     op.drop_table("stage_changes")
