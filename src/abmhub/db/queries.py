@@ -54,15 +54,31 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
     takes: JSON columns as JSON text (`json_text`), which both drivers store as given
     (PostgreSQL casts the untyped text to `jsonb`).
     """
-    if not rows:
-        return
+    if rows:
+        conn.exec_driver_sql(_insert_sql(conn, table, columns), list(rows))
+
+
+def upsert_rows(
+    conn: Connection, table: Table, columns: Sequence[str], keys: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """`insert_rows`, where a row whose `keys` exist already overwrites the other columns
+    (`ON CONFLICT (keys) DO UPDATE`, the same on SQLite and PostgreSQL)."""
+    if rows:
+        quote = conn.dialect.identifier_preparer.quote
+        targets = ", ".join(quote(name) for name in keys)
+        updates = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in columns if name not in keys)
+        conflict = f" ON CONFLICT ({targets}) DO UPDATE SET {updates}"
+        conn.exec_driver_sql(_insert_sql(conn, table, columns) + conflict, list(rows))
+
+
+def _insert_sql(conn: Connection, table: Table, columns: Sequence[str]) -> str:
     unknown = [name for name in columns if name not in table.c]
     if unknown:
         raise ValueError(f"{table.name} has no column {unknown}")
     quote = conn.dialect.identifier_preparer.quote
     names = ", ".join(quote(name) for name in columns)
     marks = ", ".join([param_mark(conn)] * len(columns))
-    conn.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})", list(rows))
+    return f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"
 
 
 def insert_dicts(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, and_, case, func, or_, select, tuple_
 
 from abmhub.accounts.service import AccountNotFound, InvalidAccountId
 from abmhub.db.engine import Database
-from abmhub.db.queries import param_mark
+from abmhub.db.queries import insert_rows, upsert_rows
 from abmhub.db.tables import accounts, daily_scores, daily_stage_counts, stage_changes
 from abmhub.deals.schemas import JOURNEY_STAGES
 from abmhub.ids import is_object_id
@@ -49,23 +49,19 @@ def record_batch(
 ) -> None:
     """Record a scored batch: `changed` rows are `(account_id, *DAILY_VALUES)`, `moves` are
     `(account_id, from_stage, to_stage)`. Two driver-level statements, whatever the batch size."""
-    if moves:
-        conn.exec_driver_sql(
-            _insert_sql(conn, "stage_changes", ("workspace_id", "account_id", "from_stage", "to_stage", "at_us")),
-            [(workspace_id, account_id, old, new, at_us) for account_id, old, new in moves],
-        )
-    if changed:
-        updates = ", ".join(f"{name} = excluded.{name}" for name in DAILY_VALUES)
-        conn.exec_driver_sql(
-            _insert_sql(conn, "daily_scores", _DAILY_COLUMNS)
-            + f" ON CONFLICT (account_id, day) DO UPDATE SET {updates}",
-            [(row[0], day, workspace_id, *row[1:]) for row in changed],
-        )
-
-
-def _insert_sql(conn: Connection, table: str, columns: Sequence[str]) -> str:
-    marks = ", ".join([param_mark(conn)] * len(columns))
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+    insert_rows(
+        conn,
+        stage_changes,
+        ("workspace_id", "account_id", "from_stage", "to_stage", "at_us"),
+        [(workspace_id, account_id, old, new, at_us) for account_id, old, new in moves],
+    )
+    upsert_rows(
+        conn,
+        daily_scores,
+        _DAILY_COLUMNS,
+        ("account_id", "day"),
+        [(row[0], day, workspace_id, *row[1:]) for row in changed],
+    )
 
 
 def record_stage_counts(conn: Connection, *, workspace_id: int, day: int) -> None:
