@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import text
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -25,6 +25,9 @@ from abmhub.reevo.router import build_router as surface_v_routes
 from abmhub.scoring.router import build_router as scoring_routes
 from abmhub.segments.router import build_router as segment_routes
 from abmhub.signals.router import build_router as signal_routes
+from abmhub.ui import errors as ui_errors
+from abmhub.ui.router import build_router as dashboard_routes
+from abmhub.ui.static import dashboard_static_files
 from abmhub.web import openapi
 from abmhub.web.errors import install_error_handlers
 from abmhub.web.headers import SecurityHeaders
@@ -81,6 +84,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         ):
             app.include_router(router, prefix=prefix)
     app.include_router(surface_v_routes(), prefix=SURFACE_V)
+    _serve_dashboard(app)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     def healthz() -> Response:
@@ -97,8 +101,11 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.add_middleware(IgnoreTrailingSlash)
     _serve_docs_offline(app)
 
-    install_error_handlers(app, surfaces={SURFACE_V: surface_v_errors.render_error})
+    install_error_handlers(
+        app, surfaces={SURFACE_V: surface_v_errors.render_error, ui_errors.UI_PREFIX: ui_errors.render_error}
+    )
     app.add_exception_handler(surface_v_errors.SurfaceVError, surface_v_errors.render_error)
+    app.add_exception_handler(ui_errors.UiError, ui_errors.render_error)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # Outside Starlette's own outermost layer (which answers unexpected errors), so that a
     # 500 carries the security headers too.
@@ -120,6 +127,16 @@ class IgnoreTrailingSlash:
         if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
             scope = {**scope, "path": path.rstrip("/") or "/"}
         await self.app(scope, receive, send)
+
+
+def _serve_dashboard(app: FastAPI) -> None:
+    """The dashboard at /ui, its files at /ui/static, and `/` leading to it (nothing else there)."""
+    app.mount(f"{ui_errors.UI_PREFIX}/static", dashboard_static_files(), name="ui-static")
+    app.include_router(dashboard_routes())
+
+    @app.get("/", include_in_schema=False)
+    def home() -> Response:
+        return RedirectResponse(ui_errors.UI_PREFIX, status_code=302)
 
 
 def _serve_docs_offline(app: FastAPI) -> None:

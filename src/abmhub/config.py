@@ -14,9 +14,17 @@ def database_url_from_env(explicit: str | None = None) -> str:
     return explicit or os.environ.get("ABMHUB_DATABASE_URL") or DEFAULT_DATABASE_URL
 
 
+def session_secret_from_env() -> str | None:
+    """ABMHUB_SESSION_SECRET, the key that signs dashboard sessions; None: one kept in the database."""
+    return os.environ.get("ABMHUB_SESSION_SECRET") or None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     max_body_bytes: int = MAX_BODY_BYTES
     # Requests per second per API key (burst of the same size); None: no limit (§5.1).
     rate_limit: float | None = None
+    # Signs the dashboard's session cookies; None: a random one stored in the database, which
+    # every server process on that database shares (tenancy/secrets.py).
+    session_secret: str | None = None

@@ -10,7 +10,7 @@ import typer
 
 from abmhub import __version__
 from abmhub.command import DatabaseUrl, open_database, out, safe_url
-from abmhub.config import Settings, database_url_from_env
+from abmhub.config import Settings, database_url_from_env, session_secret_from_env
 from abmhub.scoring.schedule import ScoringSchedule
 from abmhub.tenancy import service as tenancy
 
@@ -52,9 +52,11 @@ def serve(
         )
         print(key, flush=True)
     print(f"abmhub {__version__} on http://{host}:{port}  (database: {safe_url(database.url)})")
-    print(f"API docs: http://{host}:{port}/docs", flush=True)
+    print(f"API docs: http://{host}:{port}/docs")
+    print(f"Dashboard: http://{host}:{port}/ui (sign in with an API key)", flush=True)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    application = create_app(Settings(database_url=url, rate_limit=rate_limit or None), database)
+    settings = Settings(database_url=url, rate_limit=rate_limit or None, session_secret=session_secret_from_env())
+    application = create_app(settings, database)
     schedule = ScoringSchedule(database, score_interval)
     schedule.start()
     # uvicorn drains the requests in flight on SIGTERM, then raises the signal again once its

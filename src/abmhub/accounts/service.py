@@ -24,8 +24,10 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    or_,
     select,
     true,
+    tuple_,
     type_coerce,
     union_all,
     update,
@@ -676,6 +678,9 @@ class AccountFilter:
     min_score: int | None = None
     segment_id: str | None = None
     tag: str | None = None
+    # The dashboard's: name or domain containing this text (any case), and a score ceiling.
+    search: str | None = None
+    max_score: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -703,6 +708,15 @@ def _filtered(conn: Connection, query: Select[Any], workspace_id: int, filters: 
         query = query.where(accounts.c.journey_stage == filters.journey_stage)
     if filters.min_score is not None:
         query = query.where(accounts.c.account_score >= filters.min_score)
+    if filters.max_score is not None:
+        query = query.where(accounts.c.account_score <= filters.max_score)
+    if filters.search:
+        query = query.where(
+            or_(
+                accounts.c.name.icontains(filters.search, autoescape=True),
+                accounts.c.domain.icontains(filters.search, autoescape=True),
+            )
+        )
     if filters.tag is not None:
         query = query.where(_has_tag(conn, filters.tag))
     if filters.segment_id is not None:
@@ -771,3 +785,165 @@ def missing_external_ids(db: Database, *, workspace_id: int, limit: int) -> list
             .limit(limit)
         ).all()
     return [(row.name, row.domain) for row in rows]
+
+
+# --- the dashboard's reads ----------------------------------------------------------------------
+
+# What a dashboard row shows of an account (tags through the JSON type: a page is small).
+SUMMARY_COLUMNS = (
+    accounts.c.id,
+    accounts.c.rtp_aid,
+    accounts.c.uuid,
+    accounts.c.name,
+    accounts.c.domain,
+    accounts.c.journey_stage,
+    accounts.c.account_score,
+    accounts.c.advertising_score,
+    accounts.c.website_score,
+    accounts.c.g2_score,
+    accounts.c.bombora_score,
+    accounts.c.tags,
+)
+
+# The orders a list can take: a sort key, then rtp_aid, which makes every position unique.
+ACCOUNT_SORTS: dict[str, Any] = {
+    "score": accounts.c.account_score,
+    "name": func.lower(accounts.c.name),
+}
+
+
+class UnknownSort(InvalidInput):
+    def __init__(self, sort: str) -> None:
+        super().__init__(f"Unknown sort '{sort}'; one of: {', '.join(ACCOUNT_SORTS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountOrder:
+    by: str = "score"
+    descending: bool = True
+
+    def __post_init__(self) -> None:
+        if self.by not in ACCOUNT_SORTS:
+            raise UnknownSort(self.by)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSlice:
+    """One page of a sorted, filtered list; keys are (sort value, rtp_aid) of its first and last rows."""
+
+    rows: list[Any]
+    has_previous: bool
+    has_next: bool
+    first_key: tuple[Any, str] | None
+    last_key: tuple[Any, str] | None
+
+
+def browse_accounts(
+    db: Database,
+    *,
+    workspace_id: int,
+    filters: AccountFilter = AccountFilter(),
+    order: AccountOrder = AccountOrder(),
+    after: tuple[Any, str] | None = None,
+    before: tuple[Any, str] | None = None,
+    limit: int = 50,
+) -> AccountSlice:
+    """A keyset page of accounts in `order`: the one after `after`, or the one before `before`.
+
+    A plain read (no delta-sync pass: the dashboard shows, it does not sync). A page before a
+    position is read backwards from it and turned around.
+    """
+    key = ACCOUNT_SORTS[order.by]
+    backwards = before is not None
+    forward_desc = order.descending != backwards  # the direction this query reads in
+    with db.read() as conn:
+        query: Select[Any] = select(*SUMMARY_COLUMNS, key.label("sort_key")).where(
+            accounts.c.workspace_id == workspace_id
+        )
+        query = _filtered(conn, query, workspace_id, filters)
+        position = before if backwards else after
+        if position is not None:
+            here = tuple_(key, accounts.c.rtp_aid)
+            there = tuple_(literal(position[0]), literal(position[1]))
+            query = query.where(here < there if forward_desc else here > there)
+        if forward_desc:
+            query = query.order_by(key.desc(), accounts.c.rtp_aid.desc())
+        else:
+            query = query.order_by(key, accounts.c.rtp_aid)
+        rows = list(conn.execute(query.limit(limit + 1)).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+    first = (rows[0].sort_key, rows[0].rtp_aid) if rows else None
+    last = (rows[-1].sort_key, rows[-1].rtp_aid) if rows else None
+    return AccountSlice(
+        rows=rows,
+        has_previous=more if backwards else after is not None,
+        has_next=True if backwards else more,
+        first_key=first,
+        last_key=last,
+    )
+
+
+def each_account(
+    db: Database,
+    *,
+    workspace_id: int,
+    filters: AccountFilter = AccountFilter(),
+    order: AccountOrder = AccountOrder(),
+    batch: int = 500,
+) -> Iterator[Any]:
+    """Every account of a filtered list in `order`, read one keyset page at a time (exports)."""
+    after: tuple[Any, str] | None = None
+    while True:
+        page = browse_accounts(db, workspace_id=workspace_id, filters=filters, order=order, after=after, limit=batch)
+        yield from page.rows
+        if not page.has_next:
+            return
+        after = page.last_key
+
+
+def count_accounts(db: Database, *, workspace_id: int, filters: AccountFilter = AccountFilter()) -> int:
+    """How many accounts a filtered list holds."""
+    with db.read() as conn:
+        query = select(func.count()).select_from(accounts).where(accounts.c.workspace_id == workspace_id)
+        return int(conn.execute(_filtered(conn, query, workspace_id, filters)).scalar_one())
+
+
+def get_account(db: Database, *, workspace_id: int, rtp_aid: str) -> Any:
+    """One account of the workspace (SUMMARY_COLUMNS); a malformed id names no account either."""
+    if not is_object_id(rtp_aid):
+        raise AccountNotFound(rtp_aid)
+    with db.read() as conn:
+        row = conn.execute(
+            select(*SUMMARY_COLUMNS).where(accounts.c.workspace_id == workspace_id, accounts.c.rtp_aid == rtp_aid)
+        ).first()
+    if row is None:
+        raise AccountNotFound(rtp_aid)
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class StageCounts:
+    total: int
+    # Accounts per journey stage as stored; "" holds the accounts not scored yet.
+    by_stage: dict[str, int]
+    average_score: float | None
+
+
+def stage_counts(db: Database, *, workspace_id: int) -> StageCounts:
+    """How many accounts are in each journey stage, and their average score: one GROUP BY."""
+    with db.read() as conn:
+        rows = conn.execute(
+            select(accounts.c.journey_stage, func.count(), func.sum(accounts.c.account_score))
+            .where(accounts.c.workspace_id == workspace_id)
+            .group_by(accounts.c.journey_stage)
+        ).all()
+    total = sum(int(count) for _, count, _ in rows)
+    score_sum = sum(int(points or 0) for _, _, points in rows)
+    return StageCounts(
+        total=total,
+        by_stage={stage: int(count) for stage, count, _ in rows},
+        average_score=score_sum / total if total else None,
+    )

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, exists, literal, or_, select
+from sqlalchemy import Connection, exists, func, literal, or_, select
 
 from abmhub.accounts.domains import normalize_domain
 from abmhub.activities.schemas import ActivityContactItem, ActivityItem
@@ -279,3 +279,34 @@ def contacts_of(conn: Connection, activity_ids: list[int]) -> dict[int, list[Any
     for row in rows:
         found.setdefault(row.activity_id, []).append(row)
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class EngagedContact:
+    """A contact who took part in an account's calls and emails, and how much."""
+
+    uuid: str
+    email: str
+    name: str | None
+    title: str | None
+    activities: int
+    last_activity_us: int
+
+
+def engaged_contacts(db: Database, *, workspace_id: int, account_id: int, limit: int = 20) -> list[EngagedContact]:
+    """The contacts of one account's activities, the most recently engaged first."""
+    last = func.max(activities.c.occurred_us)
+    with db.read() as conn:
+        rows = conn.execute(
+            select(contacts.c.uuid, contacts.c.email, contacts.c.name, contacts.c.title, func.count(), last)
+            .select_from(
+                activities.join(activity_contacts, activity_contacts.c.activity_id == activities.c.id).join(
+                    contacts, contacts.c.id == activity_contacts.c.contact_id
+                )
+            )
+            .where(activities.c.workspace_id == workspace_id, activities.c.account_id == account_id)
+            .group_by(contacts.c.id, contacts.c.uuid, contacts.c.email, contacts.c.name, contacts.c.title)
+            .order_by(last.desc(), contacts.c.email)
+            .limit(limit)
+        ).all()
+    return [EngagedContact(*row) for row in rows]

@@ -430,3 +430,91 @@ def list_deals(db: Database, *, workspace_id: int, page: PageRequest) -> tuple[P
                 history.setdefault(row.deal_id, []).append(row)
     last_key = (rows[-1].id,) if rows else None
     return Page(items=rows, has_next=has_next, last_key=last_key, sync_us=sync_us), DealExtras(associations, history)
+
+
+# --- the dashboard's reads ----------------------------------------------------------------------
+
+# A deal's current stage with what the stage means, when its pipeline defines it (one join).
+_DEAL_MEANING = (
+    deals.c.stage_id,
+    deals.c.stage_label,
+    pipeline_stages.c.journey_stage,
+    pipeline_stages.c.id.is_not(None).label("defined"),
+)
+
+
+def _with_stage_meaning(query: Any) -> Any:
+    return query.outerjoin(
+        pipelines, (pipelines.c.workspace_id == deals.c.workspace_id) & (pipelines.c.pipeline_id == deals.c.pipeline_id)
+    ).outerjoin(
+        pipeline_stages,
+        (pipeline_stages.c.pipeline_pk == pipelines.c.id) & (pipeline_stages.c.stage_id == deals.c.stage_id),
+    )
+
+
+def deal_journey(row: Any) -> str | None:
+    """What a deal's current stage means: Customer (won), Opportunity (open) or None (lost).
+
+    The same reading as the scoring engine's: the pipeline's definition when there is one, a
+    deal without a stage is open, otherwise the stage label decides (`journey_stage_for`).
+    """
+    if row.defined:
+        stage: str | None = row.journey_stage
+        return stage
+    if row.stage_id is None:
+        return "Opportunity"
+    return journey_stage_for(row.stage_label or "")
+
+
+def open_deal_count(db: Database, *, workspace_id: int) -> int:
+    """How many deals of the workspace are open (their stage is neither won nor lost)."""
+    with db.read() as conn:
+        rows = conn.execute(
+            _with_stage_meaning(select(*_DEAL_MEANING).select_from(deals)).where(deals.c.workspace_id == workspace_id)
+        ).all()
+    return sum(1 for row in rows if deal_journey(row) == "Opportunity")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountDeal:
+    """A deal an account is associated with, what its stage means, and its stage history (oldest first)."""
+
+    row: Any
+    journey: str | None
+    history: list[Any]
+
+
+def deals_of_account(db: Database, *, workspace_id: int, account_id: int) -> list[AccountDeal]:
+    """The deals associated with one account of the workspace, newest first."""
+    with db.read() as conn:
+        rows = conn.execute(
+            _with_stage_meaning(
+                select(
+                    deals.c.id,
+                    deals.c.external_deal_id,
+                    deals.c.name,
+                    deals.c.amount,
+                    deals.c.currency,
+                    deals.c.pipeline_id,
+                    deals.c.pipeline_label,
+                    deals.c.owner_name,
+                    deals.c.owner_email,
+                    deals.c.start_us,
+                    deals.c.closed_us,
+                    deals.c.created_us,
+                    *_DEAL_MEANING,
+                ).select_from(deals.join(deal_accounts, deal_accounts.c.deal_id == deals.c.id))
+            )
+            .where(deals.c.workspace_id == workspace_id, deal_accounts.c.account_id == account_id)
+            .distinct()
+            .order_by(deals.c.created_us.desc(), deals.c.id.desc())
+        ).all()
+        history: dict[int, list[Any]] = {}
+        if rows:
+            for entry in conn.execute(
+                select(deal_stage_history)
+                .where(deal_stage_history.c.deal_id.in_([row.id for row in rows]))
+                .order_by(deal_stage_history.c.deal_id, deal_stage_history.c.entered_us, deal_stage_history.c.id)
+            ):
+                history.setdefault(entry.deal_id, []).append(entry)
+    return [AccountDeal(row, deal_journey(row), history.get(row.id, [])) for row in rows]

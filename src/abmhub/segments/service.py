@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Connection,
+    and_,
     delete,
     func,
     insert,
@@ -17,12 +18,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError
 
 from abmhub.db.engine import Database, sync_pass
 from abmhub.db.tables import accounts, segment_members, segments
 from abmhub.errors import InvalidInput, NotFound
 from abmhub.ids import new_object_id
 from abmhub.paging import Page, PageRequest
+from abmhub.scoring.rules import rule_sql
 
 TYPES = ("static", "dynamic")
 STATUSES = ("active", "draft", "archived")
@@ -261,3 +264,58 @@ def list_all(db: Database, *, workspace_id: int) -> list[tuple[Segment, int]]:
             select(*_SEGMENT_COLUMNS, members).where(segments.c.workspace_id == workspace_id).order_by(segments.c.id)
         ).all()
     return [(Segment(*row[:-1]), row[-1]) for row in rows]
+
+
+# --- the dashboard's reads ----------------------------------------------------------------------
+
+
+def segments_of_account(db: Database, *, workspace_id: int, account_id: int) -> list[Segment]:
+    """The segments of the workspace that have this account as a member, by name."""
+    with db.read() as conn:
+        rows = conn.execute(
+            select(*_SEGMENT_COLUMNS)
+            .join(segment_members, segment_members.c.segment_id == segments.c.id)
+            .where(segments.c.workspace_id == workspace_id, segment_members.c.account_id == account_id)
+            .order_by(segments.c.name, segments.c.segment_id)
+        ).all()
+    return [Segment(*row) for row in rows]
+
+
+class RuleNotEvaluable(InvalidInput):
+    def __init__(self) -> None:
+        super().__init__("This rule cannot be evaluated: a numeric comparison met a value that is not a number")
+
+
+@dataclass(frozen=True, slots=True)
+class RulePreview:
+    """How many accounts a rule selects now, and the best-scored of them."""
+
+    count: int
+    accounts: list[Any]
+
+
+def preview_rule(db: Database, *, workspace_id: int, rule: dict[str, Any] | None, limit: int = 10) -> RulePreview:
+    """Evaluate a dynamic segment's rule (checked against `SegmentRule`) without storing anything.
+
+    The same SQL as the scoring job's refresh of dynamic segments, so the preview matches the
+    members the segment gets at its next run (as long as the accounts do not change meanwhile).
+    """
+    with db.read() as conn:
+        matches = and_(accounts.c.workspace_id == workspace_id, rule_sql(conn, rule))
+        try:
+            count = conn.execute(select(func.count()).select_from(accounts).where(matches)).scalar_one()
+            rows = conn.execute(
+                select(
+                    accounts.c.rtp_aid,
+                    accounts.c.name,
+                    accounts.c.domain,
+                    accounts.c.journey_stage,
+                    accounts.c.account_score,
+                )
+                .where(matches)
+                .order_by(accounts.c.account_score.desc(), accounts.c.rtp_aid)
+                .limit(limit)
+            ).all()
+        except DataError:  # PostgreSQL: a custom field holding text compared as a number
+            raise RuleNotEvaluable() from None
+    return RulePreview(count=int(count), accounts=list(rows))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from abmhub.db.engine import PREPARED, Database
@@ -174,3 +175,67 @@ def bootstrap(db: Database) -> str | None:
     except (WorkspaceExists, IntegrityError):  # another process won the race
         return None
     return create_key(db, workspace=DEFAULT_WORKSPACE, user_email=DEFAULT_USER)
+
+
+# --- dashboard sessions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHolder:
+    """An active key and its caller: what a dashboard session is bound to (never the key itself)."""
+
+    key_id: int
+    key_hash: str
+    caller: Caller
+
+
+_KEY_HOLDER_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.key_hash,
+    workspaces.c.id,
+    workspaces.c.name,
+    users.c.id,
+    users.c.uuid,
+    users.c.email,
+)
+
+
+def _key_holder(row: Any) -> KeyHolder:
+    return KeyHolder(
+        key_id=row[0],
+        key_hash=row[1],
+        caller=Caller(workspace_id=row[2], workspace_name=row[3], user_id=row[4], user_uuid=row[5], user_email=row[6]),
+    )
+
+
+def _active_keys() -> Select[Any]:
+    return (
+        select(*_KEY_HOLDER_COLUMNS)
+        .join(users, users.c.id == api_keys.c.user_id)
+        .join(workspaces, workspaces.c.id == api_keys.c.workspace_id)
+        .where(api_keys.c.revoked_us.is_(None))
+    )
+
+
+def key_holder(db: Database, key: str) -> KeyHolder | None:
+    """The active key `key` is, with its caller; None for an unknown or revoked key (sign-in)."""
+    digest = hash_api_key(key)
+    with db.read() as conn:
+        row = conn.execute(_active_keys().where(api_keys.c.key_hash == digest)).first()
+    if row is None or not hmac.compare_digest(row[1], digest):
+        return None
+    return _key_holder(row)
+
+
+def active_key_holder(db: Database, *, key_id: int, key_hash_prefix: str) -> KeyHolder | None:
+    """The key with this id, if it is still active and its hash starts with `key_hash_prefix`.
+
+    A dashboard session names its key this way on every request, so revoking the key (or
+    replacing it with a new one) ends the session at its next request. The prefix ties the
+    session to that very key should ids ever be reused (a database restored from a backup).
+    """
+    with db.read() as conn:
+        row = conn.execute(_active_keys().where(api_keys.c.id == key_id)).first()
+    if row is None or not key_hash_prefix or not hmac.compare_digest(row[1][: len(key_hash_prefix)], key_hash_prefix):
+        return None
+    return _key_holder(row)
