@@ -211,6 +211,12 @@ def test_open_an_account(tab: Tab, demo: Demo) -> None:
     assert page.locator(".big-score span").inner_text() == str(explanation["rtp_account_score"])
     assert page.get_by_role("heading", name="Why this score").is_visible()
     assert page.get_by_role("heading", name="Activity timeline").is_visible()
+    # The score over time: one dot per day the history endpoint returns, the last one today's score.
+    history = ok_data(demo.api.get(f"/accounts/{rtp_aid}/history"))
+    chart = page.get_by_role("img", name=re.compile("Score over the last 90 days"))
+    expect(chart).to_be_visible()
+    assert chart.locator("circle.score-dot").count() == len(history["daily"]) > 0
+    assert history["daily"][-1]["rtp_account_score"] == explanation["rtp_account_score"]
     assert page.title() == f"{name} · abmhub"
     assert tab.foreign_requests() == []
     assert tab.errors == []

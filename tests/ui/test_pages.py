@@ -654,3 +654,55 @@ def test_rule_editor_offers_and_compares_number_custom_fields(ui, api):
     assert "<strong data-preview-count>3</strong>" in preview
     unknown = page(ui, "/ui/segments/preview", **{"all-field": "customFields.NOPE_C", "all-op": "eq", "all-value": "1"})
     assert "no such custom field" in unknown
+
+
+# --- history on the pages ------------------------------------------------------------------------
+
+
+def _moved_to_opportunity(api, server, workspace) -> dict:
+    """An account scored once (its first stage), then moved to Opportunity by an open deal."""
+    domain = populate(api, accounts=2, prefix="mover")[1]  # the second has no deal (populate deals every 7th)
+    score(server, workspace.name)
+    pipeline = f"pipe-{domain.split('.')[0]}"
+    stages = [{"stageId": "demo", "stageLabel": "Demo"}, {"stageId": "won", "stageLabel": "Closed Won"}]
+    ok_data(
+        api.post("/deal-stages", json={"pipelines": [{"pipelineId": pipeline, "pipelineLabel": "P", "stages": stages}]})
+    )
+    deal = {"externalDealId": f"d-{domain}", "name": "Deal", "pipelineId": pipeline, "stageId": "demo"}
+    ok_data(api.post("/deals", json={"deals": [{**deal, "associatedAccounts": [{"domain": domain}]}]}))
+    score(server, workspace.name)
+    return next(a for a in all_api_accounts(api) if a["domain"] == domain)
+
+
+def test_overview_lists_this_weeks_moves_as_the_api_does(server, workspace, api, ui):
+    account = _moved_to_opportunity(api, server, workspace)
+    html = page(ui, "/ui")
+    moved = ok_data(api.get("/accounts/stage-changes", params={"direction": "progressed"}))["data"]
+    assert [m["rtp_aid"] for m in moved] == [account["rtp_aid"]] and moved[0]["to"] == "Opportunity"
+    section = html.split('id="moved-1"')[1].split("</section>")[0]
+    assert f"/ui/accounts/{account['rtp_aid']}" in section and "Opportunity" in section
+    assert "No account fell back a stage" in html
+    # The funnel's "now" column is the live count; no funnel was kept 7 days ago in a new workspace.
+    accounts = all_api_accounts(api)
+    for stage in STAGES:
+        expected = sum(1 for a in accounts if a["rtp_journey_stage"] == stage)
+        assert as_number(metric(html, f"now-{stage.lower()}")) == expected
+    assert "Surging" in html and "High score, no sales touch in 14 days" in html
+    assert "Open deal, no activity in 14 days" in html
+
+
+def test_account_page_draws_the_scores_the_history_endpoint_returns(server, workspace, api, ui):
+    account = _moved_to_opportunity(api, server, workspace)
+    history = ok_data(api.get(f"/accounts/{account['rtp_aid']}/history"))
+    html = page(ui, f"/ui/accounts/{account['rtp_aid']}")
+    [day] = history["daily"]
+    assert f"<title>{day['date']}: {day['rtp_account_score']} ({day['rtp_journey_stage']})</title>" in html
+    assert f"{day['date']}: Unaware → Opportunity" in html or f"{day['date']}: Aware → Opportunity" in html
+    assert 'class="score-chart"' in html
+
+
+def test_an_account_never_scored_has_no_chart_but_says_why(api, ui):
+    domain = populate(api, accounts=1, prefix="fresh")[0]
+    account = next(a for a in all_api_accounts(api) if a["domain"] == domain)
+    html = page(ui, f"/ui/accounts/{account['rtp_aid']}")
+    assert "No scores yet" in html and 'class="score-chart"' not in html

@@ -106,3 +106,89 @@ def sparkline(values: Sequence[int], *, width: int = 96, height: int = 24, top: 
         end_x=coordinates[-1][0],
         end_y=coordinates[-1][1],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ChartPoint:
+    x: float
+    y: float
+    date: str
+    score: int
+    stage: str
+
+
+@dataclass(frozen=True, slots=True)
+class StageMark:
+    x: float
+    label: str  # "Aware → Consideration"
+    date: str
+    progressed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreChart:
+    width: int
+    height: int
+    plot_left: float
+    plot_right: float
+    plot_top: float
+    plot_bottom: float
+    line: str  # the overall score's polyline `points`
+    points: list[ChartPoint]
+    marks: list[StageMark]
+    gridlines: list[tuple[float, int]]  # (y, score) of the horizontal guides
+    first_date: str
+    last_date: str
+
+
+def score_chart(
+    days: Sequence[tuple[str, int, str]],
+    moves: Sequence[tuple[str, str, str]],
+    *,
+    width: int = 720,
+    height: int = 220,
+    stages: Sequence[str] = JOURNEY_STAGES,
+) -> ScoreChart | None:
+    """The overall score per day (`(date, score, stage)`, oldest first) on a 0-100 scale, with a
+    mark on each day a stage changed (`(date, from, to)`; a first stage gets no mark).
+
+    None when there is no day to draw.
+    """
+    if not days:
+        return None
+    left, right, top, bottom = 34.0, width - 8.0, 10.0, height - 24.0
+    step = (right - left) / max(len(days) - 1, 1)
+
+    def x_of(index: int) -> float:
+        return round(left + index * step, 1) if len(days) > 1 else round((left + right) / 2, 1)
+
+    def y_of(score: int) -> float:
+        return round(bottom - (bottom - top) * min(max(score, 0), 100) / 100, 1)
+
+    index_of = {date: index for index, (date, _, _) in enumerate(days)}
+    points = [ChartPoint(x_of(i), y_of(score), date, score, stage) for i, (date, score, stage) in enumerate(days)]
+    rank = {stage: position for position, stage in enumerate(stages)}
+    marks = [
+        StageMark(
+            x=x_of(index_of[date]),
+            label=f"{old} → {new}",
+            date=date,
+            progressed=rank.get(new, 0) > rank.get(old, 0),
+        )
+        for date, old, new in moves
+        if old and date in index_of
+    ]
+    return ScoreChart(
+        width=width,
+        height=height,
+        plot_left=left,
+        plot_right=right,
+        plot_top=top,
+        plot_bottom=bottom,
+        line=" ".join(f"{p.x},{p.y}" for p in points),
+        points=points,
+        marks=marks,
+        gridlines=[(y_of(score), score) for score in (0, 25, 50, 75, 100)],
+        first_date=days[0][0],
+        last_date=days[-1][0],
+    )

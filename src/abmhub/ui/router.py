@@ -23,11 +23,16 @@ from abmhub.activities.timeline import TimelineQuery, timeline
 from abmhub.custom_fields import service as custom_fields_service
 from abmhub.db.engine import Database
 from abmhub.deals import service as deals_service
+from abmhub.deals.schemas import JOURNEY_STAGES
 from abmhub.history import service as history_service
+from abmhub.insights import service as insights
+from abmhub.paging import PageRequest
 from abmhub.scoring.explain import explain_account
+from abmhub.scoring.model import US_PER_DAY, day_of
 from abmhub.segments import service as segments_service
 from abmhub.tenancy import service as tenancy
 from abmhub.tenancy.service import KeyHolder
+from abmhub.timefmt import format_day, now_us
 from abmhub.ui import charts, export
 from abmhub.ui.account_list import PAGE_SIZE, AccountListQuery
 from abmhub.ui.auth import close_session, open_session, refuse_cross_site, safe_next, signed_in
@@ -99,6 +104,7 @@ def build_router() -> APIRouter:
             "counts": counts,
             "open_deals": deals_service.open_deal_count(db, workspace_id=workspace_id),
             "funnels": [("wide", charts.funnel(counts.by_stage)), ("compact", charts.compact_funnel(counts.by_stage))],
+            **_movement(db, workspace_id, counts.by_stage),
         }
         return page(request, "overview.html", context, user=user)
 
@@ -149,6 +155,7 @@ def build_router() -> APIRouter:
             "deals": deals_service.deals_of_account(db, workspace_id=workspace_id, account_id=row.id),
             "segments": segments_service.segments_of_account(db, workspace_id=workspace_id, account_id=row.id),
             "contacts": activities_service.engaged_contacts(db, workspace_id=workspace_id, account_id=row.id),
+            "score_chart": _score_chart(db, workspace_id, row.rtp_aid),
         }
         return page(request, "account.html", context, user=user)
 
@@ -260,6 +267,50 @@ def build_router() -> APIRouter:
 
 
 # --- what several views share ------------------------------------------------------------------
+
+
+OVERVIEW_LIST = 8  # rows of each of the overview's lists
+CHART_DAYS = 90
+
+
+def _movement(db: Database, workspace_id: int, now: dict[str, int]) -> dict[str, Any]:
+    """The overview's history: the funnel against 7 and 30 days ago, who moved stage this week,
+    who surges, and who waits for a touch."""
+    today = day_of(now_us())
+    week = PageRequest(limit=OVERVIEW_LIST)
+    since = now_us() - 7 * US_PER_DAY
+
+    def moved(direction: str) -> Any:
+        filters = history_service.StageChangeFilter(since_us=since, direction=direction)
+        return history_service.list_stage_changes(db, workspace_id=workspace_id, filters=filters, page=week)
+
+    then = {days: history_service.funnel_on(db, workspace_id=workspace_id, day=today - days) for days in (7, 30)}
+    return {
+        "funnel_changes": [
+            {
+                "stage": stage,
+                "now": now.get(stage, 0),
+                **{
+                    f"then_{days}": (counts.get(stage, 0) if counts is not None else None)
+                    for days, counts in then.items()
+                },
+            }
+            for stage in JOURNEY_STAGES
+        ],
+        "progressed": moved("progressed"),
+        "regressed": moved("regressed"),
+        "surging": insights.surging_accounts(db, workspace_id=workspace_id, today=today, limit=OVERVIEW_LIST),
+        "untouched": insights.untouched_high_scores(db, workspace_id=workspace_id, limit=OVERVIEW_LIST),
+        "quiet_deals": insights.quiet_open_deals(db, workspace_id=workspace_id, limit=OVERVIEW_LIST),
+    }
+
+
+def _score_chart(db: Database, workspace_id: int, rtp_aid: str) -> charts.ScoreChart | None:
+    found = history_service.account_history(db, workspace_id=workspace_id, rtp_aid=rtp_aid, days=CHART_DAYS)
+    return charts.score_chart(
+        [(format_day(d.day), d.account_score, d.journey_stage) for d in found.daily],
+        [(format_day(day_of(c.at_us)), c.from_stage, c.to_stage) for c in found.stage_changes],
+    )
 
 
 def _account_list(
