@@ -205,3 +205,38 @@ def test_history_and_scores_commit_together(database, workspace_id):
 def test_carried_forward(rows, first, last, expected):
     entries = [DailyScores(day, score, "Aware", 0, 0, 0, 0) for day, score in rows]
     assert [(e.day, e.account_score) for e in carried_forward(entries, first, last)] == expected
+
+
+def change_of(db: Database, domain: str) -> int:
+    with db.read() as conn:
+        return int(conn.execute(select(accounts.c.score_change).where(accounts.c.domain == domain)).scalar_one())
+
+
+def test_the_scoring_job_keeps_each_accounts_change_against_a_week_before(database, workspace_id):
+    push_accounts(database, workspace_id, "a.com", "b.com")
+    score_on(database, DAY1)
+    assert change_of(database, "a.com") == 0, "a first score is no change"
+    add_g2(database, workspace_id, "a.com", DAY1 + 3, 40)
+    score_on(database, DAY1 + 3)
+    risen = history.account_history(
+        database, workspace_id=workspace_id, rtp_aid=rtp_aid(database, "a.com"), today=DAY1 + 3
+    ).daily[-1]
+    assert risen.account_score > 0 and change_of(database, "a.com") == risen.account_score
+    # A week after the rise, the reference day has moved past it: the change is what decay did since.
+    score_on(database, DAY1 + 10)
+    days = history.account_history(
+        database, workspace_id=workspace_id, rtp_aid=rtp_aid(database, "a.com"), today=DAY1 + 10
+    ).daily
+    by_day = {d.day: d.account_score for d in days}
+    assert change_of(database, "a.com") == by_day[DAY1 + 10] - by_day[DAY1 + 3] <= 0
+    assert change_of(database, "b.com") == 0
+
+
+def test_score_references_carry_forward_or_fall_back_to_the_first_score(database, workspace_id):
+    push_accounts(database, workspace_id, "a.com", "late.com")
+    score_on(database, DAY1)
+    with database.read() as conn:
+        ids = dict(conn.execute(select(accounts.c.domain, accounts.c.id)).all())
+        assert history.score_references(conn, list(ids.values()), DAY1 + 5) == {ids["a.com"]: 0, ids["late.com"]: 0}
+        assert history.score_references(conn, [ids["a.com"]], DAY1 - 5) == {ids["a.com"]: 0}, "first score"
+        assert history.score_references(conn, [], DAY1) == {}

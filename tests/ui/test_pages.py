@@ -706,3 +706,16 @@ def test_an_account_never_scored_has_no_chart_but_says_why(api, ui):
     account = next(a for a in all_api_accounts(api) if a["domain"] == domain)
     html = page(ui, f"/ui/accounts/{account['rtp_aid']}")
     assert "No scores yet" in html and 'class="score-chart"' not in html
+
+
+def test_accounts_sort_by_the_change_against_a_week_before(server, workspace, api, ui):
+    account = _moved_to_opportunity(api, server, workspace)  # its open deal raised its score today
+    history = ok_data(api.get(f"/accounts/{account['rtp_aid']}/history"))
+    html = page(ui, "/ui/accounts", sort="-change")
+    assert html.index(f"/ui/accounts/{account['rtp_aid']}") < html.index('data-change="0"'), "the riser first"
+    # One scoring day so far: the change is measured from the account's first score, today.
+    assert len(history["daily"]) == 1
+    rows = list(csv.DictReader(io.StringIO(ui.get("/ui/accounts.csv", params={"sort": "-change"}).text)))
+    assert rows[0]["rtp_aid"] == account["rtp_aid"] and int(rows[0]["score_change_7d"]) > 0
+    changes = [int(r["score_change_7d"]) for r in rows]
+    assert changes == sorted(changes, reverse=True)

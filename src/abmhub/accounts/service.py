@@ -803,11 +803,13 @@ SUMMARY_COLUMNS = (
     accounts.c.g2_score,
     accounts.c.bombora_score,
     accounts.c.tags,
+    accounts.c.score_change,
 )
 
 # The orders a list can take: a sort key, then rtp_aid, which makes every position unique.
 ACCOUNT_SORTS: dict[str, Any] = {
     "score": accounts.c.account_score,
+    "change": accounts.c.score_change,  # against 7 days before, kept by the scoring job
     "name": func.lower(accounts.c.name),
 }
 

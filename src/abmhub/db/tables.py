@@ -100,6 +100,9 @@ accounts = Table(
     Column("website_score", Integer, nullable=False, server_default=text("0")),
     Column("g2_score", Integer, nullable=False, server_default=text("0")),
     Column("bombora_score", Integer, nullable=False, server_default=text("0")),
+    # The overall score against 7 days before (history, §7), kept by the scoring job for the
+    # dashboard's "biggest movers" order; not a change of the account (no `change_us`).
+    Column("score_change", Integer, nullable=False, server_default=text("0")),
     # Set by every write that changes a scoring input of the account; cleared by the scoring job.
     Column("score_dirty", Boolean, nullable=False, server_default=text("true")),
     # When the scoring job last computed this account (GET /accounts/:rtp_aid/score computedAt).
@@ -117,6 +120,7 @@ accounts = Table(
 Index("ix_accounts_workspace_score", accounts.c.workspace_id, accounts.c.account_score, accounts.c.rtp_aid)
 Index("ix_accounts_workspace_name", accounts.c.workspace_id, func.lower(accounts.c.name), accounts.c.rtp_aid)
 Index("ix_accounts_workspace_stage", accounts.c.workspace_id, accounts.c.journey_stage)
+Index("ix_accounts_workspace_trend", accounts.c.workspace_id, accounts.c.score_change, accounts.c.rtp_aid)
 # The scoring job's work list, in its order: only the dirty accounts are in it (migration 0006).
 Index(
     "ix_accounts_dirty_domain",

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, and_, case, func, or_, select, tuple_
 
 from abmhub.accounts.service import AccountNotFound, InvalidAccountId
 from abmhub.db.engine import Database
-from abmhub.db.queries import insert_rows, upsert_rows
+from abmhub.db.queries import among, insert_rows, upsert_rows
 from abmhub.db.tables import accounts, daily_scores, daily_stage_counts, stage_changes
 from abmhub.deals.schemas import JOURNEY_STAGES
 from abmhub.ids import is_object_id
@@ -136,6 +136,31 @@ def account_history(
         stage_changes=[StageChange(*row) for row in moves],
         daily=carried_forward(rows.get(account_id, []), first, last),
     )
+
+
+def score_references(conn: Connection, account_ids: Sequence[int], day: int) -> dict[int, int]:
+    """Per account, its overall score at the end of `day` (carried forward), or, for an account
+    first scored after it, its first score: what a change over the days since is measured from.
+    Accounts never scored are left out. Two index-range queries, whatever the number of ids."""
+    if not account_ids:
+        return {}
+    found: dict[int, int] = {}
+    for newest_by, bound in ((func.max, daily_scores.c.day <= day), (func.min, daily_scores.c.day > day)):
+        picked = (
+            select(daily_scores.c.account_id, newest_by(daily_scores.c.day).label("day"))
+            .where(among(conn, daily_scores.c.account_id, account_ids), bound)
+            .group_by(daily_scores.c.account_id)
+            .subquery()
+        )
+        rows = conn.execute(
+            select(daily_scores.c.account_id, daily_scores.c.account_score).join(
+                picked,
+                and_(daily_scores.c.account_id == picked.c.account_id, daily_scores.c.day == picked.c.day),
+            )
+        )
+        for account_id, score in rows:
+            found.setdefault(account_id, score)
+    return found
 
 
 def _daily_rows(conn: Connection, account_ids: Sequence[int], first: int, last: int) -> dict[int, list[DailyScores]]:

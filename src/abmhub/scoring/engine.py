@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from abmhub.db.queries import among
+from abmhub.db.queries import among, param_mark
 from abmhub.db.tables import (
     accounts,
     activities,
@@ -54,14 +54,16 @@ from abmhub.timefmt import now_us
 
 # 10,000 accounts per transaction: fewer commits and plans, still ~90 MiB peak (docs/performance.md).
 BATCH_SIZE = 10_000
-# A batch row: the account's id and domain, then its stored values (`_stored`).
+# A batch row: the account's id and domain, its stored values (`_stored`), its 7-day change.
 _CURRENT = (
     accounts.c.id,
     accounts.c.domain,
     accounts.c.account_score,
     accounts.c.journey_stage,
     *(accounts.c[column] for column in SCORE_COLUMNS.values()),
+    accounts.c.score_change,
 )
+TREND_DAYS = 7  # `accounts.score_change`: the overall score against this many days before
 
 
 def _age(day_column: Any, today: int) -> Any:
@@ -223,6 +225,7 @@ class ScoredBatch:
     changed: list[tuple[Any, ...]]  # (id, *_wanted(scores)) of each account whose values changed
     unchanged: list[int]  # ids of the accounts whose stored values are already right
     moves: list[tuple[int, str, str]]  # (id, stored stage, new stage) of each stage change
+    trends: list[tuple[int, int]]  # (id, new 7-day change) where it differs from the stored one
     # Where the batch goes in the history (§7): its workspace, the run's UTC day and moment.
     workspace_id: int
     day: int
@@ -234,7 +237,7 @@ class ScoredBatch:
 
 
 def _stored(row: Any) -> tuple[Any, ...]:
-    return tuple(row[2:])
+    return tuple(row[2 : 2 + len(_WRITTEN)])
 
 
 def _wanted(scores: AccountScores) -> tuple[Any, ...]:
@@ -289,7 +292,8 @@ def compute_batch(
     """
     batch = {row.domain: row.id for row in rows}
     inputs = inputs_for(conn, workspace_id, batch, settings, today, contiguous=contiguous)
-    changed, unchanged, moves = [], [], []
+    before = history.score_references(conn, list(batch.values()), today - TREND_DAYS)
+    changed, unchanged, moves, trends = [], [], [], []
     for row in rows:
         wanted = _wanted(score_account(settings, inputs[row.id]))
         if wanted != _stored(row):
@@ -298,8 +302,11 @@ def compute_batch(
                 moves.append((row.id, row.journey_stage, wanted[1]))
         else:
             unchanged.append(row.id)
+        change = wanted[0] - before.get(row.id, wanted[0])
+        if change != row.score_change:
+            trends.append((row.id, change))
     moment = now_us() if at_us is None else at_us
-    return ScoredBatch(changed, unchanged, moves, workspace_id=workspace_id, day=today, at_us=moment)
+    return ScoredBatch(changed, unchanged, moves, trends, workspace_id=workspace_id, day=today, at_us=moment)
 
 
 def write_batch(conn: Connection, batch: ScoredBatch, now: int) -> None:
@@ -318,6 +325,12 @@ def write_batch(conn: Connection, batch: ScoredBatch, now: int) -> None:
             at_us=batch.at_us,
             changed=batch.changed,
             moves=batch.moves,
+        )
+    if batch.trends:
+        # Not a change of the account (no `change_us`): the dashboard sorts by it, nothing syncs it.
+        mark = param_mark(conn)
+        conn.exec_driver_sql(
+            f"UPDATE accounts SET score_change = {mark} WHERE id = {mark}", [(c, i) for i, c in batch.trends]
         )
     if batch.unchanged:
         conn.execute(

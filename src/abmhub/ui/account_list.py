@@ -21,11 +21,13 @@ PAGE_SIZE = 50
 # The stage filter's value for accounts the scoring job has not reached yet (stored as "").
 UNSCORED = "unscored"
 SORTS = {"-score": AccountOrder("score", True), "score": AccountOrder("score", False)} | {
+    "-change": AccountOrder("change", True),
+    "change": AccountOrder("change", False),
     "name": AccountOrder("name", False),
     "-name": AccountOrder("name", True),
 }
 DEFAULT_SORT = "-score"
-_KEY_TYPES = {"score": int, "name": str}
+_KEY_TYPES = {"score": int, "change": int, "name": str}
 _MAX_SCORE_KEY = 2**31 - 1
 _PARAMS = ("q", "stage", "min", "max", "segment", "tag", "sort", "after", "before")
 
@@ -142,8 +144,8 @@ class AccountListQuery:
         current = self.order()
         if current.by == by:
             sort = by if current.descending else f"-{by}"
-        elif by == "score":
-            sort = "-score"  # scores read best first...
+        elif by in ("score", "change"):
+            sort = f"-{by}"  # scores and changes read best first...
         else:
             sort = by  # ...names from A to Z
         return self.link(path, sort=sort, after="", before="")

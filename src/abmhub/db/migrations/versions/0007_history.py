@@ -65,7 +65,11 @@ def upgrade() -> None:
         _references("daily_stage_counts", "workspace_id", "workspaces"),
         sa.PrimaryKeyConstraint("workspace_id", "day", "journey_stage", name=op.f("pk_daily_stage_counts")),
     )
-    # The dashboard: account lists by score and by name, the funnel, this week's intent.
+    with op.batch_alter_table("accounts") as batch_op:
+        batch_op.add_column(sa.Column("score_change", sa.Integer(), server_default=sa.text("0"), nullable=False))
+    # The dashboard: account lists by score, by name and by 7-day change, the funnel, this
+    # week's intent.
+    op.create_index("ix_accounts_workspace_trend", "accounts", ["workspace_id", "score_change", "rtp_aid"])
     op.create_index("ix_accounts_workspace_score", "accounts", ["workspace_id", "account_score", "rtp_aid"])
     op.create_index("ix_accounts_workspace_name", "accounts", ["workspace_id", sa.text("lower(name)"), "rtp_aid"])
     op.create_index("ix_accounts_workspace_stage", "accounts", ["workspace_id", "journey_stage"])
@@ -85,6 +89,9 @@ def downgrade() -> None:
     op.drop_index("ix_accounts_workspace_stage", table_name="accounts")
     op.drop_index("ix_accounts_workspace_name", table_name="accounts")
     op.drop_index("ix_accounts_workspace_score", table_name="accounts")
+    op.drop_index("ix_accounts_workspace_trend", table_name="accounts")
+    with op.batch_alter_table("accounts") as batch_op:
+        batch_op.drop_column("score_change")
     op.drop_table("daily_stage_counts")
     op.drop_table("daily_scores")
     op.drop_table("stage_changes")
