@@ -436,3 +436,19 @@ def test_new_settings_apply_to_every_account_at_the_next_run(database, workspace
     assert 0 < scores(database)["a.com"].bombora_score < before, "only surge points above 60 count now"
     set_workspace_settings(database, workspace_id, None)
     assert workspace_settings(database, workspace_id)[0] is None, "reset: back to the defaults"
+
+
+@pytest.mark.parametrize("key", ['SAY_"HI"_C', "BACK\\SLASH_C", "PLAIN_C"])
+def test_a_rule_on_a_custom_field_whose_key_holds_quotes_or_backslashes(database, workspace_id, key):
+    from sqlalchemy import func as sql_func
+
+    from abmhub.scoring.rules import condition_sql
+
+    push_accounts(database, workspace_id, "a.com", "b.com")
+    with database.write(workspace_id) as tx:
+        tx.conn.execute(accounts.update().where(accounts.c.domain == "a.com").values(custom_fields={key: 7}))
+    with database.read() as conn:
+        where = condition_sql(conn, {"field": f"customFields.{key}", "op": "gte", "value": 5})
+        matched = conn.execute(select(accounts.c.domain).where(where)).scalars().all()
+        assert matched == ["a.com"]
+        assert conn.execute(select(sql_func.count()).select_from(accounts)).scalar_one() == 2

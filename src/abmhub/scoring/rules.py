@@ -35,6 +35,10 @@ _COLUMNS = {
 def _custom_field(conn: Connection, key: str, numeric: bool) -> Any:
     if conn.dialect.name == "postgresql":
         text_value = type_coerce(accounts.c.custom_fields, JSONB)[key].astext
+    elif '"' in key or "\\" in key:
+        # A JSON path cannot quote such a key (labels may hold quotes): look it up among the keys.
+        each = func.json_each(accounts.c.custom_fields).table_valued("key", "value")
+        text_value = select(each.c.value).where(each.c.key == key).scalar_subquery()
     else:
         text_value = func.json_extract(accounts.c.custom_fields, f'$."{key}"')
     return cast(text_value, Float) if numeric else text_value
