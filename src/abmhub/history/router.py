@@ -16,7 +16,7 @@ from abmhub.tenancy.service import Caller
 from abmhub.timefmt import format_day, format_us, parse_iso8601
 from abmhub.web.dependencies import caller, database
 from abmhub.web.errors import ValidationFailed
-from abmhub.web.paging import page_body, page_request
+from abmhub.web.paging import page_body, page_request, parse_bounded_int
 from abmhub.web.responses import envelope
 from abmhub.web.schemas import ERROR_RESPONSES, Envelope
 from abmhub.web.validation import constraint_text, issue
@@ -65,20 +65,6 @@ class StageChangePage(BaseModel):
 
 def _refuse(name: str, constraint: str, ctx: dict[str, Any] | None = None) -> ValidationFailed:
     return ValidationFailed([issue(name, name, {constraint: constraint_text(constraint, name, ctx)})])
-
-
-def _days(raw: str | None) -> int:
-    if raw is None:
-        return service.DEFAULT_DAYS
-    text = raw.strip()
-    if not text.lstrip("-").isdigit():
-        raise _refuse("days", "isInt")
-    value = int(text)
-    if value < 1:
-        raise _refuse("days", "min", {"min": 1})
-    if value > service.MAX_DAYS:
-        raise _refuse("days", "max", {"max": service.MAX_DAYS})
-    return value
 
 
 def _moment(name: str, raw: str | None) -> int | None:
@@ -161,7 +147,8 @@ def build_router() -> APIRouter:
         who: Caller = Depends(caller),
         db: Database = Depends(database),
     ) -> Response:
-        found = service.account_history(db, workspace_id=who.workspace_id, rtp_aid=rtp_aid, days=_days(days))
+        window = parse_bounded_int("days", days, default=service.DEFAULT_DAYS, minimum=1, maximum=service.MAX_DAYS)
+        found = service.account_history(db, workspace_id=who.workspace_id, rtp_aid=rtp_aid, days=window)
         return envelope(
             request,
             {

@@ -15,16 +15,26 @@ MAX_LIMIT = 1000
 
 
 def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
+    return parse_bounded_int("limit", raw, default=default, minimum=1, maximum=maximum)
+
+
+def parse_bounded_int(name: str, raw: str | None, *, default: int, minimum: int, maximum: int) -> int:
+    """An integer query parameter in [minimum, maximum] (`default` when absent); else the
+    contract's 400 on property `name` (`isInt`, `min`, `max`)."""
     if raw is None:
         return default
     text = raw.strip()
+
+    def refuse(constraint: str, ctx: dict[str, int] | None = None) -> ValidationFailed:
+        return ValidationFailed([issue(name, name, {constraint: constraint_text(constraint, name, ctx)})])
+
     if not text.lstrip("-").isdigit():
-        raise ValidationFailed([issue("limit", "limit", {"isInt": constraint_text("isInt", "limit")})])
+        raise refuse("isInt")
     value = int(text)
-    if value < 1:
-        raise ValidationFailed([issue("limit", "limit", {"min": constraint_text("min", "limit", {"min": 1})})])
+    if value < minimum:
+        raise refuse("min", {"min": minimum})
     if value > maximum:
-        raise ValidationFailed([issue("limit", "limit", {"max": constraint_text("max", "limit", {"max": maximum})})])
+        raise refuse("max", {"max": maximum})
     return value
 
 
