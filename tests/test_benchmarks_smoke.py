@@ -49,3 +49,20 @@ def test_stack_benchmark_compares_the_same_answers_of_both_apps(tmp_path, capsys
     figures = {figure["key"]: figure for figure in json.loads(path.read_text())["figures"]}
     assert set(figures) == {"100_fastapi_ms", "1000_fastapi_ms", "push_fastapi_ms"}
     assert all(figure["baseline"] > 0 for figure in figures.values()), "each figure has the Starlette baseline"
+
+
+def test_dashboard_benchmark_signs_in_and_times_every_page(tmp_path, capsys):
+    code = main(
+        ["dashboard", "--accounts", "400", "--signals", "4000", "--requests", "2", "--warmup", "1",
+         "--breakdown-repeats", "1", "--explain", "--results-dir", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    [path] = tmp_path.glob("dashboard-sqlite-*.json")
+    report = json.loads(path.read_text())
+    pages = {page["key"]: page for page in report["details"]["pages"]}
+    assert set(pages) >= {"overview", "accounts", "accounts_search", "accounts_deep", "account", "export_csv"}
+    assert all(page["n"] == 2 and page["p50_vs_healthz"] > 0 for page in pages.values()), pages
+    assert pages["accounts"]["listed_total"] == 400, "the list was the signed-in workspace's, not the sign-in page"
+    assert report["details"]["scoring"]["score_change"]["up"] > 0, "the back-dated run gave accounts a 7-day change"
+    breakdown = report["details"]["breakdown"]
+    assert all(call["plans"] for call in breakdown if call["statements"]), "--explain: a plan for every call"

@@ -719,3 +719,8 @@ def test_accounts_sort_by_the_change_against_a_week_before(server, workspace, ap
     assert rows[0]["rtp_aid"] == account["rtp_aid"] and int(rows[0]["score_change_7d"]) > 0
     changes = [int(r["score_change_7d"]) for r in rows]
     assert changes == sorted(changes, reverse=True)
+
+
+def test_an_empty_workspace_says_how_to_get_data_in(ui, workspace):
+    html = page(ui, "/ui")
+    assert "No accounts yet" in html and f"abmhub seed --workspace {workspace.name}" in html
