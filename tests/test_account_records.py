@@ -299,3 +299,46 @@ def test_a_plain_page_walks_the_rtp_aid_index_before_the_table_is_first_analyzed
     assert "Sort" not in plans[0] and "uq_accounts_workspace_id_rtp_aid" in plans[0], (
         f"a page should walk the (workspace_id, rtp_aid) index in order, not sort:\n{plans[0]}"
     )
+
+
+def test_a_plain_page_lets_the_memberships_query_sort(database: Database, workspace_id: int) -> None:
+    """`enable_sort = off` is for the page's own index walk. Left in force for the segment
+    memberships query after it, that query's sort was priced as disabled (10^10), far past
+    `jit_above_cost`: PostgreSQL JIT-compiled it on every page, ~40 ms of a 45 ms page
+    (benchmarks/dashboard.py, its `/api/v1/accounts?limit=50` baseline)."""
+    if database.backend != "postgresql":
+        pytest.skip("a PostgreSQL planner question")
+    from sqlalchemy import event
+
+    items = [AccountItem(domain=f"plain{i}.example.com", name=f"Plain {i}") for i in range(20)]
+    outcome = accounts_service.push_accounts(database, workspace_id=workspace_id, items=items)
+    assert outcome.summary["created"] == 20, outcome.summary
+    segment = segments_service.create_segment(
+        database, workspace_id=workspace_id, name="A", type="static", status="active"
+    )
+    with database.read() as conn:
+        rtp_aids = list(
+            conn.execute(select(accounts.c.rtp_aid).where(accounts.c.workspace_id == workspace_id)).scalars()
+        )
+    segments_service.add_members(database, workspace_id=workspace_id, segment_id=segment.segment_id, rtp_aids=rtp_aids)
+    with database.engine.connect() as conn:  # as autovacuum would: small tables, a sort is the plan
+        conn.exec_driver_sql("ANALYZE segment_members")
+        conn.exec_driver_sql("ANALYZE segments")
+        conn.commit()
+    seen: list[tuple[str, str]] = []
+
+    def inspect(conn: Any, _cursor: Any, statement: str, params: Any, _context: Any, executemany: bool) -> None:
+        if not executemany and statement.startswith("SELECT") and "FROM segment_members" in statement:
+            plan = conn.exec_driver_sql("EXPLAIN " + statement, params).all()
+            seen.append((conn.exec_driver_sql("SHOW enable_sort").scalar_one(), plan[0][0]))
+
+    event.listen(database.engine, "after_cursor_execute", inspect)
+    try:
+        found, extras = accounts_service.list_accounts(database, workspace_id=workspace_id, page=PageRequest(limit=10))
+    finally:
+        event.remove(database.engine, "after_cursor_execute", inspect)
+    assert len(found.items) == 10 and sum(len(ids) for ids in extras.segment_ids.values()) == 10
+    assert len(seen) == 1, seen
+    setting, top = seen[0]
+    assert setting == "on", f"the memberships query ran with enable_sort = {setting}: {top}"
+    assert "10000000" not in top, f"the memberships query is priced as if sorting were disabled: {top}"

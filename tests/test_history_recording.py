@@ -240,3 +240,32 @@ def test_score_references_carry_forward_or_fall_back_to_the_first_score(database
         assert history.score_references(conn, list(ids.values()), DAY1 + 5) == {ids["a.com"]: 0, ids["late.com"]: 0}
         assert history.score_references(conn, [ids["a.com"]], DAY1 - 5) == {ids["a.com"]: 0}, "first score"
         assert history.score_references(conn, [], DAY1) == {}
+
+
+def test_stage_counts_are_the_last_runs_funnel_plus_the_accounts_not_scored_yet(database, workspace_id):
+    from sqlalchemy import func
+
+    push_accounts(database, workspace_id, "a.com", "b.com", "c.com")
+    assert history.stage_counts(database, workspace_id=workspace_id).by_stage == {"": 3}
+    add_g2(database, workspace_id, "a.com", DAY1, 40)
+    score_on(database, DAY1)
+    push_accounts(database, workspace_id, "new.com")  # after the run: not scored yet
+    counts = history.stage_counts(database, workspace_id=workspace_id)
+    with database.read() as conn:
+        live = dict(
+            conn.execute(
+                select(accounts.c.journey_stage, func.count())
+                .where(accounts.c.workspace_id == workspace_id)
+                .group_by(accounts.c.journey_stage)
+            ).all()
+        )
+        scores = conn.execute(select(func.sum(accounts.c.account_score))).scalar_one()
+    assert counts.by_stage == live and counts.total == 4 and live[""] == 1
+    assert counts.average_score == pytest.approx(scores / 4)
+
+
+def test_a_count_can_stop_early(database, workspace_id):
+    push_accounts(database, workspace_id, *(f"d{i}.com" for i in range(7)))
+    assert accounts_service.count_accounts(database, workspace_id=workspace_id) == 7
+    assert accounts_service.count_accounts(database, workspace_id=workspace_id, at_most=3) == 4
+    assert accounts_service.count_accounts(database, workspace_id=workspace_id, at_most=10) == 7

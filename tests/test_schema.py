@@ -49,3 +49,43 @@ def test_the_expression_index_exists(database: Database):
     with database.engine.connect() as conn:
         definition = conn.exec_driver_sql(query).scalar_one()
     assert "lower(name)" in definition.replace('"', "").lower(), definition
+
+
+def test_upgrading_a_scored_workspace_keeps_its_funnel(backend: str, new_database_url):
+    """0007 keeps the funnel of the accounts scored before it as today's, so the dashboard's
+    counts are right before the first scoring run after the upgrade."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from abmhub.db.migrate import alembic_config
+    from abmhub.history import service as history
+
+    database = Database(new_database_url(backend))
+    config = alembic_config()
+    with database.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0006")
+        conn.execute(text("INSERT INTO workspaces (name, created_us, clock_us) VALUES ('w', 0, 0)"))
+        workspace_id = conn.execute(text("SELECT id FROM workspaces")).scalar_one()
+        for i, (stage, score) in enumerate([("Aware", 20), ("Aware", 30), ("Customer", 90), ("", 0)]):
+            conn.execute(
+                text(
+                    "INSERT INTO accounts (workspace_id, rtp_aid, uuid, name, domain, tags, custom_fields, "
+                    "account_score, journey_stage, created_us, change_us) "
+                    "VALUES (:w, :aid, :uuid, :name, :domain, '[]', '{}', :score, :stage, 0, 0)"
+                ),
+                {
+                    "w": workspace_id,
+                    "aid": f"{i:024x}",
+                    "uuid": f"00000000-0000-0000-0000-{i:012x}",
+                    "name": f"A{i}",
+                    "domain": f"a{i}.com",
+                    "score": score,
+                    "stage": stage,
+                },
+            )
+        command.upgrade(config, "head")
+    counts = history.stage_counts(database, workspace_id=workspace_id)
+    assert counts.by_stage == {"Aware": 2, "Customer": 1, "": 1} and counts.total == 4
+    assert counts.average_score == pytest.approx(140 / 4)
+    database.dispose()

@@ -739,7 +739,8 @@ def list_accounts(
 ) -> tuple[Page[Any], RecordExtras]:
     """One keyset page of accounts by `rtp_aid`, with the delta-sync filter and extension filters."""
     with sync_pass(db, workspace_id, page.sync_us) as (conn, sync_us):
-        if conn.dialect.name == "postgresql" and page.changed_after_us is None and filters == AccountFilter():
+        plain_scan = conn.dialect.name == "postgresql" and page.changed_after_us is None and filters == AccountFilter()
+        if plain_scan:
             # A plain scan's only good plan is the (workspace_id, rtp_aid) index in order,
             # stopping after one page. Before a bulk-loaded table is first analyzed, PostgreSQL
             # estimated a few rows and sorted every account after the cursor instead (80 ms a
@@ -752,6 +753,10 @@ def list_accounts(
             query = query.where(accounts.c.change_us > page.changed_after_us)
         query = _filtered(conn, query, workspace_id, filters).order_by(accounts.c.rtp_aid).limit(page.limit + 1)
         rows = conn.execute(query).all()
+        if plain_scan:
+            # For that scan only: the memberships query below sorts, and a sort priced as disabled
+            # (10^10) pushed its cost past jit_above_cost: JIT-compiled on every page (~40 ms).
+            conn.exec_driver_sql("SET LOCAL enable_sort TO DEFAULT")
         has_next = len(rows) > page.limit
         rows = rows[: page.limit]
         extras = record_extras(conn, workspace_id, rows)
@@ -906,11 +911,18 @@ def each_account(
         after = page.last_key
 
 
-def count_accounts(db: Database, *, workspace_id: int, filters: AccountFilter = AccountFilter()) -> int:
-    """How many accounts a filtered list holds."""
+def count_accounts(
+    db: Database, *, workspace_id: int, filters: AccountFilter = AccountFilter(), at_most: int | None = None
+) -> int:
+    """How many accounts a filtered list holds; with `at_most`, counting stops past it (the
+    answer is then `at_most + 1`): a page says "10,000+" without reading a million rows."""
     with db.read() as conn:
-        query = select(func.count()).select_from(accounts).where(accounts.c.workspace_id == workspace_id)
-        return int(conn.execute(_filtered(conn, query, workspace_id, filters)).scalar_one())
+        query = _filtered(
+            conn, select(literal(1)).where(accounts.c.workspace_id == workspace_id), workspace_id, filters
+        )
+        if at_most is not None:
+            query = query.limit(at_most + 1)
+        return int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
 
 
 def get_account(db: Database, *, workspace_id: int, rtp_aid: str) -> Any:
@@ -924,28 +936,3 @@ def get_account(db: Database, *, workspace_id: int, rtp_aid: str) -> Any:
     if row is None:
         raise AccountNotFound(rtp_aid)
     return row
-
-
-@dataclass(frozen=True, slots=True)
-class StageCounts:
-    total: int
-    # Accounts per journey stage as stored; "" holds the accounts not scored yet.
-    by_stage: dict[str, int]
-    average_score: float | None
-
-
-def stage_counts(db: Database, *, workspace_id: int) -> StageCounts:
-    """How many accounts are in each journey stage, and their average score: one GROUP BY."""
-    with db.read() as conn:
-        rows = conn.execute(
-            select(accounts.c.journey_stage, func.count(), func.sum(accounts.c.account_score))
-            .where(accounts.c.workspace_id == workspace_id)
-            .group_by(accounts.c.journey_stage)
-        ).all()
-    total = sum(int(count) for _, count, _ in rows)
-    score_sum = sum(int(points or 0) for _, _, points in rows)
-    return StageCounts(
-        total=total,
-        by_stage={stage: int(count) for stage, count, _ in rows},
-        average_score=score_sum / total if total else None,
-    )

@@ -115,11 +115,17 @@ accounts = Table(
     UniqueConstraint("workspace_id", "external_id"),
     Index("ix_accounts_workspace_change", "workspace_id", "change_us"),
 )
-# The dashboard's account lists and funnel (migration 0007): keyset pages by score and by
-# name, each made unique by rtp_aid, and the count of accounts per journey stage.
+# The dashboard's account lists (migration 0007): keyset pages by score, by name and by 7-day
+# change, each made unique by rtp_aid, and a stage's accounts by score (or counted).
 Index("ix_accounts_workspace_score", accounts.c.workspace_id, accounts.c.account_score, accounts.c.rtp_aid)
 Index("ix_accounts_workspace_name", accounts.c.workspace_id, func.lower(accounts.c.name), accounts.c.rtp_aid)
-Index("ix_accounts_workspace_stage", accounts.c.workspace_id, accounts.c.journey_stage)
+Index(
+    "ix_accounts_workspace_stage",
+    accounts.c.workspace_id,
+    accounts.c.journey_stage,
+    accounts.c.account_score,
+    accounts.c.rtp_aid,
+)
 Index("ix_accounts_workspace_trend", accounts.c.workspace_id, accounts.c.score_change, accounts.c.rtp_aid)
 # The scoring job's work list, in its order: only the dirty accounts are in it (migration 0006).
 Index(
@@ -461,6 +467,7 @@ daily_stage_counts = Table(
     Column("day", Integer, primary_key=True),
     Column("journey_stage", String(20), primary_key=True),
     Column("accounts", Integer, nullable=False),
+    Column("score_sum", BigInteger, nullable=False),  # of their overall scores (the average)
 )
 
 # Secrets the server generates once and every process shares (the dashboard's session key).

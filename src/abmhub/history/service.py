@@ -67,7 +67,7 @@ def record_batch(
 def record_stage_counts(conn: Connection, *, workspace_id: int, day: int) -> None:
     """Keep the workspace's funnel as it stands now as the funnel of `day` (the day's last run wins)."""
     counts = conn.execute(
-        select(accounts.c.journey_stage, func.count())
+        select(accounts.c.journey_stage, func.count(), func.coalesce(func.sum(accounts.c.account_score), 0))
         .where(accounts.c.workspace_id == workspace_id, accounts.c.journey_stage != "")
         .group_by(accounts.c.journey_stage)
     ).all()
@@ -79,7 +79,10 @@ def record_stage_counts(conn: Connection, *, workspace_id: int, day: int) -> Non
     if counts:
         conn.execute(
             daily_stage_counts.insert(),
-            [{"workspace_id": workspace_id, "day": day, "journey_stage": s, "accounts": n} for s, n in counts],
+            [
+                {"workspace_id": workspace_id, "day": day, "journey_stage": stage, "accounts": n, "score_sum": points}
+                for stage, n, points in counts
+            ],
         )
 
 
@@ -330,6 +333,44 @@ def _position(after: tuple[Any, ...]) -> tuple[int, int]:
     if len(after) != 2 or not all(type(part) is int for part in after):
         raise InvalidPosition()
     return after[0], after[1]
+
+
+@dataclass(frozen=True, slots=True)
+class StageCounts:
+    total: int
+    # Accounts per journey stage; "" holds the accounts not scored yet.
+    by_stage: dict[str, int]
+    average_score: float | None
+
+
+def stage_counts(db: Database, *, workspace_id: int) -> StageCounts:
+    """How many accounts are in each journey stage now, and their average score.
+
+    Stages and scores change only in scoring runs, and each run that changed any keeps the
+    funnel it left (`record_stage_counts`): the latest one is the funnel now, a few rows. Only
+    the accounts not scored yet are counted live (one index range), since pushes add them.
+    No request reads every account.
+    """
+    with db.read() as conn:
+        latest = (
+            select(func.max(daily_stage_counts.c.day))
+            .where(daily_stage_counts.c.workspace_id == workspace_id)
+            .scalar_subquery()
+        )
+        rows = conn.execute(
+            select(
+                daily_stage_counts.c.journey_stage, daily_stage_counts.c.accounts, daily_stage_counts.c.score_sum
+            ).where(daily_stage_counts.c.workspace_id == workspace_id, daily_stage_counts.c.day == latest)
+        ).all()
+        unscored = conn.execute(
+            select(func.count()).where(accounts.c.workspace_id == workspace_id, accounts.c.journey_stage == "")
+        ).scalar_one()
+    by_stage = {stage: int(n) for stage, n, _ in rows}
+    if unscored:
+        by_stage[""] = int(unscored)
+    total = sum(by_stage.values())
+    score_sum = sum(int(points) for _, _, points in rows)  # an account not scored yet scores 0
+    return StageCounts(total=total, by_stage=by_stage, average_score=score_sum / total if total else None)
 
 
 def funnel_on(db: Database, *, workspace_id: int, day: int) -> dict[str, int] | None:

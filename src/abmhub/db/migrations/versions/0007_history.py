@@ -11,6 +11,8 @@ indexes they page along: accounts by score and by name, per stage, and signals b
 server generates once and every process must share (the dashboard's session key).
 """
 
+import time
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -62,8 +64,19 @@ def upgrade() -> None:
         sa.Column("day", sa.Integer(), nullable=False),
         sa.Column("journey_stage", sa.String(length=20), nullable=False),
         sa.Column("accounts", sa.Integer(), nullable=False),
+        sa.Column("score_sum", sa.BigInteger(), nullable=False),
         _references("daily_stage_counts", "workspace_id", "workspaces"),
         sa.PrimaryKeyConstraint("workspace_id", "day", "journey_stage", name=op.f("pk_daily_stage_counts")),
+    )
+    # The funnel now, as the funnel of today: the dashboard reads the latest one kept, and
+    # accounts scored before this migration are in no run's funnel yet.
+    today = int(time.time() // 86_400)
+    op.execute(
+        sa.text(
+            "INSERT INTO daily_stage_counts (workspace_id, day, journey_stage, accounts, score_sum) "
+            "SELECT workspace_id, :today, journey_stage, count(*), coalesce(sum(account_score), 0) "
+            "FROM accounts WHERE journey_stage <> '' GROUP BY workspace_id, journey_stage"
+        ).bindparams(today=today)
     )
     with op.batch_alter_table("accounts") as batch_op:
         batch_op.add_column(sa.Column("score_change", sa.Integer(), server_default=sa.text("0"), nullable=False))
@@ -72,7 +85,9 @@ def upgrade() -> None:
     op.create_index("ix_accounts_workspace_trend", "accounts", ["workspace_id", "score_change", "rtp_aid"])
     op.create_index("ix_accounts_workspace_score", "accounts", ["workspace_id", "account_score", "rtp_aid"])
     op.create_index("ix_accounts_workspace_name", "accounts", ["workspace_id", sa.text("lower(name)"), "rtp_aid"])
-    op.create_index("ix_accounts_workspace_stage", "accounts", ["workspace_id", "journey_stage"])
+    op.create_index(
+        "ix_accounts_workspace_stage", "accounts", ["workspace_id", "journey_stage", "account_score", "rtp_aid"]
+    )
     op.create_index("ix_signals_workspace_day", "signals", ["workspace_id", "occurred_day", "domain"])
     op.create_table(
         "server_secrets",
