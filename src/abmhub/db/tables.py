@@ -436,10 +436,15 @@ stage_changes = Table(
     Column("from_stage", String(20), nullable=False),
     Column("to_stage", String(20), nullable=False),
     Column("at_us", BigInteger, nullable=False),
+    # "first" (from ''), "progressed" (to a later stage) or "regressed", fixed when written.
+    Column("direction", String(12), nullable=False),
     # An account's changes, oldest first (its history; the day it entered its previous stage).
     Index("ix_stage_changes_account", "account_id", "at_us", "id"),
-    # A workspace's changes, newest first (GET /accounts/stage-changes keyset pages).
+    # A workspace's changes, newest first (GET /accounts/stage-changes keyset pages) ...
     Index("ix_stage_changes_workspace", "workspace_id", "at_us", "id"),
+    # ... and those of one direction: a week after a million first stages, the week's moves
+    # are found without walking past the first stages.
+    Index("ix_stage_changes_direction", "workspace_id", "direction", "at_us", "id"),
 )
 
 # Per account and UTC day, the day's last scores; a day on which nothing changed has no row

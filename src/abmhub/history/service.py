@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, or_, select, tuple_
+from sqlalchemy import Connection, and_, func, or_, select, tuple_
 
 from abmhub.accounts.service import AccountNotFound, InvalidAccountId
 from abmhub.db.engine import Database
@@ -52,8 +52,8 @@ def record_batch(
     insert_rows(
         conn,
         stage_changes,
-        ("workspace_id", "account_id", "from_stage", "to_stage", "at_us"),
-        [(workspace_id, account_id, old, new, at_us) for account_id, old, new in moves],
+        ("workspace_id", "account_id", "from_stage", "to_stage", "at_us", "direction"),
+        [(workspace_id, account_id, old, new, at_us, direction_of(old, new)) for account_id, old, new in moves],
     )
     upsert_rows(
         conn,
@@ -62,6 +62,13 @@ def record_batch(
         ("account_id", "day"),
         [(row[0], day, workspace_id, *row[1:]) for row in changed],
     )
+
+
+def direction_of(from_stage: str, to_stage: str) -> str:
+    """`first` for an account's first stage, else `progressed` (to a later stage) or `regressed`."""
+    if not from_stage:
+        return "first"
+    return "progressed" if _STAGE_RANK.get(to_stage, 0) > _STAGE_RANK.get(from_stage, 0) else "regressed"
 
 
 def record_stage_counts(conn: Connection, *, workspace_id: int, day: int) -> None:
@@ -254,10 +261,6 @@ class MovedAccount:
     days_in_previous_stage: int | None
 
 
-def _rank(column: Any) -> Any:
-    return case(_STAGE_RANK, value=column, else_=0)
-
-
 def list_stage_changes(
     db: Database, *, workspace_id: int, filters: StageChangeFilter, page: PageRequest
 ) -> Page[MovedAccount]:
@@ -292,12 +295,8 @@ def list_stage_changes(
         query = query.where(stage_changes.c.at_us < filters.until_us)
     if filters.to_stage is not None:
         query = query.where(stage_changes.c.to_stage == filters.to_stage)
-    if filters.direction == "progressed":
-        query = query.where(
-            stage_changes.c.from_stage != "", _rank(stage_changes.c.to_stage) > _rank(stage_changes.c.from_stage)
-        )
-    elif filters.direction == "regressed":
-        query = query.where(_rank(stage_changes.c.to_stage) < _rank(stage_changes.c.from_stage))
+    if filters.direction is not None:
+        query = query.where(stage_changes.c.direction == filters.direction)
     if page.after is not None:
         query = query.where(tuple_(stage_changes.c.at_us, stage_changes.c.id) < tuple_(*_position(page.after)))
     sync_us = page.sync_us if page.sync_us is not None else now_us()

@@ -37,12 +37,14 @@ def upgrade() -> None:
         sa.Column("from_stage", sa.String(length=20), nullable=False),
         sa.Column("to_stage", sa.String(length=20), nullable=False),
         sa.Column("at_us", sa.BigInteger(), nullable=False),
+        sa.Column("direction", sa.String(length=12), nullable=False),
         _references("stage_changes", "workspace_id", "workspaces"),
         _references("stage_changes", "account_id", "accounts"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stage_changes")),
     )
     op.create_index("ix_stage_changes_account", "stage_changes", ["account_id", "at_us", "id"])
     op.create_index("ix_stage_changes_workspace", "stage_changes", ["workspace_id", "at_us", "id"])
+    op.create_index("ix_stage_changes_direction", "stage_changes", ["workspace_id", "direction", "at_us", "id"])
     op.create_table(
         "daily_scores",
         sa.Column("account_id", sa.Integer(), nullable=False),
