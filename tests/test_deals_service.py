@@ -182,3 +182,35 @@ def test_a_backfill_that_ends_in_the_current_stage_does_not_record_it_twice(data
     )
     row, extras = stored(database, workspace_id)["d3"]
     assert [h.stage_id for h in extras.history[row.id]] == ["s1", "s2"]
+
+
+def test_open_deals_are_counted_by_what_their_stage_means(database, workspace_id):
+    service.create_pipelines(
+        database,
+        workspace_id=workspace_id,
+        definitions=[
+            PipelineDefinition.model_validate(
+                {
+                    "pipelineId": "p",
+                    "pipelineLabel": "Sales",
+                    "stages": [
+                        {"stageId": "open", "stageLabel": "Discovery"},
+                        {"stageId": "won", "stageLabel": "Signed", "journeyStage": "Customer"},
+                        {"stageId": "gone", "stageLabel": "Closed Won", "journeyStage": "Opportunity"},
+                    ],
+                }
+            )
+        ],
+    )
+    push(
+        database,
+        workspace_id,
+        *(deal(f"o{i}", pipelineId="p", stageId="open") for i in range(3)),
+        deal("w", pipelineId="p", stageId="won"),
+        deal("g", pipelineId="p", stageId="gone"),  # the definition wins over the label's words
+        deal("u1", pipelineId="legacy", stageId="x", stageLabel="Closed Lost"),
+        deal("u2", pipelineId="legacy", stageId="y", stageLabel="Proposal"),
+        deal("u3", pipelineId="legacy", stageId="y", stageLabel="Proposal"),
+        deal("n"),  # no stage: open
+    )
+    assert service.open_deal_count(database, workspace_id=workspace_id) == 3 + 1 + 2 + 1

@@ -59,11 +59,27 @@ def test_surging_is_this_weeks_intent_at_least_twice_the_weekly_rate_before(data
     signals_on(database, workspace_id, "faint.com", 0, 1)  # too few
     signals_on(database, workspace_id, "surge2.com", 0, 1, 2, 30, 31, 40)  # 3 this week, none in the 21 days
     signals_on(database, workspace_id, "nobody.com", 0, 1, 2, 3)  # no account
-    found = insights.surging_accounts(database, workspace_id=workspace_id, today=TODAY)
+    assert insights.surging_accounts_now(database, workspace_id=workspace_id) == [], "kept by the scoring job"
+    with database.write(workspace_id) as tx:
+        insights.record_surging(tx.conn, workspace_id=workspace_id, today=TODAY)
+    found = insights.surging_accounts_now(database, workspace_id=workspace_id)
     assert [s.domain for s in found] == ["rising.com", "surge2.com"], "strongest rise first"
     assert (found[0].this_week, found[0].weekly_before) == (5, pytest.approx(1 / 3))
     other = tenancy.create_workspace(database, name="other")
-    assert insights.surging_accounts(database, workspace_id=other, today=TODAY) == []
+    assert insights.surging_accounts_now(database, workspace_id=other) == []
+    # Kept anew by the next run: the week moves on, nothing surges any more.
+    with database.write(workspace_id) as tx:
+        insights.record_surging(tx.conn, workspace_id=workspace_id, today=TODAY + 60)
+    assert insights.surging_accounts_now(database, workspace_id=workspace_id) == []
+
+
+def test_the_scoring_job_keeps_the_surge(database, workspace_id):
+    from abmhub.scoring.service import run_scoring
+
+    push_accounts(database, workspace_id, "rising.com")
+    signals_on(database, workspace_id, "rising.com", 0, 1, 2, 3)
+    run_scoring(database, clock=lambda: TODAY * DAY + 3600 * 1_000_000)
+    assert [s.domain for s in insights.surging_accounts_now(database, workspace_id=workspace_id)] == ["rising.com"]
 
 
 def set_scores(db: Database, workspace_id: int, scores: dict[str, int]) -> None:

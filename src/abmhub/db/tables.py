@@ -475,6 +475,18 @@ daily_stage_counts = Table(
     Column("score_sum", BigInteger, nullable=False),  # of their overall scores (the average)
 )
 
+# The accounts whose intent surged at the last scoring run that changed anything, best first
+# (the dashboard's "surging": one aggregate over four weeks of signals per run, not per page).
+surging_accounts = Table(
+    "surging_accounts",
+    metadata,
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("this_week", Integer, nullable=False),
+    Column("before", Integer, nullable=False),  # signals in the 21 days before this week
+)
+
 # Secrets the server generates once and every process shares (the dashboard's session key).
 server_secrets = Table(
     "server_secrets",

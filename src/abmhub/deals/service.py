@@ -467,12 +467,18 @@ def deal_journey(row: Any) -> str | None:
 
 
 def open_deal_count(db: Database, *, workspace_id: int) -> int:
-    """How many deals of the workspace are open (their stage is neither won nor lost)."""
+    """How many deals of the workspace are open (their stage is neither won nor lost).
+
+    Counted per distinct stage meaning (what `deal_journey` reads): a few rows, not one per
+    deal (20,000 deals read one by one took 90 ms of the overview, benchmarks/dashboard.py).
+    """
     with db.read() as conn:
         rows = conn.execute(
-            _with_stage_meaning(select(*_DEAL_MEANING).select_from(deals)).where(deals.c.workspace_id == workspace_id)
+            _with_stage_meaning(select(*_DEAL_MEANING, func.count().label("deals")).select_from(deals))
+            .where(deals.c.workspace_id == workspace_id)
+            .group_by(*_DEAL_MEANING)
         ).all()
-    return sum(1 for row in rows if deal_journey(row) == "Opportunity")
+    return sum(int(row.deals) for row in rows if deal_journey(row) == "Opportunity")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,26 @@
 """The overview's lists: accounts whose intent surges, high scores nobody has touched, open
-deals gone quiet. Each is one indexed query returning a short list (`limit`), for a page."""
+deals gone quiet. Each page read is an indexed query returning a short list (`limit`); the
+surge, an aggregate over four weeks of signals, is kept by the scoring job instead."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import Connection, and_, case, exists, func, select
 
 from abmhub.db.engine import Database
-from abmhub.db.tables import accounts, activities, deal_accounts, deals, pipeline_stages, pipelines, signals
+from abmhub.db.tables import (
+    accounts,
+    activities,
+    deal_accounts,
+    deals,
+    pipeline_stages,
+    pipelines,
+    signals,
+    surging_accounts,
+)
 from abmhub.scoring.engine import deal_journey
-from abmhub.scoring.model import day_of
 from abmhub.timefmt import now_us
 
 SURGE_DAYS = 7  # this week's intent ...
@@ -29,13 +39,14 @@ class Surge:
     weekly_before: float  # signals per week in the 21 days before them
 
 
-def surging_accounts(
-    db: Database, *, workspace_id: int, today: int | None = None, limit: int = 10, min_signals: int = 3
-) -> list[Surge]:
-    """Accounts with at least `min_signals` intent signals this week and at least twice their
-    weekly rate of the three weeks before, the strongest rise first."""
-    last = day_of(now_us()) if today is None else today
-    recent_from = last - SURGE_DAYS + 1
+SURGING_KEPT = 20  # accounts kept per run; the overview shows the first ones
+
+
+def record_surging(conn: Connection, *, workspace_id: int, today: int, min_signals: int = 3) -> None:
+    """Keep the accounts with at least `min_signals` intent signals in the 7 days up to `today`
+    and at least twice their weekly rate of the three weeks before, the strongest rise first.
+    Run by the scoring job (one aggregate over four weeks of signals), read by the overview."""
+    recent_from = today - SURGE_DAYS + 1
     recent = func.sum(case((signals.c.occurred_day >= recent_from, 1), else_=0))
     before = func.sum(case((signals.c.occurred_day < recent_from, 1), else_=0))
     per_domain = (
@@ -43,29 +54,48 @@ def surging_accounts(
         .where(
             signals.c.workspace_id == workspace_id,
             signals.c.occurred_day >= recent_from - BASELINE_DAYS,
-            signals.c.occurred_day <= last,
+            signals.c.occurred_day <= today,
         )
         .group_by(signals.c.domain)
         .having(and_(recent >= min_signals, recent * BASELINE_DAYS >= 2 * before * SURGE_DAYS))
         .subquery()
     )
     rise = per_domain.c.recent * BASELINE_DAYS - per_domain.c.before * SURGE_DAYS
-    query = (
-        select(
-            accounts.c.rtp_aid,
-            accounts.c.name,
-            accounts.c.domain,
-            accounts.c.journey_stage,
-            accounts.c.account_score,
-            per_domain.c.recent,
-            per_domain.c.before,
-        )
+    rows = conn.execute(
+        select(accounts.c.id, per_domain.c.recent, per_domain.c.before)
         .join(per_domain, and_(accounts.c.workspace_id == workspace_id, accounts.c.domain == per_domain.c.domain))
         .order_by(rise.desc(), accounts.c.rtp_aid)
-        .limit(limit)
-    )
+        .limit(SURGING_KEPT)
+    ).all()
+    conn.execute(surging_accounts.delete().where(surging_accounts.c.workspace_id == workspace_id))
+    if rows:
+        conn.execute(
+            surging_accounts.insert(),
+            [
+                {"workspace_id": workspace_id, "position": n, "account_id": a, "this_week": r, "before": b}
+                for n, (a, r, b) in enumerate(rows)
+            ],
+        )
+
+
+def surging_accounts_now(db: Database, *, workspace_id: int, limit: int = 10) -> list[Surge]:
+    """The accounts whose intent surged at the last scoring run (`record_surging`), best first."""
     with db.read() as conn:
-        rows = conn.execute(query).all()
+        rows = conn.execute(
+            select(
+                accounts.c.rtp_aid,
+                accounts.c.name,
+                accounts.c.domain,
+                accounts.c.journey_stage,
+                accounts.c.account_score,
+                surging_accounts.c.this_week,
+                surging_accounts.c.before,
+            )
+            .join(accounts, accounts.c.id == surging_accounts.c.account_id)
+            .where(surging_accounts.c.workspace_id == workspace_id)
+            .order_by(surging_accounts.c.position)
+            .limit(limit)
+        ).all()
     return [
         Surge(
             rtp_aid=row.rtp_aid,
@@ -73,8 +103,8 @@ def surging_accounts(
             domain=row.domain,
             journey_stage=row.journey_stage,
             account_score=row.account_score,
-            this_week=int(row.recent),
-            weekly_before=int(row.before) * SURGE_DAYS / BASELINE_DAYS,
+            this_week=row.this_week,
+            weekly_before=row.before * SURGE_DAYS / BASELINE_DAYS,
         )
         for row in rows
     ]
@@ -131,24 +161,21 @@ def quiet_open_deals(
     db: Database, *, workspace_id: int, since_us: int | None = None, limit: int = 10
 ) -> list[QuietDeal]:
     """Open deals (§6.19: not won, not lost) with no activity on them or their accounts since
-    `since_us` (default: the last 14 days), largest amount first."""
+    `since_us` (default: the last 14 days), largest amount first.
+
+    Two steps: the quiet candidates in amount order, a few at a time (two index probes per
+    deal: activity on the deal, on its accounts), then the last activity of the few shown.
+    """
     since = now_us() - QUIET_DAYS * 86_400_000_000 if since_us is None else since_us
-    on_accounts = (
-        select(func.max(activities.c.occurred_us))
-        .join(deal_accounts, deal_accounts.c.account_id == activities.c.account_id)
-        .where(deal_accounts.c.deal_id == deals.c.id)
-        .scalar_subquery()
-    )
-    on_deal = select(func.max(activities.c.occurred_us)).where(activities.c.deal_id == deals.c.id).scalar_subquery()
-    first_account = (
-        select(deal_accounts.c.account_id)
-        .where(deal_accounts.c.deal_id == deals.c.id, deal_accounts.c.account_id.is_not(None))
-        .order_by(deal_accounts.c.position)
-        .limit(1)
-        .scalar_subquery()
+    recent_on_deal = exists().where(activities.c.deal_id == deals.c.id, activities.c.occurred_us >= since)
+    recent_on_accounts = exists().where(
+        deal_accounts.c.deal_id == deals.c.id,
+        activities.c.account_id == deal_accounts.c.account_id,
+        activities.c.occurred_us >= since,
     )
     candidates = (
         select(
+            deals.c.id,
             deals.c.name,
             deals.c.amount,
             deals.c.currency,
@@ -157,9 +184,6 @@ def quiet_open_deals(
             deals.c.owner_name,
             pipeline_stages.c.journey_stage,
             (pipeline_stages.c.id.is_not(None)).label("defined"),
-            on_accounts.label("on_accounts"),
-            on_deal.label("on_deal"),
-            first_account.label("account_id"),
         )
         .outerjoin(
             pipelines,
@@ -169,41 +193,55 @@ def quiet_open_deals(
             pipeline_stages,
             (pipeline_stages.c.pipeline_pk == pipelines.c.id) & (pipeline_stages.c.stage_id == deals.c.stage_id),
         )
-        .where(deals.c.workspace_id == workspace_id, deals.c.closed_us.is_(None))
-        .subquery()
+        .where(deals.c.workspace_id == workspace_id, deals.c.closed_us.is_(None), ~recent_on_deal, ~recent_on_accounts)
+        .order_by(deals.c.amount.desc().nulls_last(), deals.c.name, deals.c.id)
     )
-    # The later of the two, either of which may be missing.
-    last_activity = case(
-        (candidates.c.on_deal.is_(None), candidates.c.on_accounts),
-        (candidates.c.on_accounts.is_(None), candidates.c.on_deal),
-        (candidates.c.on_deal > candidates.c.on_accounts, candidates.c.on_deal),
-        else_=candidates.c.on_accounts,
-    )
-    query = (
-        select(
-            candidates, last_activity.label("last_activity_us"), accounts.c.rtp_aid, accounts.c.name.label("account")
-        )
-        .outerjoin(accounts, accounts.c.id == candidates.c.account_id)
-        .where((last_activity.is_(None)) | (last_activity < since))
-        .order_by(candidates.c.amount.desc().nulls_last(), candidates.c.name)
-    )
-    quiet: list[QuietDeal] = []
+    chosen: list[Any] = []
     with db.read() as conn:
-        for row in conn.execute(query):
-            if deal_journey(row) != "Opportunity":
-                continue  # won or lost by its stage's label, though not marked closed
-            quiet.append(
-                QuietDeal(
-                    name=row.name,
-                    amount=row.amount,
-                    currency=row.currency,
-                    stage_label=row.stage_label,
-                    owner_name=row.owner_name,
-                    rtp_aid=row.rtp_aid,
-                    account_name=row.account,
-                    last_activity_us=row.last_activity_us,
-                )
-            )
-            if len(quiet) == limit:
+        offset = 0
+        while len(chosen) < limit:
+            rows = conn.execute(candidates.limit(limit * 4).offset(offset)).all()
+            # Won or lost by its stage's label, though not marked closed: not open.
+            chosen.extend(row for row in rows if deal_journey(row) == "Opportunity")
+            if len(rows) < limit * 4:
                 break
-    return quiet
+            offset += len(rows)
+        chosen = chosen[:limit]
+        details = _deal_details(conn, [row.id for row in chosen])
+    return [
+        QuietDeal(
+            name=row.name,
+            amount=row.amount,
+            currency=row.currency,
+            stage_label=row.stage_label,
+            owner_name=row.owner_name,
+            rtp_aid=details[row.id][0],
+            account_name=details[row.id][1],
+            last_activity_us=details[row.id][2],
+        )
+        for row in chosen
+    ]
+
+
+def _deal_details(conn: Connection, deal_ids: list[int]) -> dict[int, tuple[str | None, str | None, int | None]]:
+    """Per deal: its first resolved account's rtp_aid and name, and its last activity (on it or
+    on any of its accounts)."""
+    found: dict[int, tuple[str | None, str | None, int | None]] = {}
+    for deal_id in deal_ids:
+        first = conn.execute(
+            select(accounts.c.rtp_aid, accounts.c.name)
+            .join(deal_accounts, deal_accounts.c.account_id == accounts.c.id)
+            .where(deal_accounts.c.deal_id == deal_id)
+            .order_by(deal_accounts.c.position)
+            .limit(1)
+        ).first()
+        on_deal = select(func.max(activities.c.occurred_us)).where(activities.c.deal_id == deal_id)
+        on_accounts = (
+            select(func.max(activities.c.occurred_us))
+            .join(deal_accounts, deal_accounts.c.account_id == activities.c.account_id)
+            .where(deal_accounts.c.deal_id == deal_id)
+        )
+        times = [conn.execute(query).scalar_one_or_none() for query in (on_deal, on_accounts)]
+        last = max((t for t in times if t is not None), default=None)
+        found[deal_id] = (first.rtp_aid if first else None, first.name if first else None, last)
+    return found

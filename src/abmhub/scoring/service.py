@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from abmhub.db.engine import Database, WriteTransaction
 from abmhub.db.tables import scoring_lease, scoring_runs, workspaces
 from abmhub.history import service as history
+from abmhub.insights import service as insights
 from abmhub.scoring import engine
 from abmhub.scoring.model import day_of
 from abmhub.scoring.rules import refresh_dynamic_segments
@@ -196,8 +197,9 @@ def _run_workspace(
         # accounts changed since the previous refresh.
         since = previous.last_run_us if previous is not None and not whole else None
         run.memberships = refresh_dynamic_segments(tx.conn, workspace_id, tx.now_us, since=since)
-        if run.changed or whole:  # the funnel only moves when some account's stage may have
+        if run.changed or whole:  # the funnel and the surge only move when some input did
             history.record_stage_counts(tx.conn, workspace_id=workspace_id, day=today)
+            insights.record_surging(tx.conn, workspace_id=workspace_id, today=today)
         run.seconds = time.perf_counter() - started
         values = {
             "last_run_us": tx.now_us,

@@ -299,7 +299,7 @@ def _movement(db: Database, workspace_id: int, now: dict[str, int]) -> dict[str,
         ],
         "progressed": moved("progressed"),
         "regressed": moved("regressed"),
-        "surging": insights.surging_accounts(db, workspace_id=workspace_id, today=today, limit=OVERVIEW_LIST),
+        "surging": insights.surging_accounts_now(db, workspace_id=workspace_id, limit=OVERVIEW_LIST),
         "untouched": insights.untouched_high_scores(db, workspace_id=workspace_id, limit=OVERVIEW_LIST),
         "quiet_deals": insights.quiet_open_deals(db, workspace_id=workspace_id, limit=OVERVIEW_LIST),
     }

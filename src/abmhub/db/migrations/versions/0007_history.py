@@ -92,6 +92,17 @@ def upgrade() -> None:
     )
     op.create_index("ix_signals_workspace_day", "signals", ["workspace_id", "occurred_day", "domain"])
     op.create_table(
+        "surging_accounts",
+        sa.Column("workspace_id", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("this_week", sa.Integer(), nullable=False),
+        sa.Column("before", sa.Integer(), nullable=False),
+        _references("surging_accounts", "workspace_id", "workspaces"),
+        _references("surging_accounts", "account_id", "accounts"),
+        sa.PrimaryKeyConstraint("workspace_id", "position", name=op.f("pk_surging_accounts")),
+    )
+    op.create_table(
         "server_secrets",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
@@ -102,6 +113,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("server_secrets")
+    op.drop_table("surging_accounts")
     op.drop_index("ix_signals_workspace_day", table_name="signals")
     op.drop_index("ix_accounts_workspace_stage", table_name="accounts")
     op.drop_index("ix_accounts_workspace_name", table_name="accounts")
