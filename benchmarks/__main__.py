@@ -16,6 +16,10 @@ from pathlib import Path
 
 SUITES = {
     "accounts": ("benchmarks.accounts", "push and pull of accounts over HTTP vs in-process ceilings"),
+    "dashboard": (
+        "benchmarks.dashboard",
+        "the dashboard's pages at scale (1M accounts): p50/p95 per page against /healthz and the API's page of 50",
+    ),
     "delta": ("benchmarks.delta", "delta sync of 1,000 changed accounts among N: time to first byte and total"),
     "ingest": (
         "benchmarks.ingest",
@@ -29,7 +33,7 @@ SUITES = {
 
 
 # What `python -m benchmarks all` runs, in this order.
-ALL_SUITES = ("accounts", "delta", "ingest", "processes", "sync", "stack", "scoring")
+ALL_SUITES = ("accounts", "delta", "ingest", "processes", "sync", "stack", "scoring", "dashboard")
 
 
 def run_all(args: argparse.Namespace) -> int:
