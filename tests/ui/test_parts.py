@@ -298,3 +298,21 @@ def test_a_crafted_score_position_means_the_first_page(key: tuple[Any, str]) -> 
 def test_a_crafted_name_position_means_the_first_page() -> None:
     cursor = encode_cursor(Cursor(("acme\x00", "a" * 24), None))
     assert AccountListQuery.from_params(QueryParams({"sort": "name", "after": cursor})).after_key() is None
+
+
+def test_list_totals_are_exact_from_the_funnel_and_capped_when_counted(database, monkeypatch):
+    from abmhub.accounts import service as accounts_service
+    from abmhub.accounts.schemas import AccountItem
+    from abmhub.scoring.service import run_scoring
+    from abmhub.tenancy import service as tenancy
+    from abmhub.ui import router
+
+    workspace_id = tenancy.create_workspace(database, name="totals")
+    items = [AccountItem.model_validate({"domain": f"t{i}.com", "name": f"T {i}"}) for i in range(5)]
+    accounts_service.push_accounts(database, workspace_id=workspace_id, items=items)
+    run_scoring(database)
+    monkeypatch.setattr(router, "COUNT_CAP", 3)
+    whole = router._list_total(database, workspace_id, accounts_service.AccountFilter())
+    assert whole == {"total": 5, "more": False}, "the whole list's total is exact, past the cap"
+    searched = router._list_total(database, workspace_id, accounts_service.AccountFilter(search="t"))
+    assert searched == {"total": 3, "more": True}, "a counted list stops at the cap and says so"

@@ -336,8 +336,7 @@ def _account_list(
     )
     return {
         "page": found,
-        "total": _list_total(db, workspace_id, filters),
-        "total_capped": COUNT_CAP,
+        **_list_total(db, workspace_id, filters),
         "sparklines": {account_id: charts.sparkline(values) for account_id, values in trends.items()},
     }
 
@@ -345,13 +344,15 @@ def _account_list(
 COUNT_CAP = 10_000  # a filtered list counts this far; past it the page says "10,000+"
 
 
-def _list_total(db: Database, workspace_id: int, filters: accounts_service.AccountFilter) -> int:
-    """How many accounts the list holds: from the funnel for the whole list or one stage (no
-    scan), else counted up to COUNT_CAP + 1."""
+def _list_total(db: Database, workspace_id: int, filters: accounts_service.AccountFilter) -> dict[str, Any]:
+    """How many accounts the list holds (`total`), exactly from the funnel for the whole list or
+    one stage (no scan), else counted up to COUNT_CAP; `more` when the count stopped there."""
     if filters == accounts_service.AccountFilter(journey_stage=filters.journey_stage):
         counts = history_service.stage_counts(db, workspace_id=workspace_id)
-        return counts.total if filters.journey_stage is None else counts.by_stage.get(filters.journey_stage, 0)
-    return accounts_service.count_accounts(db, workspace_id=workspace_id, filters=filters, at_most=COUNT_CAP)
+        total = counts.total if filters.journey_stage is None else counts.by_stage.get(filters.journey_stage, 0)
+        return {"total": total, "more": False}
+    total = accounts_service.count_accounts(db, workspace_id=workspace_id, filters=filters, at_most=COUNT_CAP)
+    return {"total": min(total, COUNT_CAP), "more": total > COUNT_CAP}
 
 
 def _matching_now(db: Database, workspace_id: int, segment: segments_service.Segment) -> int | None:
