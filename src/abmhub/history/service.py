@@ -48,7 +48,10 @@ def record_batch(
     moves: Sequence[tuple[int, str, str]],
 ) -> None:
     """Record a scored batch: `changed` rows are `(account_id, *DAILY_VALUES)`, `moves` are
-    `(account_id, from_stage, to_stage)`. Two driver-level statements, whatever the batch size."""
+    `(account_id, from_stage, to_stage)`. Two statements, whatever the batch size."""
+    if conn.dialect.name == "postgresql":
+        _record_batch_postgresql(conn, workspace_id, day, at_us, changed, moves)
+        return
     insert_rows(
         conn,
         stage_changes,
@@ -62,6 +65,39 @@ def record_batch(
         ("account_id", "day"),
         [(row[0], day, workspace_id, *row[1:]) for row in changed],
     )
+
+
+def _record_batch_postgresql(
+    conn: Connection,
+    workspace_id: int,
+    day: int,
+    at_us: int,
+    changed: Sequence[tuple[Any, ...]],
+    moves: Sequence[tuple[int, str, str]],
+) -> None:
+    """PostgreSQL: each table's rows as one statement over arrays (`unnest`). An executemany of
+    10,000 rows was 10,000 statements in psycopg's pipeline, which dominated a full run."""
+    if moves:
+        ids, old, new = (list(column) for column in zip(*moves, strict=True))
+        conn.exec_driver_sql(
+            "INSERT INTO stage_changes (workspace_id, account_id, from_stage, to_stage, at_us, direction) "
+            "SELECT %(ws)s, v.a, v.f, v.t, %(at)s, v.d "
+            "FROM unnest(%(a)s::integer[], %(f)s::text[], %(t)s::text[], %(d)s::text[]) AS v(a, f, t, d)",
+            {"ws": workspace_id, "at": at_us, "a": ids, "f": old, "t": new, "d": list(map(direction_of, old, new))},
+        )
+    if changed:
+        columns = [list(column) for column in zip(*changed, strict=True)]
+        names = ("account_id", *DAILY_VALUES)
+        arrays = ", ".join(
+            f"%(c{i})s::{'text' if name == 'journey_stage' else 'integer'}[]" for i, name in enumerate(names)
+        )
+        updates = ", ".join(f"{name} = excluded.{name}" for name in DAILY_VALUES)
+        conn.exec_driver_sql(
+            f"INSERT INTO daily_scores (day, workspace_id, {', '.join(names)}) "
+            f"SELECT %(day)s, %(ws)s, v.* FROM unnest({arrays}) AS v({', '.join(names)}) "
+            f"ON CONFLICT (account_id, day) DO UPDATE SET {updates}",
+            {"day": day, "ws": workspace_id, **{f"c{i}": column for i, column in enumerate(columns)}},
+        )
 
 
 def direction_of(from_stage: str, to_stage: str) -> str:

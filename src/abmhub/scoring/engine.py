@@ -328,10 +328,18 @@ def write_batch(conn: Connection, batch: ScoredBatch, now: int) -> None:
         )
     if batch.trends:
         # Not a change of the account (no `change_us`): the dashboard sorts by it, nothing syncs it.
-        mark = param_mark(conn)
-        conn.exec_driver_sql(
-            f"UPDATE accounts SET score_change = {mark} WHERE id = {mark}", [(c, i) for i, c in batch.trends]
-        )
+        if conn.dialect.name == "postgresql":  # one statement over arrays, as for the scores
+            ids, changes = (list(column) for column in zip(*batch.trends, strict=True))
+            conn.exec_driver_sql(
+                "UPDATE accounts SET score_change = v.c FROM unnest(%(i)s::integer[], %(c)s::integer[]) AS v(i, c) "
+                "WHERE accounts.id = v.i",
+                {"i": ids, "c": changes},
+            )
+        else:
+            mark = param_mark(conn)
+            conn.exec_driver_sql(
+                f"UPDATE accounts SET score_change = {mark} WHERE id = {mark}", [(c, i) for i, c in batch.trends]
+            )
     if batch.unchanged:
         conn.execute(
             update(accounts)
