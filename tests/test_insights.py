@@ -151,3 +151,23 @@ def test_open_deals_with_no_activity_in_14_days(database, workspace_id):
     activities_service.push_activities(database, workspace_id=workspace_id, items=[call("b.com", 1, "c1")])
     found = insights.quiet_open_deals(database, workspace_id=workspace_id)
     assert [(d.name, d.account_name, d.last_activity_us) for d in found] == [("Deal quiet", "A", None)]
+
+
+def test_the_surge_is_kept_by_the_full_run_and_at_most_hourly_besides(database, workspace_id):
+    from abmhub.scoring.service import run_scoring
+
+    hour = 3600 * 1_000_000
+    push_accounts(database, workspace_id, "early.com", "late.com")
+    signals_on(database, workspace_id, "early.com", 0, 1, 2)
+    run_scoring(database, clock=lambda: TODAY * DAY + hour)  # the day's first run: a full one
+    signals_on(database, workspace_id, "late.com", 0, 1, 2, 3)
+    with database.write(workspace_id) as tx:  # as a push does: its account is scored again
+        tx.conn.execute(accounts.update().where(accounts.c.domain == "late.com").values(score_dirty=True))
+
+    def surging() -> list[str]:
+        return [s.domain for s in insights.surging_accounts_now(database, workspace_id=workspace_id)]
+
+    run_scoring(database, clock=lambda: TODAY * DAY + 2 * hour - 1)
+    assert surging() == ["early.com"], "an incremental run within the hour keeps the surge as it was"
+    run_scoring(database, clock=lambda: TODAY * DAY + 2 * hour)
+    assert surging() == ["late.com", "early.com"], "an hour after, the surge is kept anew"

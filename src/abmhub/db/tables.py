@@ -412,6 +412,8 @@ scoring_runs = Table(
     Column("accounts_scored", Integer, nullable=False),
     Column("accounts_changed", Integer, nullable=False),
     Column("duration_ms", Integer, nullable=False),
+    # When the run's clock last kept the workspace's surging accounts (`surging_accounts`).
+    Column("surging_us", BigInteger, nullable=True),
 )
 
 # At most one scoring run at a time per database, however many processes (SQLite lease;

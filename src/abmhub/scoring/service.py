@@ -171,6 +171,9 @@ def run_scoring(
     return report
 
 
+SURGE_REFRESH_US = 3600 * 1_000_000
+
+
 def _run_workspace(
     db: Database,
     workspace_id: int,
@@ -189,7 +192,7 @@ def _run_workspace(
     score(db, workspace_id, settings, moment, whole, renew, run)
     with db.write(workspace_id) as tx:
         previous = tx.conn.execute(
-            select(scoring_runs.c.last_run_us, scoring_runs.c.last_full_day).where(
+            select(scoring_runs.c.last_run_us, scoring_runs.c.last_full_day, scoring_runs.c.surging_us).where(
                 scoring_runs.c.workspace_id == workspace_id
             )
         ).one_or_none()
@@ -197,11 +200,17 @@ def _run_workspace(
         # accounts changed since the previous refresh.
         since = previous.last_run_us if previous is not None and not whole else None
         run.memberships = refresh_dynamic_segments(tx.conn, workspace_id, tx.now_us, since=since)
-        if run.changed or whole:  # the funnel and the surge only move when some input did
+        if run.changed or whole:  # the funnel only moves when some account's stage or score did
             history.record_stage_counts(tx.conn, workspace_id=workspace_id, day=today)
+        # The surge is an aggregate over four weeks of signals (seconds at ten million): kept by
+        # the daily full run and at most once an hour besides, not by every incremental run.
+        surging_us = previous.surging_us if previous is not None else None
+        if whole or surging_us is None or moment - surging_us >= SURGE_REFRESH_US:
             insights.record_surging(tx.conn, workspace_id=workspace_id, today=today)
+            surging_us = moment
         run.seconds = time.perf_counter() - started
         values = {
+            "surging_us": surging_us,
             "last_run_us": tx.now_us,
             "accounts_scored": run.scored,
             "accounts_changed": run.changed,

@@ -82,6 +82,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("accounts") as batch_op:
         batch_op.add_column(sa.Column("score_change", sa.Integer(), server_default=sa.text("0"), nullable=False))
+    with op.batch_alter_table("scoring_runs") as batch_op:
+        batch_op.add_column(sa.Column("surging_us", sa.BigInteger(), nullable=True))
     # The dashboard: account lists by score, by name and by 7-day change, the funnel, this
     # week's intent.
     op.create_index("ix_accounts_workspace_trend", "accounts", ["workspace_id", "score_change", "rtp_aid"])
@@ -121,6 +123,8 @@ def downgrade() -> None:
     op.drop_index("ix_accounts_workspace_trend", table_name="accounts")
     with op.batch_alter_table("accounts") as batch_op:
         batch_op.drop_column("score_change")
+    with op.batch_alter_table("scoring_runs") as batch_op:
+        batch_op.drop_column("surging_us")
     op.drop_table("daily_stage_counts")
     op.drop_table("daily_scores")
     op.drop_table("stage_changes")
