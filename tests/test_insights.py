@@ -151,6 +151,11 @@ def test_open_deals_with_no_activity_in_14_days(database, workspace_id):
     activities_service.push_activities(database, workspace_id=workspace_id, items=[call("b.com", 1, "c1")])
     found = insights.quiet_open_deals(database, workspace_id=workspace_id)
     assert [(d.name, d.account_name, d.last_activity_us) for d in found] == [("Deal quiet", "A", None)]
+    # An old touch of the account makes the deal no less quiet, and shows as its last activity.
+    activities_service.push_activities(database, workspace_id=workspace_id, items=[call("a.com", 20, "c2")])
+    [quiet] = insights.quiet_open_deals(database, workspace_id=workspace_id)
+    assert quiet.name == "Deal quiet" and quiet.rtp_aid is not None
+    assert quiet.last_activity_us is not None and now_us() - quiet.last_activity_us > 19 * DAY
 
 
 def test_the_surge_is_kept_by_the_full_run_and_at_most_hourly_besides(database, workspace_id):

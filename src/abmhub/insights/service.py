@@ -225,23 +225,38 @@ def quiet_open_deals(
 
 def _deal_details(conn: Connection, deal_ids: list[int]) -> dict[int, tuple[str | None, str | None, int | None]]:
     """Per deal: its first resolved account's rtp_aid and name, and its last activity (on it or
-    on any of its accounts)."""
-    found: dict[int, tuple[str | None, str | None, int | None]] = {}
-    for deal_id in deal_ids:
-        first = conn.execute(
-            select(accounts.c.rtp_aid, accounts.c.name)
-            .join(deal_accounts, deal_accounts.c.account_id == accounts.c.id)
-            .where(deal_accounts.c.deal_id == deal_id)
-            .order_by(deal_accounts.c.position)
-            .limit(1)
-        ).first()
-        on_deal = select(func.max(activities.c.occurred_us)).where(activities.c.deal_id == deal_id)
-        on_accounts = (
-            select(func.max(activities.c.occurred_us))
-            .join(deal_accounts, deal_accounts.c.account_id == activities.c.account_id)
-            .where(deal_accounts.c.deal_id == deal_id)
+    on any of its accounts). Three queries for all the deals shown."""
+    if not deal_ids:
+        return {}
+    first_position = (
+        select(deal_accounts.c.deal_id, func.min(deal_accounts.c.position).label("position"))
+        .where(deal_accounts.c.deal_id.in_(deal_ids), deal_accounts.c.account_id.is_not(None))
+        .group_by(deal_accounts.c.deal_id)
+        .subquery()
+    )
+    first = {
+        row.deal_id: (row.rtp_aid, row.name)
+        for row in conn.execute(
+            select(deal_accounts.c.deal_id, accounts.c.rtp_aid, accounts.c.name)
+            .join(accounts, accounts.c.id == deal_accounts.c.account_id)
+            .join(
+                first_position,
+                and_(
+                    first_position.c.deal_id == deal_accounts.c.deal_id,
+                    first_position.c.position == deal_accounts.c.position,
+                ),
+            )
         )
-        times = [conn.execute(query).scalar_one_or_none() for query in (on_deal, on_accounts)]
-        last = max((t for t in times if t is not None), default=None)
-        found[deal_id] = (first.rtp_aid if first else None, first.name if first else None, last)
-    return found
+    }
+    last: dict[int, int] = {}
+    for deal_key, join in (
+        (activities.c.deal_id, None),
+        (deal_accounts.c.deal_id, deal_accounts.c.account_id == activities.c.account_id),
+    ):
+        query = select(deal_key, func.max(activities.c.occurred_us)).where(deal_key.in_(deal_ids)).group_by(deal_key)
+        if join is not None:
+            query = query.join(deal_accounts, join)
+        for deal_id, moment in conn.execute(query):
+            if moment is not None and moment > last.get(deal_id, -1):
+                last[deal_id] = moment
+    return {deal_id: (*first.get(deal_id, (None, None)), last.get(deal_id)) for deal_id in deal_ids}
