@@ -80,6 +80,9 @@ DEFAULT_REQUESTS = 30
 QUICK_REQUESTS = 10
 TARGET_PAGE_MS = 300.0
 TARGET_LIST_MS = 100.0
+# A search matching about 1% of the default data set (acct-12, acct-12x, ... acct-12xxxx): more
+# than the search looks up by id (accounts/search.py), so its page walks the order instead.
+COMMON_SEARCH = "acct-12"
 SESSION_COOKIE = "abmhub_session"
 HEALTHZ = "/healthz"
 API_LIST = "/api/v1/accounts?limit=50"
@@ -270,6 +273,13 @@ def build_probes(
             list_target,
         ),
         Probe(
+            "accounts_search_common",
+            f"`/ui/accounts?q={COMMON_SEARCH}` (~1% of 1M accounts)",
+            "ui",
+            [f"/ui/accounts?q={quote(COMMON_SEARCH)}"],
+            list_target,
+        ),
+        Probe(
             "accounts_stage",
             "`/ui/accounts?stage=Consideration`",
             "ui",
@@ -388,6 +398,7 @@ def service_calls(
             break
         deep_after = accounts_service.browse_accounts(db, **ws, after=deep_after, limit=PAGE_SIZE).last_key
     by_search = AccountFilter(search=search)
+    by_common_search = AccountFilter(search=COMMON_SEARCH)
     by_stage = AccountFilter(journey_stage="Consideration")
     by_low_stage = AccountFilter(journey_stage="Unaware")
     customers = AccountFilter(journey_stage="Customer")
@@ -439,6 +450,8 @@ def service_calls(
         Call("accounts.browse_accounts (by -change)", "by change", browse(order=AccountOrder("change", True))),
         Call("accounts.browse_accounts (q=…)", "search", browse(filters=by_search)),
         Call("list total (q=…)", "search", count(by_search)),
+        Call("accounts.browse_accounts (common q=…)", "common search", browse(filters=by_common_search)),
+        Call("list total (common q=…)", "common search", count(by_common_search)),
         Call("accounts.browse_accounts (stage=Consideration)", "stage", browse(filters=by_stage)),
         Call("list total (stage=Consideration)", "stage", count(by_stage)),
         Call("accounts.browse_accounts (stage=Unaware)", "stage Unaware", browse(filters=by_low_stage)),

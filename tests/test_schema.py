@@ -17,6 +17,12 @@ def _foreign_key(diff: tuple[Any, ...]) -> tuple[str, tuple[str, ...], tuple[str
     return constraint.table.name, tuple(constraint.column_keys), tuple(e.target_fullname for e in constraint.elements)
 
 
+def _search_index(diff: tuple[Any, ...]) -> bool:
+    if diff[0] == "remove_table":
+        return bool(diff[1].name.startswith("account_search"))
+    return diff[0] == "remove_index" and diff[1].name in ("ix_accounts_name_trigrams", "ix_accounts_domain_trigrams")
+
+
 @pytest.mark.filterwarnings("ignore:.*expression-based index")
 def test_migrations_match_the_declared_tables(database: Database):
     with database.engine.connect() as conn:
@@ -36,6 +42,9 @@ def test_migrations_match_the_declared_tables(database: Database):
                 }
                 assert all(actions[column] == declared[column] for column in columns), (actions, declared)
             differences = [d for d in differences if d[0] not in ("remove_fk", "add_fk")]
+    # The search index of migration 0008 is not declared: it is optional (an FTS5 table and its
+    # shadow tables on SQLite, pg_trgm GIN indexes on PostgreSQL); test_account_search checks it.
+    differences = [d for d in differences if not _search_index(d)]
     assert differences == [], differences
 
 

@@ -9,7 +9,7 @@ written in three batched statements at most.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -24,7 +24,6 @@ from sqlalchemy import (
     exists,
     func,
     literal,
-    or_,
     select,
     true,
     tuple_,
@@ -34,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from abmhub.accounts import search
 from abmhub.accounts.domains import normalize_domain
 from abmhub.accounts.schemas import AccountItem, ExternalIdMapping, UpdateAccountRequest
 from abmhub.activities.links import link_activities
@@ -405,6 +405,7 @@ def _write_accounts(conn: Connection, workspace_id: int, working: WorkingSet, no
                 for s in working.created
             ],
         )
+    search.index_accounts(conn, workspace_id, [s.rtp_aid for s in (*changed, *working.created)])
 
 
 _UPDATE_CHANGED = (
@@ -711,12 +712,7 @@ def _filtered(conn: Connection, query: Select[Any], workspace_id: int, filters: 
     if filters.max_score is not None:
         query = query.where(accounts.c.account_score <= filters.max_score)
     if filters.search:
-        query = query.where(
-            or_(
-                accounts.c.name.icontains(filters.search, autoescape=True),
-                accounts.c.domain.icontains(filters.search, autoescape=True),
-            )
-        )
+        query = query.where(search.matches(conn, filters.search))
     if filters.tag is not None:
         query = query.where(_has_tag(conn, filters.tag))
     if filters.segment_id is not None:
@@ -917,9 +913,10 @@ def count_accounts(
     """How many accounts a filtered list holds; with `at_most`, counting stops past it (the
     answer is then `at_most + 1`): a page says "10,000+" without reading a million rows."""
     with db.read() as conn:
-        query = _filtered(
-            conn, select(literal(1)).where(accounts.c.workspace_id == workspace_id), workspace_id, filters
-        )
+        query = select(literal(1)).where(accounts.c.workspace_id == workspace_id)
+        query = _filtered(conn, query, workspace_id, replace(filters, search=None))
+        if filters.search:
+            query = search.joined(conn, query, filters.search)
         if at_most is not None:
             query = query.limit(at_most + 1)
         return int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
