@@ -29,11 +29,15 @@ SUITES = {
     "scoring": ("benchmarks.scoring", "full and incremental scoring runs on a generated data set"),
     "stack": ("benchmarks.stack", "abmhub's FastAPI routes vs bare Starlette doing the same work, in-process (ASGI)"),
     "sync": ("benchmarks.sync", "abmhub sync push and pull of N accounts: time, client peak RSS, server throughput"),
+    "webhooks": (
+        "benchmarks.webhooks",
+        "push throughput with 5 webhook subscriptions vs none; events/s delivered to a local receiver",
+    ),
 }
 
 
 # What `python -m benchmarks all` runs, in this order.
-ALL_SUITES = ("accounts", "delta", "ingest", "processes", "sync", "stack", "scoring", "dashboard")
+ALL_SUITES = ("accounts", "delta", "ingest", "processes", "sync", "stack", "webhooks", "scoring", "dashboard")
 
 
 def run_all(args: argparse.Namespace) -> int:

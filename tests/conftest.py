@@ -148,7 +148,15 @@ def server(
     """One `abmhub serve` process per backend, shared by the session; tests isolate by workspace."""
     url = new_database_url(request.param)
     # No scoring schedule: tests run the job themselves (`abmhub score`) when they need it.
-    running = start_server(request.param, url, scratch_dir / f"server-{request.param}.log", "--score-interval", "0")
+    # Webhooks may target the tests' receivers on 127.0.0.1.
+    running = start_server(
+        request.param,
+        url,
+        scratch_dir / f"server-{request.param}.log",
+        "--score-interval",
+        "0",
+        "--webhook-allow-private-targets",
+    )
     yield running
     stop_server(running)
 

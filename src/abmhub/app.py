@@ -35,6 +35,7 @@ from abmhub.web.metrics import Metrics, MetricsMiddleware
 from abmhub.web.ratelimit import RateLimiter
 from abmhub.web.responses import JSONBytes
 from abmhub.web.schemas import BODY_MODELS
+from abmhub.webhooks.router import build_router as webhook_routes
 
 SURFACE_R = "/api/v1"
 CRM_ALIAS = f"{SURFACE_R}/crm"
@@ -81,6 +82,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
             signal_routes(),
             scoring_routes(),
             history_routes(),
+            webhook_routes(),
         ):
             app.include_router(router, prefix=prefix)
     app.include_router(surface_v_routes(), prefix=SURFACE_V)

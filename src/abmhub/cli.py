@@ -14,12 +14,14 @@ from abmhub.segments.cli import segments_app
 from abmhub.serve import serve
 from abmhub.signals.cli import import_signals
 from abmhub.tenancy.cli import keys_app, workspaces_app
+from abmhub.webhooks.cli import webhooks_app
 
 app = typer.Typer(help="abmhub — a self-hostable account-based-marketing data hub.", no_args_is_help=True)
 app.command()(serve)
 app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(keys_app, name="keys")
 app.add_typer(segments_app, name="segments")
+app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(scoring_settings_app, name="scoring-settings")
 app.command()(score)
 app.command("import")(import_signals)

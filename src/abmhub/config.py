@@ -28,3 +28,6 @@ class Settings:
     # Signs the dashboard's session cookies; None: a random one stored in the database, which
     # every server process on that database shares (tenancy/secrets.py).
     session_secret: str | None = None
+    # `--webhook-allow-private-targets`: webhook URLs may point at loopback or private
+    # addresses (a receiver on the same machine or network); off, they are refused (SSRF).
+    webhook_allow_private_targets: bool = False

@@ -1,4 +1,4 @@
-"""`abmhub serve`: the API server, with the scoring schedule beside it."""
+"""`abmhub serve`: the API server, with the scoring schedule and the webhook workers beside it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from abmhub.command import DatabaseUrl, open_database, out, safe_url
 from abmhub.config import Settings, database_url_from_env, session_secret_from_env
 from abmhub.scoring.schedule import ScoringSchedule
 from abmhub.tenancy import service as tenancy
+from abmhub.webhooks.dispatcher import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, Dispatcher
 
 
 def serve(
@@ -31,6 +32,29 @@ def serve(
             min=0,
         ),
     ] = 0,
+    webhook_workers: Annotated[
+        int,
+        typer.Option(
+            help="Threads delivering webhooks in this process (0: none here; other processes on the same "
+            "database deliver).",
+            min=0,
+        ),
+    ] = DEFAULT_WORKERS,
+    webhook_retry_base: Annotated[
+        float,
+        typer.Option(
+            help="Seconds before a failed webhook delivery's first retry; each next wait doubles (at most 1 h), "
+            "for 24 h.",
+            min=0.01,
+        ),
+    ] = DEFAULT_RETRY_BASE_S,
+    webhook_allow_private_targets: Annotated[
+        bool,
+        typer.Option(
+            help="Let webhooks target loopback and private addresses (a receiver on this machine or network). "
+            "Off: refused, when created and at every delivery (SSRF guard)."
+        ),
+    ] = False,
 ) -> None:
     """Start the API server (migrating the database; on an empty one, creating a first key).
 
@@ -55,10 +79,22 @@ def serve(
     print(f"API docs: http://{host}:{port}/docs")
     print(f"Dashboard: http://{host}:{port}/ui (sign in with an API key)", flush=True)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings(database_url=url, rate_limit=rate_limit or None, session_secret=session_secret_from_env())
+    settings = Settings(
+        database_url=url,
+        rate_limit=rate_limit or None,
+        session_secret=session_secret_from_env(),
+        webhook_allow_private_targets=webhook_allow_private_targets,
+    )
     application = create_app(settings, database)
     schedule = ScoringSchedule(database, score_interval)
     schedule.start()
+    dispatcher = Dispatcher(
+        database,
+        workers=webhook_workers,
+        retry_base_s=webhook_retry_base,
+        allow_private=webhook_allow_private_targets,
+    )
+    dispatcher.start()
     # uvicorn drains the requests in flight on SIGTERM, then raises the signal again once its
     # own handler is gone: this handler turns that into a normal exit (status 0).
     signal.signal(signal.SIGTERM, _exit_after_shutdown)
@@ -66,6 +102,7 @@ def serve(
         uvicorn.run(application, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
     finally:
         schedule.stop()
+        dispatcher.stop()
 
 
 def _exit_after_shutdown(signum: int, _frame: object) -> None:

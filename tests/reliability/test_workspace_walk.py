@@ -54,6 +54,8 @@ ISSUED = (
     "manual_uuid",
     "user_uuid",
     "segment_id",
+    "webhook_id",
+    "delivery_id",
 )
 
 
@@ -98,6 +100,8 @@ def make_workspace_a(r: httpx.Client, v: httpx.Client) -> WorkspaceData:
         "contact_email": f"iso-contact-{t}@example.com",
         "signal_ext": f"iso-signal-{t}",
         "subject": f"Iso subject {t}",
+        # Nothing listens there: deliveries are attempted and fail (the server allows local targets).
+        "webhook_url": f"http://127.0.0.1:9/iso-hook-{t}",
     }
     [created] = ok(r.post("/accounts/custom-field", json={"label": values["label"], "labelType": "singleLineText"}))
     values["field_key"] = created["key"]
@@ -211,6 +215,10 @@ def make_workspace_a(r: httpx.Client, v: httpx.Client) -> WorkspaceData:
     assert manual.status_code == 201, manual.text
     values["manual_uuid"] = manual.json()["data"]["id"]
     values["user_uuid"] = manual.json()["data"]["attributes"]["owner_user_id"]["value"]["related_record_id"]
+    hook = ok(r.post("/webhooks", json={"url": values["webhook_url"], "events": ["account.created"]}))
+    values["webhook_id"] = hook["webhookId"]
+    values["webhook_secret"] = hook["secret"]
+    values["delivery_id"] = ok(r.post(f"/webhooks/{hook['webhookId']}/test"))["deliveryId"]
     values["cursor"] = ok(r.get("/accounts", params={"limit": 1}))["nextCursor"]
     return WorkspaceData(values, {value for name, value in values.items() if name != "cursor"})
 
@@ -240,6 +248,9 @@ def probes_for(method: str, path: str, a: dict[str, str]) -> list[Probe] | None:
         "/accounts/{rtp_aid}/history": [Probe(status=not_found), Probe({"days": "730"}, status=not_found)],
         "/accounts/stage-changes": [Probe(), Probe({"to": "Unaware"}), Probe({"direction": "progressed"})],
         "/activity/{activity_id}": [Probe(status=404)],
+        "/webhooks": [Probe()],
+        "/webhooks/{webhook_id}": [Probe(status=not_found)],
+        "/webhooks/{webhook_id}/deliveries": [Probe(status=not_found)],
         "/health": [Probe()],
         "/healthz": [Probe()],
     }
@@ -359,6 +370,11 @@ def probes_for(method: str, path: str, a: dict[str, str]) -> list[Probe] | None:
                 status=422,
             ),
         ],
+        ("POST", "/webhooks"): [Probe(body={"url": a["webhook_url"], "events": ["ping"]}, status=200)],
+        ("PATCH", "/webhooks/{webhook_id}"): [Probe(body={"status": "paused"}, status=not_found)],
+        ("DELETE", "/webhooks/{webhook_id}"): [Probe(status=not_found)],
+        ("POST", "/webhooks/{webhook_id}/test"): [Probe(status=not_found)],
+        ("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): [Probe(status=not_found)],
         ("POST", "/activity/_query"): [
             Probe(body={"account_id": a["account_uuid"]}, status=422),
             Probe(body={"contact_id": a["contact_uuid"]}, status=422),
@@ -376,6 +392,8 @@ def path_values(path: str, a: dict[str, str]) -> list[str] | None:
     by_name = {
         "rtp_aid": [a["rtp_aid"]],
         "segment_id": [a["segment_id"]],
+        "webhook_id": [a["webhook_id"]],
+        "delivery_id": [a["delivery_id"]],
         "key": [a["field_key"]],
         "activity_id": [a["manual_uuid"], a["call_uuid"]],
         "account_key": [a["external_id"]] if path.startswith("/api/v1/crm/") else [a["rtp_aid"]],
@@ -435,6 +453,8 @@ def a_view(r: httpx.Client, v: httpx.Client, a: dict[str, str]) -> dict[str, Any
             f"/accounts/{a['rtp_aid']}/score",
             f"/accounts/{a['rtp_aid']}/history",
             "/accounts/stage-changes",
+            "/webhooks",
+            f"/webhooks/{a['webhook_id']}",
         )
     }
     reads["timeline"] = v.post("/activity/_query", json={"account_id": a["account_uuid"]}).json()

@@ -54,6 +54,8 @@ from abmhub.errors import Conflict, InvalidInput, NotFound
 from abmhub.ids import is_object_id, new_object_ids, new_uuid7s
 from abmhub.paging import Page, PageRequest
 from abmhub.segments import service as segments_service
+from abmhub.webhooks import outbox
+from abmhub.webhooks.events import ACCOUNT_CREATED, Event, account_created
 
 # --- errors ------------------------------------------------------------------------------
 
@@ -406,6 +408,17 @@ def _write_accounts(conn: Connection, workspace_id: int, working: WorkingSet, no
             ],
         )
     search.index_accounts(conn, workspace_id, [s.rtp_aid for s in (*changed, *working.created)])
+    if working.created:
+        outbox.publish(conn, workspace_id, now, lambda audience: _created_events(audience, working.created))
+
+
+def _created_events(audience: outbox.Listeners, created: Sequence[AccountState]) -> list[Event]:
+    if not audience.want(ACCOUNT_CREATED):
+        return []
+    return [
+        account_created(rtp_aid=s.rtp_aid, uuid=s.uuid, domain=s.domain, name=s.name, external_id=s.external_id)
+        for s in created
+    ]
 
 
 _UPDATE_CHANGED = (

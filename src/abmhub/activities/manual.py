@@ -6,10 +6,11 @@ the timeline and count as sales engagement for the account's score like a call d
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 
 from abmhub.activities.timeline import (
     MANUAL_KIND,
@@ -22,6 +23,8 @@ from abmhub.db.engine import Database
 from abmhub.db.tables import activities, activity_contacts
 from abmhub.ids import new_uuid7
 from abmhub.scoring.inputs import mark_accounts
+from abmhub.webhooks import outbox
+from abmhub.webhooks.events import ACTIVITY_CREATED, Event, activity_created
 
 CATEGORIES = ("TEXT", "LINKEDIN", "SOCIAL_MEDIA", "EVENT", "CONFERENCE", "WEBINAR", "CALL", "OTHER")
 
@@ -95,5 +98,25 @@ def log_manual_activity(db: Database, *, workspace_id: int, user_id: int, activi
                 ],
             )
         mark_accounts(conn, [refs.account_id])  # sales engagement is a scoring input
+        announce = functools.partial(_created_event, conn, uuid=uuid, activity=activity, account_id=refs.account_id)
+        outbox.publish(conn, workspace_id, tx.now_us, announce)
         (entry,) = read_entries(conn, entries_query().where(activities.c.id == activity_id))
     return entry
+
+
+def _created_event(
+    conn: Connection, audience: outbox.Listeners, *, uuid: str, activity: ManualActivity, account_id: int | None
+) -> list[Event]:
+    """`activity.created` for the logged activity (§8)."""
+    if not audience.want(ACTIVITY_CREATED):
+        return []
+    accounts = outbox.account_summaries(conn, [account_id] if account_id is not None else [])
+    return [
+        activity_created(
+            uuid=uuid,
+            kind=MANUAL_KIND,
+            occurred_us=activity.occurred_us,
+            subject=activity.subject,
+            account=accounts.get(account_id) if account_id is not None else None,
+        )
+    ]

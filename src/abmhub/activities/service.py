@@ -25,6 +25,8 @@ from abmhub.ids import new_uuid7
 from abmhub.paging import Page, PageRequest
 from abmhub.scoring.inputs import mark_accounts
 from abmhub.timefmt import parse_iso8601
+from abmhub.webhooks import outbox
+from abmhub.webhooks.events import ACTIVITY_CREATED, Event, activity_created
 
 SUPPORTED_TYPES = ("call", "email")
 SKIP_REASON = "Only call and email activity types are supported"
@@ -136,6 +138,26 @@ def _write(conn: Connection, workspace_id: int, accepted: list[_Accepted], now: 
         )
     insert_rows(conn, activity_contacts, _LINK_COLUMNS, links)
     mark_accounts(conn, account_ids.values())  # sales engagement is a scoring input
+    outbox.publish(conn, workspace_id, now, lambda audience: _created_events(conn, audience, accepted, account_ids))
+
+
+def _created_events(
+    conn: Connection, audience: outbox.Listeners, accepted: list[_Accepted], account_ids: dict[str, int]
+) -> list[Event]:
+    """`activity.created` for each call and email of the push (§8)."""
+    if not audience.want(ACTIVITY_CREATED):
+        return []
+    found = outbox.account_summaries(conn, account_ids.values())
+    return [
+        activity_created(
+            uuid=a.uuid,
+            kind=a.item.activityType,
+            occurred_us=a.occurred_us,
+            subject=a.item.subject,
+            account=found.get(account_ids.get(a.domain, 0)),
+        )
+        for a in accepted
+    ]
 
 
 _LINK_COLUMNS = ("activity_id", "contact_id", "position", "occurred_us", "activity_uuid")

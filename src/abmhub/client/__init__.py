@@ -57,6 +57,7 @@ from abmhub.client.models import (
 from abmhub.client.recotap import AsyncRecotapClient, RecotapClient
 from abmhub.client.reevo import AsyncReevoClient, ReevoClient
 from abmhub.client.transport import NO_RETRY, RetryPolicy
+from abmhub.client.webhooks import WebhookVerificationError, verify_webhook
 
 __all__ = [
     "NO_RETRY",
@@ -109,4 +110,6 @@ __all__ = [
     "SyncState",
     "Unauthorized",
     "Unprocessable",
+    "WebhookVerificationError",
+    "verify_webhook",
 ]

@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Float,
     ForeignKey,
@@ -496,4 +497,95 @@ server_secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
     Column("created_us", BigInteger, nullable=False),
+)
+
+
+# --- webhooks (contract §8) ---------------------------------------------------------------------
+
+# A workspace's subscriptions. The secret signs deliveries, so it is kept as issued (a hash
+# could not sign); it is shown once, at creation, and never logged.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("webhook_id", String(24), nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("events", Json, nullable=False),  # event types, as a JSON array
+    Column("description", Text, nullable=True),
+    Column("format", String(8), nullable=False),
+    Column("min_score_delta", Integer, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    # Since when every attempt has failed (NULL after a success): 3 days of it disable it.
+    Column("failing_since_us", BigInteger, nullable=True),
+    # One delivering worker per subscription at a time, in any process: it holds the lease
+    # until then (renewed at each attempt); a killed worker's lease simply runs out.
+    Column("lease_until_us", BigInteger, nullable=True),
+    Column("lease_token", String(32), nullable=True),
+    Column("claimed_us", BigInteger, nullable=False, server_default=text("0")),  # round robin
+    # The outbox position: events of the workspace up to this id have been turned into this
+    # subscription's deliveries (by the worker that held its lease).
+    Column("cursor_event_pk", BigInteger, nullable=False, server_default=text("0")),
+    CheckConstraint("status IN ('active', 'paused', 'disabled')", name="ck_webhooks_status"),
+    CheckConstraint("format IN ('json', 'slack')", name="ck_webhooks_format"),
+    CheckConstraint("min_score_delta BETWEEN 1 AND 100", name="ck_webhooks_min_score_delta"),
+    Index("ix_webhooks_workspace", "workspace_id", "id"),
+)
+
+# The outbox: an event is written in the transaction of the change it announces (when an
+# active subscription of the workspace wants its type). Each subscription's worker turns the
+# events past its cursor into deliveries (webhooks/delivery.py).
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", String(32), nullable=False, unique=True),
+    Column("type", String(40), nullable=False),
+    Column("data", Json, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    # account.score_changed: |to - from|, held against each subscription's minScoreDelta.
+    Column("score_delta", Integer, nullable=True),
+    # An event for one subscription only (a test ping), queued with its delivery.
+    Column("webhook_pk", ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=True),
+    Index("ix_webhook_events_workspace", "workspace_id", "id"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("webhook_pk", ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_pk", ForeignKey("webhook_events.id", ondelete="CASCADE"), nullable=False),
+    Column("delivery_id", String(24), nullable=False, unique=True),
+    Column("status", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("next_attempt_us", BigInteger, nullable=True),  # NULL once it succeeded or failed
+    Column("expires_us", BigInteger, nullable=False),  # no retry after it: 24 h after queueing
+    Column("created_us", BigInteger, nullable=False),
+    Column("delivered_us", BigInteger, nullable=True),
+    UniqueConstraint("webhook_pk", "event_pk"),  # an event once per subscription
+    CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="ck_webhook_deliveries_status"),
+    Index("ix_webhook_deliveries_webhook", "webhook_pk", "id"),  # GET .../deliveries, newest first
+    Index("ix_webhook_deliveries_event", "event_pk"),
+)
+# What is due, per subscription and overall (the workers' idle poll): pending ones only.
+Index(
+    "ix_webhook_deliveries_due",
+    webhook_deliveries.c.webhook_pk,
+    webhook_deliveries.c.next_attempt_us,
+    sqlite_where=text("status = 'pending'"),
+    postgresql_where=text("status = 'pending'"),
+)
+Index(
+    "ix_webhook_deliveries_pending",
+    webhook_deliveries.c.next_attempt_us,
+    sqlite_where=text("status = 'pending'"),
+    postgresql_where=text("status = 'pending'"),
 )

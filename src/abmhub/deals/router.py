@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
 from abmhub.db.engine import Database
 from abmhub.deals import service
+from abmhub.deals.records import deal_record
 from abmhub.deals.schemas import (
     JOURNEY_STAGES,
     CreatePipelinesRequest,
@@ -21,55 +20,10 @@ from abmhub.deals.schemas import (
 )
 from abmhub.paging import PageRequest
 from abmhub.tenancy.service import Caller
-from abmhub.timefmt import format_us
 from abmhub.web.dependencies import caller, database, json_body, page_params
 from abmhub.web.paging import page_body
-from abmhub.web.responses import JSONBytes, envelope, plain_number
+from abmhub.web.responses import JSONBytes, envelope
 from abmhub.web.schemas import CONFLICT_RESPONSE, ERROR_RESPONSES, Envelope, request_body
-
-
-def _time(us: int | None) -> str | None:
-    return format_us(us) if us is not None else None
-
-
-def deal_record(row: Any, extras: service.DealExtras) -> dict[str, Any]:
-    """A deal as GET /deals returns it (§6.18)."""
-    return {
-        "id": row.uuid,
-        "externalDealId": row.external_deal_id,
-        "name": row.name,
-        "amount": plain_number(row.amount),
-        "dealCurrencyCode": row.currency,
-        "stageId": row.stage_id,
-        "stageLabel": row.stage_label,
-        "pipelineId": row.pipeline_id,
-        "pipelineLabel": row.pipeline_label,
-        "startDate": _time(row.start_us),
-        "closedDate": _time(row.closed_us),
-        "ownerName": row.owner_name,
-        "ownerEmail": row.owner_email,
-        "ownerId": row.owner_id,
-        "associatedAccounts": [
-            {
-                "externalId": a.external_id,
-                "domain": a.domain if a.domain is not None else a.given_domain,
-                "name": a.name,
-                "rtp_aid": a.rtp_aid,
-            }
-            for a in extras.associations.get(row.id, [])
-        ],
-        "stageHistory": [
-            {
-                "stageId": h.stage_id,
-                "stageLabel": h.stage_label,
-                "pipelineId": h.pipeline_id,
-                "enteredAt": format_us(h.entered_us),
-            }
-            for h in extras.history.get(row.id, [])
-        ],
-        "createdAt": format_us(row.created_us),
-        "updatedAt": format_us(row.change_us),
-    }
 
 
 def build_router() -> APIRouter:

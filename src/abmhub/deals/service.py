@@ -26,12 +26,15 @@ from abmhub.db.tables import (
     pipeline_stages,
     pipelines,
 )
+from abmhub.deals.records import DealExtras, deal_record
 from abmhub.deals.schemas import DealItem, PipelineDefinition
 from abmhub.errors import Conflict
 from abmhub.ids import new_uuid7
 from abmhub.paging import Page, PageRequest
 from abmhub.scoring.inputs import mark_accounts, mark_selected
 from abmhub.timefmt import parse_iso8601
+from abmhub.webhooks import outbox
+from abmhub.webhooks.events import DEAL_STAGE_CHANGED, Event, deal_stage_changed
 
 # --- pipelines -----------------------------------------------------------------------------------
 
@@ -160,6 +163,12 @@ class DealState:
     known_history: set[tuple[str, int]] = field(default_factory=set)
     associations: list[dict[str, Any]] | None = None  # replacement, when pushed
     dirty: bool = False
+    stored_stage: str | None = None  # the stage before this request (webhooks: deal.stage_changed)
+
+    @property
+    def stage_moved(self) -> bool:
+        stage = self.values.get("stage_id")
+        return stage is not None and stage != self.stored_stage
 
 
 def _association(entry: Any) -> dict[str, Any]:
@@ -266,7 +275,11 @@ def push_deals(db: Database, *, workspace_id: int, items: Sequence[DealItem]) ->
         ).all()
         states: dict[str, DealState] = {
             row.external_deal_id: DealState(
-                row.id, row.uuid, row.external_deal_id, {c: row._mapping[c] for c in _COLUMNS}
+                row.id,
+                row.uuid,
+                row.external_deal_id,
+                {c: row._mapping[c] for c in _COLUMNS},
+                stored_stage=row.stage_id,
             )
             for row in loaded
         }
@@ -294,7 +307,20 @@ def push_deals(db: Database, *, workspace_id: int, items: Sequence[DealItem]) ->
         _fill_stage_labels(conn, workspace_id, changed)
         _resolve_associations(conn, workspace_id, changed)
         _write_deals(conn, workspace_id, changed, now)
+        moved = [s for s in changed if s.stage_moved]
+        if moved:
+            outbox.publish(conn, workspace_id, now, lambda audience: _stage_events(conn, audience, moved))
     return outcome(results, ("upserted", "failed"))
+
+
+def _stage_events(conn: Connection, audience: outbox.Listeners, moved: Sequence[DealState]) -> list[Event]:
+    """`deal.stage_changed` for each deal whose stage this request changed (or first set)."""
+    if not audience.want(DEAL_STAGE_CHANGED):
+        return []
+    ids = [s.id for s in moved if s.id is not None]
+    rows = {row.id: row for row in conn.execute(select(deals).where(deals.c.id.in_(ids)))}
+    extras = deal_extras(conn, ids)
+    return [deal_stage_changed(deal_record(rows[s.id], extras), s.stored_stage) for s in moved if s.id is not None]
 
 
 def _item_problem(item: DealItem) -> str | None:
@@ -387,12 +413,6 @@ def _write_deals(conn: Connection, workspace_id: int, changed: Sequence[DealStat
 # --- reads ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class DealExtras:
-    associations: dict[int, list[Any]]
-    history: dict[int, list[Any]]
-
-
 def list_deals(db: Database, *, workspace_id: int, page: PageRequest) -> tuple[Page[Any], DealExtras]:
     """One keyset page of deals (by creation), with their associations and stage history."""
     with sync_pass(db, workspace_id, page.sync_us) as (conn, sync_us):
@@ -404,32 +424,37 @@ def list_deals(db: Database, *, workspace_id: int, page: PageRequest) -> tuple[P
         rows = conn.execute(query.order_by(deals.c.id).limit(page.limit + 1)).all()
         has_next = len(rows) > page.limit
         rows = rows[: page.limit]
-        ids = [row.id for row in rows]
-        associations: dict[int, list[Any]] = {}
-        history: dict[int, list[Any]] = {}
-        if ids:
-            for row in conn.execute(
-                select(
-                    deal_accounts.c.deal_id,
-                    deal_accounts.c.external_id,
-                    deal_accounts.c.domain,
-                    deal_accounts.c.given_domain,
-                    deal_accounts.c.name,
-                    accounts.c.rtp_aid,
-                )
-                .outerjoin(accounts, accounts.c.id == deal_accounts.c.account_id)
-                .where(deal_accounts.c.deal_id.in_(ids))
-                .order_by(deal_accounts.c.deal_id, deal_accounts.c.position)
-            ):
-                associations.setdefault(row.deal_id, []).append(row)
-            for row in conn.execute(
-                select(deal_stage_history)
-                .where(deal_stage_history.c.deal_id.in_(ids))
-                .order_by(deal_stage_history.c.deal_id, deal_stage_history.c.entered_us, deal_stage_history.c.id)
-            ):
-                history.setdefault(row.deal_id, []).append(row)
+        extras = deal_extras(conn, [row.id for row in rows])
     last_key = (rows[-1].id,) if rows else None
-    return Page(items=rows, has_next=has_next, last_key=last_key, sync_us=sync_us), DealExtras(associations, history)
+    return Page(items=rows, has_next=has_next, last_key=last_key, sync_us=sync_us), extras
+
+
+def deal_extras(conn: Connection, ids: Sequence[int]) -> DealExtras:
+    """The associations (with their accounts' rtp_aid) and stage history of these deals."""
+    associations: dict[int, list[Any]] = {}
+    history: dict[int, list[Any]] = {}
+    if ids:
+        for row in conn.execute(
+            select(
+                deal_accounts.c.deal_id,
+                deal_accounts.c.external_id,
+                deal_accounts.c.domain,
+                deal_accounts.c.given_domain,
+                deal_accounts.c.name,
+                accounts.c.rtp_aid,
+            )
+            .outerjoin(accounts, accounts.c.id == deal_accounts.c.account_id)
+            .where(deal_accounts.c.deal_id.in_(ids))
+            .order_by(deal_accounts.c.deal_id, deal_accounts.c.position)
+        ):
+            associations.setdefault(row.deal_id, []).append(row)
+        for row in conn.execute(
+            select(deal_stage_history)
+            .where(deal_stage_history.c.deal_id.in_(ids))
+            .order_by(deal_stage_history.c.deal_id, deal_stage_history.c.entered_us, deal_stage_history.c.id)
+        ):
+            history.setdefault(row.deal_id, []).append(row)
+    return DealExtras(associations, history)
 
 
 # --- the dashboard's reads ----------------------------------------------------------------------

@@ -51,6 +51,8 @@ from abmhub.history import service as history
 from abmhub.scoring.model import US_PER_DAY, AccountInputs, AccountScores, score_account
 from abmhub.scoring.settings import SCORE_COLUMNS, SOURCES, ScoringSettings
 from abmhub.timefmt import now_us
+from abmhub.webhooks import outbox
+from abmhub.webhooks.events import SCORE_CHANGED, STAGE_CHANGED, Event, score_changed, stage_changed
 
 # 10,000 accounts per transaction: fewer commits and plans, still ~90 MiB peak (docs/performance.md).
 BATCH_SIZE = 10_000
@@ -225,6 +227,7 @@ class ScoredBatch:
     changed: list[tuple[Any, ...]]  # (id, *_wanted(scores)) of each account whose values changed
     unchanged: list[int]  # ids of the accounts whose stored values are already right
     moves: list[tuple[int, str, str]]  # (id, stored stage, new stage) of each stage change
+    rescored: list[tuple[int, int, int]]  # (id, stored score, new score) of each overall score change
     trends: list[tuple[int, int]]  # (id, new 7-day change) where it differs from the stored one
     # Where the batch goes in the history (§7): its workspace, the run's UTC day and moment.
     workspace_id: int
@@ -293,20 +296,22 @@ def compute_batch(
     batch = {row.domain: row.id for row in rows}
     inputs = inputs_for(conn, workspace_id, batch, settings, today, contiguous=contiguous)
     before = history.score_references(conn, list(batch.values()), today - TREND_DAYS)
-    changed, unchanged, moves, trends = [], [], [], []
+    changed, unchanged, moves, rescored, trends = [], [], [], [], []
     for row in rows:
         wanted = _wanted(score_account(settings, inputs[row.id]))
         if wanted != _stored(row):
             changed.append((row.id, *wanted))
             if wanted[1] != row.journey_stage:
                 moves.append((row.id, row.journey_stage, wanted[1]))
+            if wanted[0] != row.account_score:
+                rescored.append((row.id, row.account_score, wanted[0]))
         else:
             unchanged.append(row.id)
         change = wanted[0] - before.get(row.id, wanted[0])
         if change != row.score_change:
             trends.append((row.id, change))
     moment = now_us() if at_us is None else at_us
-    return ScoredBatch(changed, unchanged, moves, trends, workspace_id=workspace_id, day=today, at_us=moment)
+    return ScoredBatch(changed, unchanged, moves, rescored, trends, workspace_id=workspace_id, day=today, at_us=moment)
 
 
 def write_batch(conn: Connection, batch: ScoredBatch, now: int) -> None:
@@ -326,6 +331,7 @@ def write_batch(conn: Connection, batch: ScoredBatch, now: int) -> None:
             changed=batch.changed,
             moves=batch.moves,
         )
+        outbox.publish(conn, batch.workspace_id, now, lambda audience: _announced(conn, audience, batch))
     if batch.trends:
         # Not a change of the account (no `change_us`): the dashboard sorts by it, nothing syncs it.
         if conn.dialect.name == "postgresql":  # one statement over arrays, as for the scores
@@ -346,6 +352,23 @@ def write_batch(conn: Connection, batch: ScoredBatch, now: int) -> None:
             .where(among(conn, accounts.c.id, batch.unchanged), accounts.c.score_dirty.is_(True))
             .values(score_dirty=False, scored_us=now)
         )
+
+
+def _announced(conn: Connection, audience: outbox.Listeners, batch: ScoredBatch) -> list[Event]:
+    """The batch's stage and score changes, for the subscriptions that want them (§8)."""
+    moves = batch.moves if audience.want(STAGE_CHANGED) else []
+    rescored = batch.rescored if audience.want(SCORE_CHANGED) else []
+    ids = {account_id for account_id, *_ in (*moves, *rescored)}
+    if not ids:
+        return []
+    known = outbox.account_summaries(conn, ids)
+    scores = {row[0]: row[1] for row in batch.changed}
+    events = [
+        stage_changed(**known[i], from_stage=from_stage, to_stage=to_stage, score=scores[i])
+        for i, from_stage, to_stage in moves
+    ]
+    events += [score_changed(**known[i], from_score=a, to_score=b) for i, a, b in rescored]
+    return events
 
 
 def score_batch(

@@ -18,6 +18,7 @@ from abmhub.web.validation import (
     one_of,
     raise_field_errors,
     required_array,
+    whole_number,
 )
 
 MAX_SIGNALS_PER_PUSH = 1000
@@ -42,26 +43,6 @@ MAX_COUNT = 2**31 - 1
 # A weight multiplies the signal's points; a bound keeps every product finite (a weight of
 # 1e308 made the score explanation's numbers infinite, answered as null).
 MAX_WEIGHT = 1_000_000
-
-
-def _bounded_int(minimum: int, maximum: int | None = None) -> AfterValidator:
-    """A JSON number that is a whole number within bounds (`isInt`, `min`, `max`), as an int.
-
-    `55.0` is accepted as 55: JavaScript, and so the vendor's validator, cannot tell them apart.
-    """
-
-    def check(value: float | None) -> int | None:
-        if value is None:
-            return None
-        if not value.is_integer():
-            raise PydanticCustomError("isInt", "not an integer")
-        if value < minimum:
-            raise PydanticCustomError("min", "too small", {"min": minimum})
-        if maximum is not None and value > maximum:
-            raise PydanticCustomError("max", "too large", {"max": maximum})
-        return int(value)
-
-    return AfterValidator(check)
 
 
 def _not_negative(value: float | None) -> float | None:
@@ -96,10 +77,10 @@ class SignalItem(RequestModel):
     )
     url: Annotated[OptionalStr, Field(description="website: the page viewed")]
     topic: Annotated[OptionalStr, Field(description="bombora: the intent topic")]
-    score: Annotated[OptionalNumber, _bounded_int(MIN_SCORE, MAX_SCORE)] = Field(
+    score: Annotated[OptionalNumber, whole_number(MIN_SCORE, MAX_SCORE)] = Field(
         default=None, description="bombora: integer 0–100, required for surge"
     )
-    count: Annotated[OptionalNumber, _bounded_int(1, MAX_COUNT)] = Field(
+    count: Annotated[OptionalNumber, whole_number(1, MAX_COUNT)] = Field(
         default=None, description=f"linkedin_ads: 1–{MAX_COUNT}; default 1"
     )
 

@@ -131,6 +131,26 @@ RequiredIsoDate = Annotated[RequiredStr, AfterValidator(_iso8601)]
 RequiredEmail = Annotated[RequiredStr, AfterValidator(_email), max_chars(EMAIL_LENGTH)]
 
 
+def whole_number(minimum: int, maximum: int | None = None) -> AfterValidator:
+    """A JSON number that is a whole number within bounds (`isInt`, `min`, `max`), as an int.
+
+    `55.0` is accepted as 55: JavaScript, and so the vendor's validator, cannot tell them apart.
+    """
+
+    def check(value: float | None) -> int | None:
+        if value is None:
+            return None
+        if not value.is_integer():
+            raise PydanticCustomError("isInt", "not an integer")
+        if value < minimum:
+            raise PydanticCustomError("min", "too small", {"min": minimum})
+        if maximum is not None and value > maximum:
+            raise PydanticCustomError("max", "too large", {"max": maximum})
+        return int(value)
+
+    return AfterValidator(check)
+
+
 def one_of(*values: str) -> Callable[[str | None], str | None]:
     """A validator accepting only `values` (class-validator's `isIn`)."""
 
@@ -257,6 +277,8 @@ def constraint_text(constraint: str, prop: str, ctx: dict[str, Any] | None = Non
             return f"{prop} must be one of the following values: {ctx.get('values')}"
         case "isIso8601":
             return f"{prop} must be a valid ISO 8601 date string"
+        case "isUrl":
+            return f"{prop} must be a URL address"
         case "whitelistValidation":
             return f"property {prop} should not exist"
         case "min":
@@ -284,7 +306,7 @@ def validation_issues(error: ValidationError) -> list[dict[str, Any]]:
         constraint = _TYPE_CONSTRAINTS.get(kind, kind)
         each = False
         # An error on an element of a string array (tags.1) is reported on the array itself.
-        if loc and isinstance(loc[-1], int) and constraint in ("isString", "isNumber"):
+        if loc and isinstance(loc[-1], int) and constraint in ("isString", "isNumber", "isIn"):
             loc.pop()
             each = True
         path = ".".join(str(part) for part in loc)

@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions, the outbox of events, and their delivery (contract §8)."""
