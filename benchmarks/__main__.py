@@ -33,11 +33,23 @@ SUITES = {
         "benchmarks.webhooks",
         "push throughput with 5 webhook subscriptions vs none; events/s delivered to a local receiver",
     ),
+    "website": ("benchmarks.website", "POST /collect events/s from a separate load generator vs a bare 202 endpoint"),
 }
 
 
 # What `python -m benchmarks all` runs, in this order.
-ALL_SUITES = ("accounts", "delta", "ingest", "processes", "sync", "stack", "webhooks", "scoring", "dashboard")
+ALL_SUITES = (
+    "accounts",
+    "delta",
+    "ingest",
+    "processes",
+    "sync",
+    "stack",
+    "webhooks",
+    "website",
+    "scoring",
+    "dashboard",
+)
 
 
 def run_all(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@ workers against a real receiver on 127.0.0.1, retries, failure, disabling (contr
 
 from __future__ import annotations
 
+import collections
 import itertools
 import time
 from collections.abc import Iterator
@@ -61,8 +62,10 @@ def push(db: Database, workspace_id: int, *domains: str) -> None:
 
 
 def stored_events(db: Database) -> list[tuple[str, dict[str, Any]]]:
+    """(type, data) of every event in the outbox, in order."""
     with db.read() as conn:
-        return [(row.type, row.data) for row in conn.execute(select(webhook_events).order_by(webhook_events.c.id))]
+        rows = conn.execute(select(webhook_events.c.events).order_by(webhook_events.c.id)).scalars()
+        return [(event["type"], event["data"]) for packed in rows for event in outbox.unpack(packed)]
 
 
 def delivery_rows(db: Database) -> list[Any]:
@@ -85,7 +88,7 @@ def test_a_push_of_100_accounts_writes_its_events_in_one_statement(database, wor
     counter = StatementCounter(database)
     push(database, workspace_id, *(f"a{i}.com" for i in range(100)))
     events_written = [s for s in counter.statements if s.startswith("INSERT INTO WEBHOOK_EVENTS")]
-    assert len(events_written) == 1, f"one multi-row INSERT of the 100 events, not {len(events_written)}"
+    assert len(events_written) == 1, f"one outbox row for the 100 events, not {len(events_written)} statements"
     assert not [s for s in counter.statements if "WEBHOOK_DELIVERIES" in s], "deliveries are the workers' work"
     assert counter.commits == 1, "the events commit with the accounts"
     events = stored_events(database)
@@ -143,12 +146,12 @@ def test_a_subscription_starts_with_the_events_after_it(database, workspace_id):
     by_hook = {row.url[-4:]: row.id for row in all_hooks(database)}
     with database.read() as conn:
         pairs = conn.execute(
-            select(webhook_deliveries.c.webhook_pk, webhook_events.c.data).join(
+            select(webhook_deliveries.c.webhook_pk, webhook_events.c.events, webhook_deliveries.c.position).join(
                 webhook_events, webhook_events.c.id == webhook_deliveries.c.event_pk
             )
         ).all()
-    late = sorted(data["domain"] for pk, data in pairs if pk == by_hook["late"])
-    early = sorted(data["domain"] for pk, data in pairs if pk == by_hook["arly"])
+    late = sorted(outbox.unpack(events)[at]["data"]["domain"] for pk, events, at in pairs if pk == by_hook["late"])
+    early = sorted(outbox.unpack(events)[at]["data"]["domain"] for pk, events, at in pairs if pk == by_hook["arly"])
     assert (early, late) == (["after.com", "before.com"], ["after.com"])
 
 
@@ -404,3 +407,20 @@ def test_slack_lines_read_well_and_escape_what_users_wrote():
     assert hostile == "New account: &lt;!channel&gt; &amp; &lt;http://x|y&gt; (evil.com)"
     score = slack_line("account.score_changed", {"domain": "a.com", "name": "A", "from": 70, "to": 52})
     assert score == "A (a.com) score 70 → 52 (-18)"
+
+
+def test_a_dead_receiver_gets_one_attempt_per_wait_and_holds_up_no_one(database, workspace_id):
+    with running_receiver() as hanging, running_receiver() as healthy:
+        hanging.default = ("sleep", 2.0)
+        subscribe(database, workspace_id, hanging.url, ["account.created"])
+        subscribe(database, workspace_id, healthy.url, ["account.created"])
+        push(database, workspace_id, *(f"a{i}.com" for i in range(20)))
+        dispatcher = Dispatcher(database, allow_private=True, timeout_s=0.3, retry_base_s=60)
+        started = time.monotonic()
+        deliver_all(dispatcher)
+        dispatcher.sender.close()
+        assert len(healthy.received) == 20, "the healthy receiver got every event"
+        assert len(hanging.received) == 1, "the hanging one got one attempt, then the subscription backs off"
+        assert time.monotonic() - started < 5
+    statuses = collections.Counter((row.webhook_pk, row.status, row.attempts) for row in delivery_rows(database))
+    assert sorted(statuses.values()) == [1, 19, 20], statuses

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import swagger_ui_bundle
@@ -36,6 +38,9 @@ from abmhub.web.ratelimit import RateLimiter
 from abmhub.web.responses import JSONBytes
 from abmhub.web.schemas import BODY_MODELS
 from abmhub.webhooks.router import build_router as webhook_routes
+from abmhub.website.collect import Collector
+from abmhub.website.router import build_public_router as website_public_routes
+from abmhub.website.router import build_router as website_routes
 
 SURFACE_R = "/api/v1"
 CRM_ALIAS = f"{SURFACE_R}/crm"
@@ -58,6 +63,21 @@ Surface R records) that Surface V uses to name them.
 
 def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     """Build the application. Migrations are the caller's job (the CLI runs them on start)."""
+    database = database or Database(settings.database_url)
+    # The website collector's buffer is written every second while the app runs, and once
+    # more when it stops.
+    collector = Collector(
+        database, trusted_proxies=settings.forwarded_allow_ips, retention_days=settings.website_retention_days
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        collector.start()
+        try:
+            yield
+        finally:
+            collector.stop()
+
     app = FastAPI(
         title="abmhub",
         version=__version__,
@@ -66,10 +86,12 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
+        lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.database = database or Database(settings.database_url)
+    app.state.database = database
     app.state.rate_limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
+    app.state.collector = collector
 
     # Surface R, and all of it again under the /crm alias, where only the account push and
     # update differ (§1.1).
@@ -83,9 +105,11 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
             scoring_routes(),
             history_routes(),
             webhook_routes(),
+            website_routes(),
         ):
             app.include_router(router, prefix=prefix)
     app.include_router(surface_v_routes(), prefix=SURFACE_V)
+    app.include_router(website_public_routes())
     _serve_dashboard(app)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")

@@ -15,6 +15,7 @@ from abmhub.serve import serve
 from abmhub.signals.cli import import_signals
 from abmhub.tenancy.cli import keys_app, workspaces_app
 from abmhub.webhooks.cli import webhooks_app
+from abmhub.website.cli import ip_data_app, ip_ranges_app, sites_app
 
 app = typer.Typer(help="abmhub — a self-hostable account-based-marketing data hub.", no_args_is_help=True)
 app.command()(serve)
@@ -22,6 +23,9 @@ app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(keys_app, name="keys")
 app.add_typer(segments_app, name="segments")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(sites_app, name="sites")
+app.add_typer(ip_ranges_app, name="ip-ranges")
+app.add_typer(ip_data_app, name="ip-data")
 app.add_typer(scoring_settings_app, name="scoring-settings")
 app.command()(score)
 app.command("import")(import_signals)

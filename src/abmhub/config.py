@@ -31,3 +31,8 @@ class Settings:
     # `--webhook-allow-private-targets`: webhook URLs may point at loopback or private
     # addresses (a receiver on the same machine or network); off, they are refused (SSRF).
     webhook_allow_private_targets: bool = False
+    # Peers whose X-Forwarded-For is believed (the website collector's visitor address), as
+    # uvicorn's --forwarded-allow-ips: addresses or CIDRs, "*" for any.
+    forwarded_allow_ips: frozenset[str] = frozenset({"127.0.0.1", "::1"})
+    # Days raw website events are kept (their signals stay).
+    website_retention_days: int = 90

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import signal
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -55,6 +56,16 @@ def serve(
             "Off: refused, when created and at every delivery (SSRF guard)."
         ),
     ] = False,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated addresses (or CIDRs, or *) of the proxies whose X-Forwarded-For is believed: "
+            "the visitor's address for website visits and rate limits."
+        ),
+    ] = "127.0.0.1",
+    website_retention_days: Annotated[
+        int, typer.Option(help="Days raw website visit events are kept (their signals stay).", min=1)
+    ] = 90,
 ) -> None:
     """Start the API server (migrating the database; on an empty one, creating a first key).
 
@@ -84,6 +95,8 @@ def serve(
         rate_limit=rate_limit or None,
         session_secret=session_secret_from_env(),
         webhook_allow_private_targets=webhook_allow_private_targets,
+        forwarded_allow_ips=frozenset(part.strip() for part in forwarded_allow_ips.split(",") if part.strip()),
+        website_retention_days=website_retention_days,
     )
     application = create_app(settings, database)
     schedule = ScoringSchedule(database, score_interval)
@@ -99,7 +112,16 @@ def serve(
     # own handler is gone: this handler turns that into a normal exit (status 0).
     signal.signal(signal.SIGTERM, _exit_after_shutdown)
     try:
-        uvicorn.run(application, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+        uvicorn.run(
+            application,
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_graceful_shutdown=30,
+            forwarded_allow_ips=forwarded_allow_ips,
+            # The access log without the client's address: a visitor's IP is never written down.
+            log_config=_log_config_without_addresses(),
+        )
     finally:
         schedule.stop()
         dispatcher.stop()
@@ -107,3 +129,12 @@ def serve(
 
 def _exit_after_shutdown(signum: int, _frame: object) -> None:
     raise SystemExit(0)
+
+
+def _log_config_without_addresses() -> dict[str, Any]:
+    """uvicorn's logging configuration, its access lines without `%(client_addr)s`."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["access"]["fmt"] = '%(levelprefix)s "%(request_line)s" %(status_code)s'
+    return config

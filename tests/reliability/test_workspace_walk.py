@@ -56,6 +56,8 @@ ISSUED = (
     "segment_id",
     "webhook_id",
     "delivery_id",
+    "site_id",
+    "site_key",
 )
 
 
@@ -102,6 +104,7 @@ def make_workspace_a(r: httpx.Client, v: httpx.Client) -> WorkspaceData:
         "subject": f"Iso subject {t}",
         # Nothing listens there: deliveries are attempted and fail (the server allows local targets).
         "webhook_url": f"http://127.0.0.1:9/iso-hook-{t}",
+        "site_host": f"iso-site-{t}.example.com",
     }
     [created] = ok(r.post("/accounts/custom-field", json={"label": values["label"], "labelType": "singleLineText"}))
     values["field_key"] = created["key"]
@@ -219,6 +222,10 @@ def make_workspace_a(r: httpx.Client, v: httpx.Client) -> WorkspaceData:
     values["webhook_id"] = hook["webhookId"]
     values["webhook_secret"] = hook["secret"]
     values["delivery_id"] = ok(r.post(f"/webhooks/{hook['webhookId']}/test"))["deliveryId"]
+    site = ok(r.post("/sites", json={"name": f"Iso site {t}", "hostnames": [values["site_host"]]}))
+    values["site_id"], values["site_key"] = site["siteId"], site["siteKey"]
+    ranges = r.put("/ip-ranges", content=f"198.51.100.0/24,{values['domain']}\n", headers={"Content-Type": "text/csv"})
+    assert ranges.status_code == 200, ranges.text
     values["cursor"] = ok(r.get("/accounts", params={"limit": 1}))["nextCursor"]
     return WorkspaceData(values, {value for name, value in values.items() if name != "cursor"})
 
@@ -251,6 +258,13 @@ def probes_for(method: str, path: str, a: dict[str, str]) -> list[Probe] | None:
         "/webhooks": [Probe()],
         "/webhooks/{webhook_id}": [Probe(status=not_found)],
         "/webhooks/{webhook_id}/deliveries": [Probe(status=not_found)],
+        "/sites": [Probe()],
+        "/sites/{site_id}": [Probe(status=not_found)],
+        "/sites/{site_id}/page-rules": [Probe(status=not_found)],
+        "/sites/{site_id}/stats": [Probe(status=not_found)],
+        "/ip-ranges": [Probe()],
+        # Public by design (the script is in A's pages): it names A's site key, nothing else.
+        "/s/{site_key}.js": [Probe(status=200)],
         "/health": [Probe()],
         "/healthz": [Probe()],
     }
@@ -375,6 +389,16 @@ def probes_for(method: str, path: str, a: dict[str, str]) -> list[Probe] | None:
         ("DELETE", "/webhooks/{webhook_id}"): [Probe(status=not_found)],
         ("POST", "/webhooks/{webhook_id}/test"): [Probe(status=not_found)],
         ("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): [Probe(status=not_found)],
+        ("POST", "/sites"): [Probe(body={"name": "B", "hostnames": [a["site_host"]]}, status=200)],
+        ("PATCH", "/sites/{site_id}"): [Probe(body={"name": "Hijack"}, status=not_found)],
+        ("DELETE", "/sites/{site_id}"): [Probe(status=not_found)],
+        ("PUT", "/sites/{site_id}/page-rules"): [
+            Probe(body=[{"pattern": "/x*", "category": "x", "weight": 1}], status=not_found)
+        ],
+        ("PUT", "/ip-ranges"): [Probe(body={"cidr": "198.51.100.0/24"}, status=400)],  # JSON, not text/csv
+        ("POST", "/collect"): [
+            Probe(body={"k": a["site_key"], "n": "pageview", "u": f"https://{a['site_host']}/"}, status=202)
+        ],
         ("POST", "/activity/_query"): [
             Probe(body={"account_id": a["account_uuid"]}, status=422),
             Probe(body={"contact_id": a["contact_uuid"]}, status=422),
@@ -394,6 +418,8 @@ def path_values(path: str, a: dict[str, str]) -> list[str] | None:
         "segment_id": [a["segment_id"]],
         "webhook_id": [a["webhook_id"]],
         "delivery_id": [a["delivery_id"]],
+        "site_id": [a["site_id"]],
+        "site_key": [a["site_key"]],
         "key": [a["field_key"]],
         "activity_id": [a["manual_uuid"], a["call_uuid"]],
         "account_key": [a["external_id"]] if path.startswith("/api/v1/crm/") else [a["rtp_aid"]],
@@ -455,6 +481,10 @@ def a_view(r: httpx.Client, v: httpx.Client, a: dict[str, str]) -> dict[str, Any
             "/accounts/stage-changes",
             "/webhooks",
             f"/webhooks/{a['webhook_id']}",
+            "/sites",
+            f"/sites/{a['site_id']}",
+            f"/sites/{a['site_id']}/page-rules",
+            "/ip-ranges",
         )
     }
     reads["timeline"] = v.post("/activity/_query", json={"account_id": a["account_uuid"]}).json()

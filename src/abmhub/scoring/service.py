@@ -41,6 +41,7 @@ from abmhub.scoring.settings import (
     settings_from,
 )
 from abmhub.timefmt import now_us
+from abmhub.website.aggregate import aggregate as aggregate_visits
 
 log = logging.getLogger("abmhub.scoring")
 
@@ -159,6 +160,8 @@ def run_scoring(
             today = day_of(moment)
             whole = full or last_full.get(workspace_id, -1) < today
             try:
+                # The site visits collected since the last run count in this one (§9).
+                aggregate_visits(db, workspace_id=workspace_id, clock_us=moment)
                 run = _run_workspace(db, workspace_id, name, settings_from(overrides), moment, whole, renew)
             except ScoringBusy:
                 raise

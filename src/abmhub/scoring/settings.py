@@ -10,7 +10,8 @@ from typing import Any
 
 SOURCES = ("website", "g2", "bombora", "linkedin_ads")
 SIGNAL_TYPES = {
-    "website": ("page_view",),
+    # high_intent_page and engaged_time come from abmhub's own visit collection (§9).
+    "website": ("page_view", "high_intent_page", "engaged_time"),
     "g2": ("profile_view", "comparison", "pricing_view", "category_view"),
     "bombora": ("surge",),
     "linkedin_ads": ("impression", "click", "engagement"),
@@ -54,7 +55,12 @@ class EngagementModel:
 class ScoringSettings:
     sources: dict[str, SourceModel] = field(
         default_factory=lambda: {
-            "website": SourceModel(points={"page_view": 1.0}, half_life_days=14, saturation=15),
+            # A view of a pricing page (rule weight 5) counts 5 page views; each engaged minute half of one.
+            "website": SourceModel(
+                points={"page_view": 1.0, "high_intent_page": 1.0, "engaged_time": 0.5},
+                half_life_days=14,
+                saturation=15,
+            ),
             "g2": SourceModel(
                 points={"category_view": 7.0, "comparison": 25.0, "profile_view": 40.0, "pricing_view": 50.0},
                 half_life_days=30,

@@ -41,6 +41,7 @@ from abmhub.ui.pages import is_fragment_request, page
 from abmhub.ui.rule_form import FIELD_LABELS, GROUPS, OPERATOR_LABELS, STATUSES, RuleForm
 from abmhub.web.cursors import Cursor, InvalidCursor, decode_cursor, encode_cursor
 from abmhub.web.dependencies import database
+from abmhub.website import visits as website_visits
 
 ACCOUNTS_PATH = f"{UI_PREFIX}/accounts"
 EXPORT_PATH = f"{UI_PREFIX}/accounts.csv"
@@ -155,6 +156,7 @@ def build_router() -> APIRouter:
             "deals": deals_service.deals_of_account(db, workspace_id=workspace_id, account_id=row.id),
             "segments": segments_service.segments_of_account(db, workspace_id=workspace_id, account_id=row.id),
             "contacts": activities_service.engaged_contacts(db, workspace_id=workspace_id, account_id=row.id),
+            "visits": website_visits.visits_of_account(db, workspace_id=workspace_id, domain=row.domain),
             "score_chart": _score_chart(db, workspace_id, row.rtp_aid),
         }
         return page(request, "account.html", context, user=user)
@@ -302,6 +304,7 @@ def _movement(db: Database, workspace_id: int, now: dict[str, int]) -> dict[str,
         "surging": insights.surging_accounts_now(db, workspace_id=workspace_id, limit=OVERVIEW_LIST),
         "untouched": insights.untouched_high_scores(db, workspace_id=workspace_id, limit=OVERVIEW_LIST),
         "quiet_deals": insights.quiet_open_deals(db, workspace_id=workspace_id, limit=OVERVIEW_LIST),
+        "visiting": website_visits.most_visiting(db, workspace_id=workspace_id, limit=OVERVIEW_LIST),
     }
 
 

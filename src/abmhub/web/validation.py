@@ -279,6 +279,8 @@ def constraint_text(constraint: str, prop: str, ctx: dict[str, Any] | None = Non
             return f"{prop} must be a valid ISO 8601 date string"
         case "isUrl":
             return f"{prop} must be a URL address"
+        case "isFqdn":
+            return f"{prop} must be a valid domain name"
         case "whitelistValidation":
             return f"property {prop} should not exist"
         case "min":

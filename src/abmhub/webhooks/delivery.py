@@ -5,7 +5,8 @@ through a lease on the *subscription*: a worker claims one active subscription t
 and whose lease is free (round robin, by when each was last claimed). In the claim's
 transaction it turns the workspace's events past the subscription's cursor into pending
 deliveries (those the subscription wants) and moves the cursor; then it delivers up to a batch
-of the due ones in order, and records how each went, renewing the lease as it goes. So each
+of the due ones in order (stopping at a failure: the subscription then backs off until the
+failed delivery's retry), and records how each went, renewing the lease as it goes. So each
 delivery is made by one worker in the normal path, a subscription's events go out in order,
 and a slow or dead receiver holds one worker, never the others. A worker killed mid-batch
 stops renewing: its lease runs out (`LEASE_US`) and another worker takes the subscription
@@ -32,7 +33,7 @@ from abmhub.db.queries import insert_rows
 from abmhub.db.tables import webhook_deliveries, webhook_events, webhooks
 from abmhub.ids import new_object_ids
 from abmhub.webhooks.events import SCORE_CHANGED
-from abmhub.webhooks.outbox import RETRY_WINDOW_US
+from abmhub.webhooks.outbox import RETRY_WINDOW_US, unpack
 from abmhub.webhooks.sender import Attempt
 
 US = 1_000_000
@@ -42,10 +43,10 @@ MAX_WAIT_US = 3600 * US  # the longest wait between two attempts
 DISABLE_AFTER_US = 3 * 24 * 3600 * US  # a subscription whose every attempt failed for this long
 FINISHED_KEPT_US = 30 * 24 * 3600 * US  # succeeded and failed deliveries are kept this long
 BATCH = 50  # deliveries attempted per claim
-FAN_OUT = 1000  # events past the cursor looked at per claim
+FAN_OUT = 20  # outbox rows past the cursor turned into deliveries per claim
 _DELIVERY_COLUMNS = (
-    "workspace_id", "webhook_pk", "event_pk", "delivery_id", "status", "attempts", "next_attempt_us",
-    "expires_us", "created_us",
+    "workspace_id", "webhook_pk", "event_pk", "position", "event_id", "event_type", "delivery_id", "status",
+    "attempts", "next_attempt_us", "expires_us", "created_us",
 )  # fmt: skip
 
 
@@ -91,10 +92,18 @@ def _has_work(now_us: int) -> Any:
     return or_(due, new)
 
 
+def _deliverable(now_us: int) -> Any:
+    """A row of `webhooks` that may be sent to now: active, not backing off after a failure."""
+    return and_(
+        webhooks.c.status == "active",
+        or_(webhooks.c.backoff_until_us.is_(None), webhooks.c.backoff_until_us <= now_us),
+    )
+
+
 def anything_due(db: Database, now_us: int) -> bool:
     """A cheap read first: an idle worker polls with this, not with a write transaction."""
     with db.read() as conn:
-        query = select(literal(1)).where(webhooks.c.status == "active", _has_work(now_us)).limit(1)
+        query = select(literal(1)).where(_deliverable(now_us), _has_work(now_us)).limit(1)
         return conn.execute(query).first() is not None
 
 
@@ -106,7 +115,7 @@ def claim(db: Database, now_us: int, *, batch: int = BATCH) -> Claim | None:
         candidate = (
             select(webhooks.c.id)
             .where(
-                webhooks.c.status == "active",
+                _deliverable(now_us),
                 or_(webhooks.c.lease_until_us.is_(None), webhooks.c.lease_until_us < now_us),
                 _has_work(now_us),
             )
@@ -140,42 +149,58 @@ def claim(db: Database, now_us: int, *, batch: int = BATCH) -> Claim | None:
                 webhook_deliveries.c.delivery_id,
                 webhook_deliveries.c.attempts,
                 webhook_deliveries.c.expires_us,
-                webhook_events.c.event_id,
-                webhook_events.c.type,
-                webhook_events.c.created_us,
-                webhook_events.c.data,
+                webhook_deliveries.c.event_id,
+                webhook_deliveries.c.event_type,
+                webhook_deliveries.c.event_pk,
+                webhook_deliveries.c.position,
             )
-            .join(webhook_events, webhook_events.c.id == webhook_deliveries.c.event_pk)
             .where(webhook_deliveries.c.webhook_pk == pk, _due(now_us))
             .order_by(webhook_deliveries.c.next_attempt_us, webhook_deliveries.c.id)
             .limit(batch)
         ).all()
-    return Claim(pk, hook.webhook_id, hook.url, hook.secret, hook.format, token, now_us, [Due(*row) for row in rows])
+        # Each outbox row once, however many of its events are due.
+        outboxed: dict[int, list[dict[str, Any]]] = {}
+        created: dict[int, int] = {}
+        for row in conn.execute(
+            select(webhook_events.c.id, webhook_events.c.created_us, webhook_events.c.events).where(
+                webhook_events.c.id.in_({row.event_pk for row in rows})
+            )
+        ):
+            outboxed[row.id], created[row.id] = unpack(row.events), row.created_us
+    due = [
+        Due(
+            row.id,
+            row.delivery_id,
+            row.attempts,
+            row.expires_us,
+            row.event_id,
+            row.event_type,
+            created[row.event_pk],
+            outboxed[row.event_pk][row.position]["data"],
+        )
+        for row in rows
+    ]
+    return Claim(pk, hook.webhook_id, hook.url, hook.secret, hook.format, token, now_us, due)
 
 
 def _fan_out(conn: Connection, webhook_pk: int, hook: Any, now_us: int) -> None:
     """Queue a delivery of each event past the cursor that the subscription wants; move the cursor."""
-    events = conn.execute(
-        select(
-            webhook_events.c.id,
-            webhook_events.c.type,
-            webhook_events.c.score_delta,
-            webhook_events.c.webhook_pk,
-            webhook_events.c.created_us,
-        )
+    outboxed = conn.execute(
+        select(webhook_events.c.id, webhook_events.c.events, webhook_events.c.webhook_pk, webhook_events.c.created_us)
         .where(webhook_events.c.workspace_id == hook.workspace_id, webhook_events.c.id > hook.cursor_event_pk)
         .order_by(webhook_events.c.id)
         .limit(FAN_OUT)
     ).all()
-    if not events:
+    if not outboxed:
         return
     wanted = set(hook.events)
     queued = [
-        e
-        for e in events
-        if e.webhook_pk is None  # one for one subscription was queued with its delivery
-        and e.type in wanted
-        and (e.type != SCORE_CHANGED or (e.score_delta or 0) >= hook.min_score_delta)
+        (row, position, event)
+        for row in outboxed
+        if row.webhook_pk is None  # those for one subscription were queued with their delivery
+        for position, event in enumerate(unpack(row.events))
+        if event["type"] in wanted
+        and (event["type"] != SCORE_CHANGED or (event["scoreDelta"] or 0) >= hook.min_score_delta)
     ]
     insert_rows(
         conn,
@@ -185,18 +210,21 @@ def _fan_out(conn: Connection, webhook_pk: int, hook: Any, now_us: int) -> None:
             (
                 hook.workspace_id,
                 webhook_pk,
-                e.id,
+                row.id,
+                position,
+                event["id"],
+                event["type"],
                 delivery_id,
                 "pending",
                 0,
                 now_us,
-                e.created_us + RETRY_WINDOW_US,
+                row.created_us + RETRY_WINDOW_US,
                 now_us,
             )
-            for e, delivery_id in zip(queued, new_object_ids(len(queued)), strict=True)
+            for (row, position, event), delivery_id in zip(queued, new_object_ids(len(queued)), strict=True)
         ],
     )
-    conn.execute(update(webhooks).where(webhooks.c.id == webhook_pk).values(cursor_event_pk=events[-1].id))
+    conn.execute(update(webhooks).where(webhooks.c.id == webhook_pk).values(cursor_event_pk=outboxed[-1].id))
 
 
 def next_wait_us(attempts: int, retry_base_s: float) -> int:
@@ -240,7 +268,7 @@ def _record_one(conn: Connection, held: Claim, outcome: Outcome, retry_base_s: f
     if attempt.ok:
         status = "succeeded"
         values.update(status=status, next_attempt_us=None, delivered_us=now_us)
-        hook: dict[str, Any] = {"failing_since_us": None}
+        hook: dict[str, Any] = {"failing_since_us": None, "backoff_until_us": None}
     else:
         retry_at = now_us + next_wait_us(attempts, retry_base_s)
         status = "failed" if retry_at > due.expires_us else "pending"
@@ -248,6 +276,7 @@ def _record_one(conn: Connection, held: Claim, outcome: Outcome, retry_base_s: f
         failing_since = func.coalesce(webhooks.c.failing_since_us, now_us)
         hook = {
             "failing_since_us": failing_since,
+            "backoff_until_us": retry_at if status == "pending" else None,
             "status": case((failing_since <= now_us - DISABLE_AFTER_US, "disabled"), else_=webhooks.c.status),
         }
     conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == due.pk).values(**values))

@@ -95,9 +95,11 @@ class Dispatcher:
         return True
 
     def _deliver(self, held: delivery.Claim) -> None:
-        """Attempt the batch in order; results are stored every RECORD_EVERY attempts, and
-        before the next attempt once RENEW_AFTER_S passed since the lease was last renewed (an
-        attempt takes 10 s at most: the lease never runs out under a live worker)."""
+        """Attempt the batch in order, up to the first failure (the subscription then backs
+        off: a receiver that is down gets one attempt per wait, and the workers go to the
+        others). Results are stored every RECORD_EVERY attempts, at a failure, and before the
+        next attempt once RENEW_AFTER_S passed since the lease was last renewed (an attempt
+        takes 10 s at most: the lease never runs out under a live worker)."""
         outcomes: list[delivery.Outcome] = []
         renewed = time.monotonic()
         for due in held.due:
@@ -106,7 +108,10 @@ class Dispatcher:
             if time.monotonic() - renewed > RENEW_AFTER_S:
                 self._record(held, outcomes)
                 outcomes, renewed = [], time.monotonic()
-            outcomes.append(delivery.Outcome(due, self._attempt(held, due), now_us()))
+            attempt = self._attempt(held, due)
+            outcomes.append(delivery.Outcome(due, attempt, now_us()))
+            if not attempt.ok:
+                break
             if len(outcomes) >= RECORD_EVERY:
                 self._record(held, outcomes)
                 outcomes, renewed = [], time.monotonic()

@@ -225,8 +225,8 @@ def send_test(db: Database, *, workspace_id: int, webhook_id: str) -> Delivery:
 def _delivery_query() -> Any:
     return select(
         webhook_deliveries.c.delivery_id,
-        webhook_events.c.event_id,
-        webhook_events.c.type,
+        webhook_deliveries.c.event_id,
+        webhook_deliveries.c.event_type,
         webhook_deliveries.c.status,
         webhook_deliveries.c.attempts,
         webhook_deliveries.c.last_status_code,
@@ -234,7 +234,7 @@ def _delivery_query() -> Any:
         webhook_deliveries.c.next_attempt_us,
         webhook_deliveries.c.created_us,
         webhook_deliveries.c.id,
-    ).join(webhook_events, webhook_events.c.id == webhook_deliveries.c.event_pk)
+    )
 
 
 def list_deliveries(db: Database, *, workspace_id: int, webhook_id: str, page: PageRequest) -> Page[Delivery]:

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("created_us", sa.BigInteger(), nullable=False),
         sa.Column("updated_us", sa.BigInteger(), nullable=False),
         sa.Column("failing_since_us", sa.BigInteger(), nullable=True),
+        sa.Column("backoff_until_us", sa.BigInteger(), nullable=True),
         sa.Column("lease_until_us", sa.BigInteger(), nullable=True),
         sa.Column("lease_token", sa.String(length=32), nullable=True),
         sa.Column("claimed_us", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
@@ -56,16 +57,12 @@ def upgrade() -> None:
         "webhook_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("workspace_id", sa.Integer(), nullable=False),
-        sa.Column("event_id", sa.String(length=32), nullable=False),
-        sa.Column("type", sa.String(length=40), nullable=False),
-        sa.Column("data", sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql"), nullable=False),
+        sa.Column("events", sa.LargeBinary(), nullable=False),
         sa.Column("created_us", sa.BigInteger(), nullable=False),
-        sa.Column("score_delta", sa.Integer(), nullable=True),
         sa.Column("webhook_pk", sa.Integer(), nullable=True),
         _references("webhook_events", "workspace_id", "workspaces"),
         _references("webhook_events", "webhook_pk", "webhooks"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_events")),
-        sa.UniqueConstraint("event_id", name=op.f("uq_webhook_events_event_id")),
     )
     op.create_index("ix_webhook_events_workspace", "webhook_events", ["workspace_id", "id"])
     op.create_table(
@@ -74,6 +71,9 @@ def upgrade() -> None:
         sa.Column("workspace_id", sa.Integer(), nullable=False),
         sa.Column("webhook_pk", sa.Integer(), nullable=False),
         sa.Column("event_pk", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("event_id", sa.String(length=32), nullable=False),
+        sa.Column("event_type", sa.String(length=40), nullable=False),
         sa.Column("delivery_id", sa.String(length=24), nullable=False),
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
@@ -89,7 +89,9 @@ def upgrade() -> None:
         _references("webhook_deliveries", "event_pk", "webhook_events"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
         sa.UniqueConstraint("delivery_id", name=op.f("uq_webhook_deliveries_delivery_id")),
-        sa.UniqueConstraint("webhook_pk", "event_pk", name=op.f("uq_webhook_deliveries_webhook_pk_event_pk")),
+        sa.UniqueConstraint(
+            "webhook_pk", "event_pk", "position", name=op.f("uq_webhook_deliveries_webhook_pk_event_pk_position")
+        ),
     )
     op.create_index("ix_webhook_deliveries_webhook", "webhook_deliveries", ["webhook_pk", "id"])
     op.create_index("ix_webhook_deliveries_event", "webhook_deliveries", ["event_pk"])

@@ -1,0 +1,1 @@
+"""Website visits: abmhub collects first-party intent itself (contract §9)."""
