@@ -315,3 +315,17 @@ def test_a_network_owner_names_the_account_once_imported(client, site, database,
 def test_odd_json_is_a_400_not_a_500(client, site, body):
     response = client.post("/collect", content=body, headers={"User-Agent": CHROME})
     assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "https://", "https:///path", "ftp://x.example/", "//x.example/", "javascript:alert(1)"]
+)
+def test_broken_urls_and_origins_are_a_400_or_ignored_never_500(client, site, url):
+    event = {"k": site["siteKey"], "n": "pageview", "u": url}
+    response = client.post("/collect", content=orjson.dumps(event), headers={"User-Agent": CHROME})
+    assert response.status_code == 400, response.text
+    fine = {"k": site["siteKey"], "n": "pageview", "u": "https://www.seller.example/", "r": url}
+    assert (
+        client.post("/collect", content=orjson.dumps(fine), headers={"User-Agent": CHROME, "Origin": url}).status_code
+        == 202
+    )

@@ -38,6 +38,7 @@ from abmhub.web.ratelimit import RateLimiter
 from abmhub.web.responses import JSONBytes
 from abmhub.web.schemas import BODY_MODELS
 from abmhub.webhooks.router import build_router as webhook_routes
+from abmhub.website.asgi import CollectEndpoint
 from abmhub.website.collect import Collector
 from abmhub.website.router import build_public_router as website_public_routes
 from abmhub.website.router import build_router as website_routes
@@ -135,8 +136,9 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     # Outside Starlette's own outermost layer (which answers unexpected errors), so that a
     # 500 carries the security headers too.
+    # /collect (website visits) is answered before all of it: website/asgi.py says why.
     build_stack = app.build_middleware_stack
-    app.build_middleware_stack = lambda: SecurityHeaders(build_stack())  # type: ignore[method-assign]
+    app.build_middleware_stack = lambda: CollectEndpoint(SecurityHeaders(build_stack()), collector)  # type: ignore[method-assign]
     return app
 
 

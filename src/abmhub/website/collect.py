@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy import Connection, delete, func, select
@@ -34,7 +34,7 @@ from abmhub.website.addresses import RangeTable, client_ip, parse_ranges_csv
 from abmhub.website.aggregate import aggregate
 from abmhub.website.bots import is_bot
 from abmhub.website.identity import company_domain
-from abmhub.website.rules import classify
+from abmhub.website.rules import Match, classify
 from abmhub.website.sites import Site, every_site
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ FLUSH_EVERY_S = 1.0
 FLUSH_AT = 500
 SITES_REFRESH_S = 5.0
 UNKNOWN_KEY_REFRESH_S = 1.0
+CLASSIFIED_AT_MOST = 50_000
 MAINTAIN_EVERY_S = 3600.0
 COUNTERS = ("received", "accepted", "bots", "doNotTrack", "unknownHostname", "rateLimited")
 
@@ -88,6 +89,16 @@ def parse(body: bytes) -> tuple[str, list[Incoming]]:
     return key, [_event(item) for item in items]
 
 
+# scheme://[user@]host[:port]path: the host and the path (urlsplit cost 20 µs an event, and
+# raises on some malformed hosts).
+_URL = re.compile(r"(?i)^https?://(?:[^/?#@]*@)?(\[[0-9a-f:.]+\]|[^/?#:\[\]@\s]+)(?::\d{1,5})?([^?#\s]*)")
+
+
+def _host_of(url: str) -> str:
+    found = _URL.match(url)
+    return found.group(1).lower() if found else ""
+
+
 def _event(item: Any) -> Incoming:
     kind = item.get("n")
     if kind not in KINDS:
@@ -95,15 +106,16 @@ def _event(item: Any) -> Incoming:
     url = item.get("u")
     if not isinstance(url, str) or not url or len(url) > MAX_URL:
         raise Malformed(f"u must be a URL of at most {MAX_URL} characters")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    parts = _URL.match(url)
+    if parts is None:
         raise Malformed("u must be an http(s) URL")
+    host = parts.group(1).lower()
     referrer = item.get("r")
     referrer_host = None
     if isinstance(referrer, str) and referrer and len(referrer) <= MAX_URL:
-        ref = urlsplit(referrer)
-        if ref.scheme in ("http", "https") and ref.hostname and ref.hostname != parts.hostname:
-            referrer_host = ref.hostname[:253]
+        ref = _URL.match(referrer)
+        if ref is not None and ref.group(1).lower() != host:
+            referrer_host = ref.group(1).lower()[:253]
     engaged = _bounded(item.get("e"), "e", 0, MAX_ENGAGED_MS)
     scroll = _bounded(item.get("sd"), "sd", 0, 100)
     email = item.get("email")
@@ -112,8 +124,8 @@ def _event(item: Any) -> Incoming:
     return Incoming(
         kind,
         url,
-        (parts.path or "/")[:1000],
-        parts.hostname.lower(),
+        (parts.group(2) or "/")[:1000],
+        host,
         referrer_host,
         engaged,
         scroll,
@@ -197,9 +209,11 @@ class Collector:
         self._sites: dict[str, Site] = {}
         self._ranges: dict[int, RangeTable] = {}
         self._ranges_version: tuple[Any, ...] = ()
+        self._classified: dict[tuple[int, str], Match | None] = {}
         self._salts: dict[int, bytes] = {}
         self._networks = networks.NetworkTable()
         self._stopping = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._sites_at = -SITES_REFRESH_S  # never read yet
 
@@ -213,7 +227,7 @@ class Collector:
         now = now_us()
         day = now // US_PER_DAY
         origin = headers.get("origin")
-        allow_origin = origin if origin and host_allowed((urlsplit(origin).hostname or ""), site.hostnames) else None
+        allow_origin = origin if origin and host_allowed(_host_of(origin), site.hostnames) else None
         counts: Counter[str] = Counter(received=len(incoming))
         address = client_ip(peer, headers.get("x-forwarded-for"), self.trusted_proxies)
         user_agent = headers.get("user-agent")
@@ -240,7 +254,7 @@ class Collector:
                     if identified is not None:
                         identities[(site.pk, day, visitor)] = identified
                         domain, matched_by = identified, "identify"
-                hit = classify(event.path, site.page_rules) if event.kind == "pageview" else None
+                hit = self._classify(site, event.path) if event.kind == "pageview" else None
                 accepted.append(
                     (
                         site.workspace_id,
@@ -268,7 +282,7 @@ class Collector:
                 self._buffer.counters[(site.pk, day, name)] += count
             full = len(self._buffer.events) >= FLUSH_AT
         if full:
-            threading.Thread(target=self.flush, daemon=True).start()
+            self._wake.set()  # the flush thread writes it now rather than at the next second
         return Answer(202, None, allow_origin)
 
     def _count(self, site: Site, day: int, counts: Counter[str]) -> None:
@@ -276,12 +290,21 @@ class Collector:
             for name, count in counts.items():
                 self._buffer.counters[(site.pk, day, name)] += count
 
+    def _classify(self, site: Site, path: str) -> Match | None:
+        """`rules.classify`, remembered per site and path (a site's pages are few, its views many)."""
+        key = (site.pk, path)
+        if key not in self._classified:
+            if len(self._classified) > CLASSIFIED_AT_MOST:
+                self._classified = {}
+            self._classified[key] = classify(path, site.page_rules)
+        return self._classified[key]
+
     def site_by_key(self, key: str) -> Site | None:
         return self._site(key)
 
     def origin_allowed(self, origin: str) -> bool:
         """Whether a browser origin is one of the hostnames of some site (CORS preflight)."""
-        host = urlsplit(origin).hostname or ""
+        host = _host_of(origin)
         return any(host_allowed(host, site.hostnames) for site in self._sites.values())
 
     def _site(self, key: str) -> Site | None:
@@ -301,7 +324,7 @@ class Collector:
             if version != self._ranges_version:  # rebuilt only when a workspace replaced its ranges
                 self._ranges, self._ranges_version = _range_tables(conn), version
             self._networks.refresh(conn)
-        self._sites, self._sites_at = found, time.monotonic()
+        self._sites, self._sites_at, self._classified = found, time.monotonic(), {}
 
     def _visitor(self, site: Site, address: str, user_agent: str, day: int) -> str:
         salt = self._salts.get(day)
@@ -346,13 +369,16 @@ class Collector:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(10)
         self.flush()
 
     def _run(self) -> None:
         maintained = time.monotonic()
-        while not self._stopping.wait(FLUSH_EVERY_S):
+        while not self._stopping.is_set():
+            self._wake.wait(FLUSH_EVERY_S)
+            self._wake.clear()
             try:
                 self.flush()
             except Exception:  # flush logged it; the next second tries again

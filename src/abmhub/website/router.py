@@ -24,7 +24,8 @@ from abmhub.web.validation import issue, validation_issues
 from abmhub.website import ranges as ranges_service
 from abmhub.website import sites as sites_service
 from abmhub.website import stats as stats_service
-from abmhub.website.collect import MAX_BODY_BYTES, Collector, Malformed
+from abmhub.website.asgi import answer_collect, answer_preflight
+from abmhub.website.collect import MAX_BODY_BYTES, Collector
 from abmhub.website.rules import PageRule
 from abmhub.website.schemas import (
     CreateSiteRequest,
@@ -296,44 +297,18 @@ def build_public_router() -> APIRouter:
         openapi_extra=_COLLECT_BODY,
     )
     async def collect(request: Request) -> Response:
+        """Answered by `website/asgi.py` ahead of routing in a running server; the same answer."""
         collector: Collector = request.app.state.collector
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return _collect_error(413, f"body over {MAX_BODY_BYTES} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                return _collect_error(413, f"body over {MAX_BODY_BYTES} bytes")
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return JSONBytes({"error": f"body over {MAX_BODY_BYTES} bytes"}, status_code=413)
         peer = request.client.host if request.client else None
-        try:
-            answer = collector.receive(bytes(body), peer=peer, headers=request.headers)
-        except Malformed as problem:
-            return _collect_error(400, str(problem))
-        headers = _cors(answer.allow_origin)
-        if answer.status == 429:
-            return JSONBytes({"error": "rate limited"}, status_code=429, headers={**headers, "Retry-After": "1"})
-        return Response(status_code=202, headers=headers)
+        status, headers, content = answer_collect(collector, body, peer, dict(request.headers))
+        return Response(content, status_code=status, headers=headers)
 
     @router.options("/collect", include_in_schema=False)
     def collect_preflight(request: Request) -> Response:
-        """For bodies sent as application/json (the script sends text/plain: no preflight)."""
-        collector: Collector = request.app.state.collector
-        origin = request.headers.get("origin")
-        allowed = origin if origin and collector.origin_allowed(origin) else None
-        headers = {
-            **_cors(allowed),
-            "Access-Control-Allow-Methods": "POST",
-            "Access-Control-Allow-Headers": "Content-Type",
-        }
-        return Response(status_code=204, headers=headers if allowed else {})
+        status, headers, content = answer_preflight(request.app.state.collector, request.headers.get("origin"))
+        return Response(content, status_code=status, headers=headers)
 
     return router
-
-
-def _cors(origin: str | None) -> dict[str, str]:
-    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {"Vary": "Origin"}
-
-
-def _collect_error(status: int, message: str) -> Response:
-    return JSONBytes({"error": message}, status_code=status)
