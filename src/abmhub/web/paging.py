@@ -81,3 +81,8 @@ def page_body(page: Page[Any], items: list[Any]) -> dict[str, Any]:
         "hasNextPage": page.has_next,
         "syncTimestamp": format_us(sync_us) if sync_us is not None else None,
     }
+
+
+def keyset_page(limit: str | None = None, cursor: str | None = None) -> PageRequest:
+    """`limit` (1-1000, default 100) and `cursor` of a list without delta sync (no `lastSync`)."""
+    return page_request(limit, cursor)

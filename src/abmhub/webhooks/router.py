@@ -14,7 +14,7 @@ from abmhub.paging import PageRequest
 from abmhub.tenancy.service import Caller
 from abmhub.timefmt import format_us
 from abmhub.web.dependencies import caller, database, json_body
-from abmhub.web.paging import page_body, page_request
+from abmhub.web.paging import keyset_page, page_body
 from abmhub.web.responses import envelope
 from abmhub.web.schemas import ERROR_RESPONSES, Envelope, request_body
 from abmhub.webhooks import service
@@ -50,11 +50,6 @@ def _allow_private(request: Request) -> bool:
     return bool(request.app.state.settings.webhook_allow_private_targets)
 
 
-def _page(limit: str | None = None, cursor: str | None = None) -> PageRequest:
-    """`limit` (1-1000, default 100) and `cursor`; these lists have no `lastSync`."""
-    return page_request(limit, cursor)
-
-
 def build_router() -> APIRouter:
     router = APIRouter(tags=["webhooks"], responses=ERROR_RESPONSES)
 
@@ -87,7 +82,7 @@ def build_router() -> APIRouter:
     @router.get("/webhooks", summary="The workspace's webhooks (extension)", response_model=Envelope[WebhookPage])
     def list_webhooks(
         request: Request,
-        page: PageRequest = Depends(_page),
+        page: PageRequest = Depends(keyset_page),
         who: Caller = Depends(caller),
         db: Database = Depends(database),
     ) -> Response:
@@ -158,7 +153,7 @@ def build_router() -> APIRouter:
     def list_deliveries(
         request: Request,
         webhook_id: str,
-        page: PageRequest = Depends(_page),
+        page: PageRequest = Depends(keyset_page),
         who: Caller = Depends(caller),
         db: Database = Depends(database),
     ) -> Response:

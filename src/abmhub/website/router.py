@@ -17,7 +17,7 @@ from abmhub.tenancy.service import Caller
 from abmhub.timefmt import format_us, parse_iso8601
 from abmhub.web.dependencies import caller, database, json_body, read_body, read_json
 from abmhub.web.errors import ApiError, ValidationFailed
-from abmhub.web.paging import page_body, page_request
+from abmhub.web.paging import keyset_page, page_body
 from abmhub.web.responses import JSONBytes, envelope
 from abmhub.web.schemas import ERROR_RESPONSES, Envelope, request_body
 from abmhub.web.validation import issue, validation_issues
@@ -44,10 +44,6 @@ class SitePage(BaseModel):
     nextCursor: str | None
     hasNextPage: bool
     syncTimestamp: str | None
-
-
-def _page(limit: str | None = None, cursor: str | None = None) -> PageRequest:
-    return page_request(limit, cursor)
 
 
 def collect_url(request: Request) -> str:
@@ -91,7 +87,7 @@ def build_router() -> APIRouter:
     @router.get("/sites", summary="The workspace's sites (extension)", response_model=Envelope[SitePage])
     def list_sites(
         request: Request,
-        page: PageRequest = Depends(_page),
+        page: PageRequest = Depends(keyset_page),
         who: Caller = Depends(caller),
         db: Database = Depends(database),
     ) -> Response:
