@@ -329,3 +329,24 @@ def test_broken_urls_and_origins_are_a_400_or_ignored_never_500(client, site, ur
         client.post("/collect", content=orjson.dumps(fine), headers={"User-Agent": CHROME, "Origin": url}).status_code
         == 202
     )
+
+
+def test_the_dashboard_shows_an_accounts_visits_and_the_weeks_visitors(client, site, database, workspace):
+    client.put("/api/v1/ip-ranges", content=b"203.0.113.0/24,globex.com\n", headers={"Content-Type": "text/csv"})
+    for path in ("/", "/pricing"):
+        collect(client, site, {"n": "pageview", "u": f"https://www.seller.example{path}"})
+    flush(client)
+    aggregate(database)
+    signed_in = client.post(
+        "/ui/sign-in",
+        data={"api_key": workspace["key"]},
+        headers={"Sec-Fetch-Site": "same-origin"},
+        follow_redirects=False,
+    )
+    assert signed_in.status_code == 303, signed_in.text
+    overview = client.get("/ui").text
+    assert "Visiting your website this week" in overview and "globex.com" in overview.split("Visiting your website")[1]
+    globex = client.get("/api/v1/accounts", params={"domains": '["globex.com"]'}).json()["data"]["data"][0]
+    page = client.get(f"/ui/accounts/{globex['rtp_aid']}").text
+    visits = page.split("Website visits, last 30 days")[1].split("</section>")[0]
+    assert "2 page views on 1 day" in visits and "pricing ×1" in visits

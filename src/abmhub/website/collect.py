@@ -235,7 +235,8 @@ class Collector:
         identities: dict[tuple[int, int, str], str] = {}
         if address is not None and not self.limiter.allow(address, len(incoming)):
             counts["rateLimited"] += len(incoming)
-            self._count(site, day, counts)
+            with self._lock:
+                self._tally(site, day, counts)
             return Answer(429, "rate limited", allow_origin)
         if is_bot(user_agent):
             counts["bots"] += len(incoming)
@@ -278,17 +279,16 @@ class Collector:
         with self._lock:
             self._buffer.events.extend(accepted)
             self._buffer.identities.update(identities)
-            for name, count in counts.items():
-                self._buffer.counters[(site.pk, day, name)] += count
+            self._tally(site, day, counts)
             full = len(self._buffer.events) >= FLUSH_AT
         if full:
             self._wake.set()  # the flush thread writes it now rather than at the next second
         return Answer(202, None, allow_origin)
 
-    def _count(self, site: Site, day: int, counts: Counter[str]) -> None:
-        with self._lock:
-            for name, count in counts.items():
-                self._buffer.counters[(site.pk, day, name)] += count
+    def _tally(self, site: Site, day: int, counts: Counter[str]) -> None:
+        """Add to the buffer's counters (the caller holds the lock)."""
+        for name, count in counts.items():
+            self._buffer.counters[(site.pk, day, name)] += count
 
     def _classify(self, site: Site, path: str) -> Match | None:
         """`rules.classify`, remembered per site and path (a site's pages are few, its views many)."""
