@@ -424,3 +424,29 @@ def test_a_dead_receiver_gets_one_attempt_per_wait_and_holds_up_no_one(database,
         assert time.monotonic() - started < 5
     statuses = collections.Counter((row.webhook_pk, row.status, row.attempts) for row in delivery_rows(database))
     assert sorted(statuses.values()) == [1, 19, 20], statuses
+
+
+def test_deleting_a_subscription_keeps_the_events_another_has_not_taken_yet(database, workspace_id):
+    first, _ = subscribe(database, workspace_id, "http://127.0.0.1:9/first", ["account.created"])
+    subscribe(database, workspace_id, "http://127.0.0.1:9/second", ["account.created"])
+    push(database, workspace_id, "acme.com")
+    held = delivery.claim(database, now_us())  # the first subscription takes the event
+    assert held is not None and held.webhook_id == first.webhook_id
+    delivery.release(database, held)
+    webhooks_service.delete_webhook(database, workspace_id=workspace_id, webhook_id=first.webhook_id)
+    other = delivery.claim(database, now_us())
+    assert other is not None and [d.data["domain"] for d in other.due] == ["acme.com"], "the second still gets it"
+
+
+def test_the_purge_keeps_what_a_paused_subscription_has_not_taken(database, workspace_id):
+    hook, _ = subscribe(database, workspace_id, "http://127.0.0.1:9/hook", ["account.created"])
+    webhooks_service.update_webhook(
+        database, workspace_id=workspace_id, webhook_id=hook.webhook_id, changes={"status": "paused"}
+    )
+    push(database, workspace_id, "acme.com")
+    later = now_us() + delivery.FINISHED_KEPT_US + 1
+    delivery.purge(database, later)
+    assert len(stored_events(database)) == 1, "kept: the paused subscription has not taken it"
+    webhooks_service.delete_webhook(database, workspace_id=workspace_id, webhook_id=hook.webhook_id)
+    delivery.purge(database, later)
+    assert stored_events(database) == [], "nobody listens any more: gone"

@@ -300,7 +300,8 @@ def release(db: Database, held: Claim) -> None:
 
 
 def purge(db: Database, now_us: int) -> int:
-    """Forget finished deliveries older than FINISHED_KEPT_US, and events no delivery needs."""
+    """Forget finished deliveries older than FINISHED_KEPT_US, and the outbox rows as old that
+    no delivery needs and every listening (active or paused) subscription has taken."""
     with db.write() as tx:
         removed = tx.conn.execute(
             delete(webhook_deliveries).where(
@@ -309,9 +310,18 @@ def purge(db: Database, now_us: int) -> int:
             )
         ).rowcount
         needed = select(webhook_deliveries.c.event_pk)
+        behind = exists(
+            select(literal(1)).where(
+                webhooks.c.workspace_id == webhook_events.c.workspace_id,
+                webhooks.c.status.in_(("active", "paused")),
+                webhooks.c.cursor_event_pk < webhook_events.c.id,
+            )
+        )
         tx.conn.execute(
             delete(webhook_events).where(
-                webhook_events.c.created_us < now_us - FINISHED_KEPT_US, webhook_events.c.id.not_in(needed)
+                webhook_events.c.created_us < now_us - FINISHED_KEPT_US,
+                webhook_events.c.id.not_in(needed),
+                ~behind,
             )
         )
     return int(removed or 0)

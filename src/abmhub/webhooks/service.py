@@ -192,22 +192,11 @@ def update_webhook(
 
 
 def delete_webhook(db: Database, *, workspace_id: int, webhook_id: str) -> None:
-    """Gone with its deliveries; its events too, once no other subscription's delivery needs them."""
+    """Gone with its deliveries. The outbox rows stay: another subscription may not have taken
+    their events yet (the worker's hourly purge removes old ones nobody needs)."""
     with db.write(workspace_id) as tx:
         found = _find(tx.conn, workspace_id, webhook_id)
-        events = select(webhook_deliveries.c.event_pk).where(webhook_deliveries.c.webhook_pk == found.pk)
-        orphaned = [pk for (pk,) in tx.conn.execute(events)]
         tx.conn.execute(delete(webhooks).where(webhooks.c.id == found.pk))  # deliveries cascade
-        _delete_orphaned_events(tx.conn, orphaned)
-
-
-def _delete_orphaned_events(conn: Connection, event_pks: Sequence[int]) -> None:
-    for start in range(0, len(event_pks), 500):
-        chunk = list(event_pks[start : start + 500])
-        still_needed = select(webhook_deliveries.c.event_pk).where(webhook_deliveries.c.event_pk.in_(chunk))
-        conn.execute(
-            delete(webhook_events).where(webhook_events.c.id.in_(chunk), webhook_events.c.id.not_in(still_needed))
-        )
 
 
 def send_test(db: Database, *, workspace_id: int, webhook_id: str) -> Delivery:
