@@ -350,3 +350,21 @@ def test_the_dashboard_shows_an_accounts_visits_and_the_weeks_visitors(client, s
     page = client.get(f"/ui/accounts/{globex['rtp_aid']}").text
     visits = page.split("Website visits, last 30 days")[1].split("</section>")[0]
     assert "2 page views on 1 day" in visits and "pricing ×1" in visits
+
+
+def test_sites_change_and_go_and_ip_ranges_read_back(client, site):
+    path = f"/api/v1/sites/{site['siteId']}"
+    changed = client.patch(path, json={"name": "Renamed", "hostnames": ["shop.seller.example"]}).json()["data"]
+    assert (changed["name"], changed["hostnames"]) == ("Renamed", ["shop.seller.example"])
+    assert client.patch(path, json={"hostnames": ["not a host"]}).status_code == 400
+    stored = client.put(
+        "/api/v1/ip-ranges", content=b"203.0.113.0/24,globex.com\n", headers={"Content-Type": "text/csv"}
+    )
+    assert stored.json()["data"] == {"ranges": 1}
+    assert client.get("/api/v1/ip-ranges").json()["data"] == [{"cidr": "203.0.113.0/24", "domain": "globex.com"}]
+    bad = client.put("/api/v1/ip-ranges", content=b"203.0.113.0/33,globex.com\n", headers={"Content-Type": "text/csv"})
+    assert bad.status_code == 400 and "line 1" in bad.json()["customMessage"]
+    assert client.put("/api/v1/ip-ranges", json={"x": 1}).status_code == 400, "text/csv only"
+    assert client.get("/api/v1/ip-ranges").json()["data"][0]["domain"] == "globex.com", "a refused set changes nothing"
+    assert client.delete(path).json()["data"] == {"siteId": site["siteId"], "deleted": True}
+    assert client.get(path).status_code == 404
