@@ -1,4 +1,5 @@
-"""`abmhub seed --workspace W --accounts N --seed S`: a sandbox data set to integrate against.
+"""`abmhub seed --workspace W --accounts N --seed S [--planted]`: a sandbox data set to integrate
+against, or one with a planted truth to check predictions against.
 
 Registered by `abmhub.cli` (`app.command("seed")(seed_sandbox)`).
 """
@@ -6,6 +7,7 @@ Registered by `abmhub.cli` (`app.command("seed")(seed_sandbox)`).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +22,7 @@ from rich.table import Table
 
 from abmhub.command import DatabaseUrl, err, fail, open_database, out
 from abmhub.sandbox.data import DAYS
+from abmhub.sandbox.planted import HISTORY_DAYS
 from abmhub.sandbox.seed import seed_workspace
 
 
@@ -38,15 +41,34 @@ def seed_sandbox(
     ] = None,
     score: Annotated[bool, typer.Option(help="Run the scoring job afterwards, so that accounts have scores.")] = True,
     history_days: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="Days of history: the data covers them and is replayed and scored day by day, so that "
-            "scores over time and stage changes show movement. 0: 90 days of data scored once (faster "
-            "for many accounts).",
+            help=f"Days of history: the data covers them and is replayed and scored day by day, so that "
+            f"scores over time and stage changes show movement. 0: 90 days of data scored once (faster "
+            f"for many accounts). Default: {DAYS}; {HISTORY_DAYS} with --planted (written at once).",
             min=0,
             max=3650,
+            show_default=False,
         ),
-    ] = DAYS,
+    ] = None,
+    planted: Annotated[
+        bool,
+        typer.Option(
+            "--planted",
+            help="Opportunities follow a hidden rule (buying episodes that raise each source's signals "
+            "with its own lead time); the history is a backfill written at once, and the hidden truth "
+            "is written to --truth-file.",
+        ),
+    ] = False,
+    truth_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --planted: where to write the hidden truth (JSON). Default: "
+            "planted-truth-WORKSPACE.json in the current directory.",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Fill a workspace with a realistic, deterministic sandbox data set.
@@ -55,6 +77,15 @@ def seed_sandbox(
     calls and emails with contacts, and website, G2, Bombora and LinkedIn intent signals
     over the last --history-days days, scored day by day; then today's scores. Seeding again
     with the same seed changes nothing.
+
+    With --planted, the opportunities follow a hidden rule instead: latent fit, buying
+    episodes whose Bombora, website, G2 and sales-activity signals rise ahead of the decision
+    each with its own lead time, then an opportunity with a known probability; always-on
+    noise and LinkedIn ads that favour low-fit accounts. The --history-days (default 540)
+    are pushed at once, as a CRM backfill would be, and scored once. The hidden truth (every
+    account's fit, episode rate and episodes) goes to --truth-file, from which the true
+    probability of opening an opportunity within a horizon can be computed for any account
+    and day (abmhub.sandbox.planted.PlantedTruth).
     """
     moment = None
     if as_of is not None:
@@ -64,6 +95,11 @@ def seed_sandbox(
             fail(f"--as-of takes a date as YYYY-MM-DD, not '{as_of}'")
     if not workspace.strip():
         fail("--workspace needs a name")
+    if planted and history_days == 0:
+        fail("--planted needs history: --history-days of at least 1 (default 540)")
+    if truth_file is not None and not planted:
+        fail("--truth-file goes with --planted")
+    truth_path = truth_file or Path(f"planted-truth-{workspace.strip()}.json")
     database = open_database(database_url)
     progress = Progress(
         TextColumn("[bold]seed[/bold]"),
@@ -88,10 +124,16 @@ def seed_sandbox(
                 as_of=moment,
                 score=score,
                 history_days=history_days,
+                planted=planted,
                 progress=show,
             )
     finally:
         database.dispose()
+    if report.truth is not None:
+        try:
+            report.truth.save(truth_path)
+        except OSError as exc:
+            fail(f"cannot write the truth file {truth_path}: {exc}")
     table = Table(title=f"Seeded workspace '{report.workspace}'" + (" (new)" if report.created_workspace else ""))
     table.add_column("records")
     table.add_column("total", justify="right")
@@ -110,8 +152,18 @@ def seed_sandbox(
         out.print(f"Scored {report.scored:,} accounts in {report.scoring_seconds:.1f} s.", highlight=False)
         if report.replayed_days:
             out.print(f"History: {report.replayed_days} days replayed and scored one by one.", highlight=False)
-        elif history_days:
+        elif history_days != 0 and not planted:
             out.print("No history replayed: the workspace had been scored before.", highlight=False)
+    if report.truth is not None:
+        summary = report.truth.summary()
+        out.print(
+            f"Planted: {summary['accounts']:,} accounts, {summary['episodes']:,} buying episodes "
+            f"({summary['accounts_with_episode']:,} accounts with one), {summary['opened']:,} opportunities "
+            f"opened ({summary['won']:,} won) over {report.truth.params['history_days']} days.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        out.print(f"Planted truth: {truth_path.resolve()}", highlight=False, soft_wrap=True)
     out.print(f"Done in {report.seconds:.1f} s. A key for the workspace:", highlight=False)
     out.print(
         f"  abmhub keys create --workspace {report.workspace} --user you@example.com", highlight=False, soft_wrap=True

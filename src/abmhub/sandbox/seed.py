@@ -14,6 +14,10 @@ stage changes on the days they happened, daily scores rising and decaying. The l
 scores today. The replay holds the data set in memory (fine for a sandbox's thousands of
 accounts; seed millions with `history_days=0`).
 
+A planted sandbox (`planted=True`, `abmhub.sandbox.planted`) follows a hidden rule and comes
+with its truth (`SeedReport.truth`): a backfill, as a CRM import would be, of `history_days`
+(default `HISTORY_DAYS`, 540) days of records written at once, then scored once.
+
 Seeding again with the same seed converges on the same data: accounts are upserted by
 domain, deals by externalDealId, and activities and signals carry ids that make a repeat
 a no-op (`failed: already exists` / `skipped`); replayed days score nothing anew.
@@ -37,6 +41,7 @@ from abmhub.db.engine import Database
 from abmhub.deals import service as deals_service
 from abmhub.deals.schemas import DealItem, PipelineDefinition
 from abmhub.sandbox.data import CUSTOM_FIELDS, DAYS, PIPELINES, AccountPlan, SandboxGenerator
+from abmhub.sandbox.planted import HISTORY_DAYS, PlantedGenerator, PlantedTruth
 from abmhub.scoring import service as scoring_service
 from abmhub.scoring.model import US_PER_DAY, day_of
 from abmhub.scoring.service import ScoringBusy, run_scoring
@@ -46,6 +51,7 @@ from abmhub.tenancy import service as tenancy
 from abmhub.timefmt import parse_iso8601
 
 BATCH_ACCOUNTS = 1000
+SIGNALS_PER_PUSH = 20_000
 SCORING_ATTEMPTS = 10
 SCORING_RETRY_SECONDS = 3.0
 
@@ -59,6 +65,7 @@ class SeedReport:
     replayed_days: int = 0  # days of history replayed and scored one by one
     seconds: float = 0.0
     scoring_seconds: float = 0.0
+    truth: PlantedTruth | None = None  # the hidden truth of a planted sandbox
 
     def add(self, kind: str, summary: dict[str, int]) -> None:
         into = self.counts.setdefault(kind, {})
@@ -136,8 +143,11 @@ def _push(db: Database, workspace_id: int, records: Records, report: SeedReport)
         report.add(
             "activities", activities_service.push_activities(db, workspace_id=workspace_id, items=activities).summary
         )
-    if records.signals:
-        signals = items(SignalItem, records.signals)
+    # Signals in pushes of at most SIGNALS_PER_PUSH: the service looks the push's ids up in one
+    # statement, and PostgreSQL takes at most 65,535 parameters in one (a planted batch of 1,000
+    # accounts has ~135,000 signals).
+    for start in range(0, len(records.signals), SIGNALS_PER_PUSH):
+        signals = items(SignalItem, records.signals[start : start + SIGNALS_PER_PUSH])
         report.add("signals", signals_service.push_signals(db, workspace_id=workspace_id, items=signals).summary)
 
 
@@ -179,24 +189,36 @@ def seed_workspace(
     seed: int,
     as_of: datetime | None = None,
     score: bool = True,
-    history_days: int = DAYS,
+    history_days: int | None = None,
+    planted: bool = False,
     progress: Progress | None = None,
 ) -> SeedReport:
     """Create (if new) and fill `workspace` with `accounts` sandbox accounts and their data.
 
-    With `history_days` > 0 (and `score`), the data covers that many days before `as_of` and
-    is replayed and scored day by day, so the workspace has history; with 0 it covers 90
-    days, written at once and scored once.
+    With `history_days` > 0 (default `DAYS`, and `score`), the data covers that many days before
+    `as_of` and is replayed and scored day by day, so the workspace has history; with 0 it
+    covers 90 days, written at once and scored once. With `planted`, the data follows the
+    planted rule over `history_days` (default `HISTORY_DAYS`), written at once and scored
+    once; `report.truth` is its hidden truth.
     """
     started = time.perf_counter()
     report = SeedReport(workspace)
     workspace_id, report.created_workspace = _workspace(db, workspace)
     _define_fields(db, workspace_id)
     _define_pipelines(db, workspace_id)
-    # A history is replayed into a workspace that has none yet: replaying past days over a
-    # workspace scored today would score those days with records of later days.
-    replay = score and history_days > 0 and scoring_service.last_run_us(db, workspace_id) is None
-    generator = SandboxGenerator(seed=seed, accounts=accounts, as_of=as_of, days=history_days if replay else DAYS)
+    generator: SandboxGenerator
+    if planted:
+        generator = PlantedGenerator(
+            seed=seed, accounts=accounts, as_of=as_of, days=HISTORY_DAYS if history_days is None else history_days
+        )
+        report.truth = generator.truth
+        replay = False  # a backfill: everything at once, as a CRM import would be
+    else:
+        days = DAYS if history_days is None else history_days
+        # A history is replayed into a workspace that has none yet: replaying past days over a
+        # workspace scored today would score those days with records of later days.
+        replay = score and days > 0 and scoring_service.last_run_us(db, workspace_id) is None
+        generator = SandboxGenerator(seed=seed, accounts=accounts, as_of=as_of, days=days if replay else DAYS)
     if replay:
         _replay(db, workspace, workspace_id, generator, report, progress)
         report.replayed_days = generator.days
