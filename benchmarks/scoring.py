@@ -808,7 +808,7 @@ class PhaseTimer:
         self.wrap(engine, "inputs_for", "inputs_for (3 queries)")
         self.wrap(engine, "_source_points", "signals aggregate")
         self.wrap(engine, "_engagement_points", "activities aggregate")
-        self.wrap(engine, "_deal_flags", "deals query")
+        self.wrap(engine, "deal_flags", "deals query")
         self.wrap(service, "refresh_dynamic_segments", "segment refresh (total)")
 
         @event.listens_for(db.engine, "before_cursor_execute")

@@ -22,6 +22,7 @@ from abmhub.config import Settings
 from abmhub.db.engine import Database
 from abmhub.deals.router import build_router as deal_routes
 from abmhub.history.router import build_router as history_routes
+from abmhub.predictions.router import build_router as prediction_routes
 from abmhub.reevo import errors as surface_v_errors
 from abmhub.reevo.router import build_router as surface_v_routes
 from abmhub.scoring.router import build_router as scoring_routes
@@ -105,6 +106,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
             signal_routes(),
             scoring_routes(),
             history_routes(),
+            prediction_routes(),
             webhook_routes(),
             website_routes(),
         ):

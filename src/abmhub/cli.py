@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from abmhub.client.cli import sync_app
+from abmhub.predictions.cli import model_app
 from abmhub.sandbox.cli import seed_sandbox
 from abmhub.scoring.cli import score, scoring_settings_app
 from abmhub.segments.cli import segments_app
@@ -23,6 +24,7 @@ app.add_typer(workspaces_app, name="workspaces")
 app.add_typer(keys_app, name="keys")
 app.add_typer(segments_app, name="segments")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(model_app, name="model")
 app.add_typer(sites_app, name="sites")
 app.add_typer(ip_ranges_app, name="ip-ranges")
 app.add_typer(ip_data_app, name="ip-data")

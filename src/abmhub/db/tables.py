@@ -691,3 +691,54 @@ ip_networks = Table(
     Column("owner", Text, nullable=False),
     Index("ix_ip_networks_start", "start_hex"),
 )
+
+
+# --- predictions (contract §10) ------------------------------------------------------------------
+
+# A model learned from a workspace's own history, with its backtest report. At most one is
+# active per workspace (the partial unique index); activating another is the rollback.
+prediction_models = Table(
+    "prediction_models",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("model_id", String(24), nullable=False, unique=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("active", Boolean, nullable=False, server_default=text("false")),
+    Column("horizon_days", Integer, nullable=False),
+    Column("as_of_us", BigInteger, nullable=False),  # the training data's cut
+    Column("beats_hand_set", Boolean, nullable=False),
+    # SHA-256 of the training rows (features and labels): same data, same fingerprint.
+    Column("fingerprint", String(64), nullable=False),
+    Column("parameters", Json, nullable=False),  # features, scaling, coefficients, calibration, bands
+    Column("report", Json, nullable=False),  # trainedOn, backtest (with intervals), drift
+    Index("ix_prediction_models_workspace", "workspace_id", "id"),
+    Index(
+        "ux_prediction_models_active",
+        "workspace_id",
+        unique=True,
+        sqlite_where=text("active"),
+        postgresql_where=text("active"),
+    ),
+)
+
+# The active model's prediction per account, refreshed by every scoring run. `probability` and
+# `band` are NULL for an account with an open or won deal (it has its opportunity).
+account_predictions = Table(
+    "account_predictions",
+    metadata,
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("workspace_id", ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("model_pk", ForeignKey("prediction_models.id", ondelete="CASCADE"), nullable=False),
+    Column("as_of_us", BigInteger, nullable=False),
+    Column("probability", Float, nullable=True),
+    Column("probability_30d", Float, nullable=True),
+    Column("band", String(1), nullable=True),
+    Column("factors", Json, nullable=True),  # the top 5 [feature, value, contribution]
+    CheckConstraint("band IN ('A', 'B', 'C', 'D')", name="ck_account_predictions_band"),
+    CheckConstraint("probability BETWEEN 0 AND 1", name="ck_account_predictions_probability"),
+    # The overview's "likely to open an opportunity" list and the segment rules' `probability`.
+    Index("ix_account_predictions_workspace_probability", "workspace_id", "probability"),
+    # The segment refresh's "predicted since the last run" (scoring/rules.py).
+    Index("ix_account_predictions_workspace_as_of", "workspace_id", "as_of_us"),
+)

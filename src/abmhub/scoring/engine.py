@@ -18,7 +18,7 @@ that had not committed yet. What was lost rolls back whole and stays dirty for t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -48,6 +48,8 @@ from abmhub.db.tables import (
 )
 from abmhub.deals.service import journey_stage_for as deal_stage_journey
 from abmhub.history import service as history
+from abmhub.predictions import serving as predictions
+from abmhub.predictions.features import LOOKBACK_DAYS, SignalStats, stats_sql
 from abmhub.scoring.model import US_PER_DAY, AccountInputs, AccountScores, score_account
 from abmhub.scoring.settings import SCORE_COLUMNS, SOURCES, ScoringSettings
 from abmhub.timefmt import now_us
@@ -104,8 +106,12 @@ def _source_points(
     today: int,
     *,
     contiguous: bool,
+    features: SignalStats | None = None,
 ) -> dict[int, dict[str, float]]:
     """Decayed signal points per source of a batch's accounts (`batch`: domain → account id).
+
+    `features`: filled with the prediction model's signal sums per domain and source
+    (`predictions.features.stats_sql`), computed in the same pass over the signals.
 
     A contiguous batch (every account of the workspace from its first domain to its last: a
     full run) reads its signals as ONE range of the covering index, domain by domain; signals
@@ -113,21 +119,27 @@ def _source_points(
     domains up one by one.
     """
     oldest = today - max(model.horizon_days for model in settings.sources.values())
+    extra: list[Any] = []
+    if features is not None:
+        oldest = min(oldest, today - LOOKBACK_DAYS + 1)
+        extra = stats_sql(signals.c.occurred_day, signals.c["count"], today)
     domains = list(batch)  # in the batch's order: the database's, by its collation
     if contiguous:
         which = signals.c.domain.between(domains[0], domains[-1])
     else:
         which = among(conn, signals.c.domain, domains, String)
     rows = conn.execute(
-        select(signals.c.domain, signals.c.source, func.sum(signal_points_sql(settings, today)))
+        select(signals.c.domain, signals.c.source, func.sum(signal_points_sql(settings, today)), *extra)
         .where(signals.c.workspace_id == workspace_id, which, signals.c.occurred_day >= oldest)
         .group_by(signals.c.domain, signals.c.source)
     ).all()
     points: dict[int, dict[str, float]] = {}
-    for domain, source, total in rows:
+    for domain, source, total, *sums in rows:
         account_id = batch.get(domain)
         if account_id is not None:
             points.setdefault(account_id, {})[source] = float(total or 0.0)
+            if features is not None:
+                features.setdefault(domain, {})[source] = sums
     return points
 
 
@@ -180,7 +192,7 @@ def deal_rows(conn: Connection, ids: Sequence[int]) -> Sequence[Row[Any]]:
     ).all()
 
 
-def _deal_flags(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[bool, bool]]:
+def deal_flags(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[bool, bool]]:
     flags: dict[int, tuple[bool, bool]] = {}
     for row in deal_rows(conn, ids):
         won, open_ = flags.get(row.account_id, (False, False))
@@ -197,18 +209,20 @@ def inputs_for(
     today: int,
     *,
     contiguous: bool = False,
+    features: SignalStats | None = None,
 ) -> dict[int, AccountInputs]:
-    """Everything the model needs for these accounts (domain → id), in three queries."""
+    """Everything the model needs for these accounts (domain → id), in three queries.
+    `features`: see `_source_points`."""
     ids = list(batch.values())
-    sources = _source_points(conn, workspace_id, batch, settings, today, contiguous=contiguous)
+    sources = _source_points(conn, workspace_id, batch, settings, today, contiguous=contiguous, features=features)
     engagement = _engagement_points(conn, ids, settings, today)
-    deal_flags = _deal_flags(conn, ids)
+    flags = deal_flags(conn, ids)
     return {
         account_id: AccountInputs(
             source_points=sources.get(account_id, {}),
             engagement_points=engagement.get(account_id, 0.0),
-            has_won_deal=deal_flags.get(account_id, (False, False))[0],
-            has_open_deal=deal_flags.get(account_id, (False, False))[1],
+            has_won_deal=flags.get(account_id, (False, False))[0],
+            has_open_deal=flags.get(account_id, (False, False))[1],
         )
         for account_id in ids
     }
@@ -233,6 +247,8 @@ class ScoredBatch:
     workspace_id: int
     day: int
     at_us: int
+    # The active model's predictions of the batch's accounts (§10), when the workspace has one.
+    predictions: list[tuple[Any, ...]] = field(default_factory=list)
 
     @property
     def scored(self) -> int:
@@ -286,15 +302,18 @@ def compute_batch(
     *,
     contiguous: bool = False,
     at_us: int | None = None,
+    model: predictions.ActiveModel | None = None,
 ) -> ScoredBatch:
     """Score these account rows (`_CURRENT` columns): read their inputs and run the model. Writes nothing.
 
     `contiguous`: the rows are every account of the workspace between the first and the last
     domain (a full run's batch). `at_us`: the run's moment, which its stage changes are
-    recorded at (default: now).
+    recorded at (default: now). `model`: the workspace's active prediction model, whose
+    predictions of these accounts are refreshed too.
     """
     batch = {row.domain: row.id for row in rows}
-    inputs = inputs_for(conn, workspace_id, batch, settings, today, contiguous=contiguous)
+    signal_sums: SignalStats | None = {} if model is not None else None
+    inputs = inputs_for(conn, workspace_id, batch, settings, today, contiguous=contiguous, features=signal_sums)
     before = history.score_references(conn, list(batch.values()), today - TREND_DAYS)
     changed, unchanged, moves, rescored, trends = [], [], [], [], []
     for row in rows:
@@ -311,7 +330,23 @@ def compute_batch(
         if change != row.score_change:
             trends.append((row.id, change))
     moment = now_us() if at_us is None else at_us
-    return ScoredBatch(changed, unchanged, moves, rescored, trends, workspace_id=workspace_id, day=today, at_us=moment)
+    predicted = []
+    if model is not None:
+        taken = {i: account.has_won_deal or account.has_open_deal for i, account in inputs.items()}
+        predicted = predictions.prediction_rows(
+            conn, workspace_id, model, batch, taken, today, moment, signal_sums=signal_sums
+        )
+    return ScoredBatch(
+        changed,
+        unchanged,
+        moves,
+        rescored,
+        trends,
+        workspace_id=workspace_id,
+        day=today,
+        at_us=moment,
+        predictions=predicted,
+    )
 
 
 def write_batch(conn: Connection, batch: ScoredBatch, now: int) -> None:
@@ -346,6 +381,8 @@ def write_batch(conn: Connection, batch: ScoredBatch, now: int) -> None:
             conn.exec_driver_sql(
                 f"UPDATE accounts SET score_change = {mark} WHERE id = {mark}", [(c, i) for i, c in batch.trends]
             )
+    if batch.predictions:
+        predictions.write_predictions(conn, batch.predictions)
     if batch.unchanged:
         conn.execute(
             update(accounts)
@@ -381,9 +418,10 @@ def score_batch(
     *,
     contiguous: bool = False,
     at_us: int | None = None,
+    model: predictions.ActiveModel | None = None,
 ) -> BatchResult:
     """`compute_batch` then `write_batch` on one connection, in its transaction."""
-    scored = compute_batch(conn, workspace_id, rows, settings, today, contiguous=contiguous, at_us=at_us)
+    scored = compute_batch(conn, workspace_id, rows, settings, today, contiguous=contiguous, at_us=at_us, model=model)
     write_batch(conn, scored, now)
     return BatchResult(scored=scored.scored, changed=len(scored.changed))
 

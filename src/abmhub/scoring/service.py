@@ -31,6 +31,7 @@ from abmhub.db.engine import Database, WriteTransaction
 from abmhub.db.tables import scoring_lease, scoring_runs, workspaces
 from abmhub.history import service as history
 from abmhub.insights import service as insights
+from abmhub.predictions import serving as predictions
 from abmhub.scoring import engine
 from abmhub.scoring.model import day_of
 from abmhub.scoring.rules import refresh_dynamic_segments
@@ -191,8 +192,10 @@ def _run_workspace(
     started = time.perf_counter()
     today = day_of(moment)
     run = WorkspaceRun(workspace=name, full=whole)
+    with db.read() as conn:
+        model = predictions.active_model(conn, workspace_id)
     score = _score_in_order if db.is_sqlite else _score_in_segments
-    score(db, workspace_id, settings, moment, whole, renew, run)
+    score(db, workspace_id, settings, moment, whole, renew, run, model)
     with db.write(workspace_id) as tx:
         previous = tx.conn.execute(
             select(scoring_runs.c.last_run_us, scoring_runs.c.last_full_day, scoring_runs.c.surging_us).where(
@@ -252,6 +255,7 @@ def _score_in_order(
     whole: bool,
     renew: Callable[[], None],
     run: WorkspaceRun,
+    model: predictions.ActiveModel | None = None,
 ) -> None:
     """Each batch is one write transaction of the workspace: read, score, write, commit (SQLite)."""
     after = ""  # batches go in domain order
@@ -261,7 +265,15 @@ def _score_in_order(
             if not rows:
                 break
             result = engine.score_batch(
-                tx.conn, workspace_id, rows, settings, day_of(moment), tx.now_us, contiguous=whole, at_us=moment
+                tx.conn,
+                workspace_id,
+                rows,
+                settings,
+                day_of(moment),
+                tx.now_us,
+                contiguous=whole,
+                at_us=moment,
+                model=model,
             )
         run.scored += result.scored
         run.changed += result.changed
@@ -285,6 +297,7 @@ def _score_in_segments(
     whole: bool,
     renew: Callable[[], None],
     run: WorkspaceRun,
+    model: predictions.ActiveModel | None = None,
 ) -> None:
     """PostgreSQL: read and score batch N+1 while a second connection writes batch N.
 
@@ -335,7 +348,7 @@ def _score_in_segments(
                 if not rows:
                     return  # the writer's last batch is committed, then the segment (context exits)
                 scored = engine.compute_batch(
-                    tx.conn, workspace_id, rows, settings, day_of(moment), contiguous=whole, at_us=moment
+                    tx.conn, workspace_id, rows, settings, day_of(moment), contiguous=whole, at_us=moment, model=model
                 )
                 writer.submit(scored)
                 run.scored += scored.scored

@@ -1,0 +1,271 @@
+"""Point-in-time features: what was known about an account at the end of a day (§10).
+
+A feature row describes an account as of day t from the records dated on or before t only:
+signals by their `occurredAt`, sales activities by their time. Five channels — the four intent
+sources and the sales activities — each give eight numbers from the year up to t: counts over
+7, 30, 90 and 365 days (the year's level says what is usual for the account, so that a burst
+stands out), sums decayed with half-lives of 7 and 30 days, momentum (the last 7 days against
+the 21 before) and the days since the last one; plus the distinct contacts of the last 90
+days' activities. Deals, journey stages, scores, tags and custom fields are never
+features: they are known as they are now, not as they were at t.
+
+The same numbers come from two places that must agree (a test holds them to it):
+- training (`History.aggregates`): the workspace's records grouped per account, channel and day
+  into arrays, then summed for any t with numpy;
+- serving (`current_aggregates`): for one batch of accounts as of today, grouped in SQL.
+Both give `Aggregates`; `design_matrix` turns them into the model's inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Connection, Float, String, and_, case, cast, func, literal, select
+
+from abmhub.db.queries import among
+from abmhub.db.tables import activities, activity_contacts, signals
+from abmhub.scoring.model import US_PER_DAY
+from abmhub.scoring.settings import SOURCES
+
+CHANNELS = (*SOURCES, "activities")
+CHANNEL_WORDS = {
+    "website": "Website visits",
+    "g2": "G2 research",
+    "bombora": "Bombora surges",
+    "linkedin_ads": "LinkedIn ad engagement",
+    "activities": "Sales activities",
+}
+LOOKBACK_DAYS = 365  # every feature looks at most this far back
+CONTACT_DAYS = 90
+HALF_LIVES = (7.0, 30.0)
+# Per channel, in this order: counts over the last 7, 30, 90 and 365 days (age 0..6, 0..29, 0..89,
+# 0..364 days), decayed sums (half-lives 7 and 30 days), the count of the 21 days before the
+# last 7 (age 7..27), and the age in days of the most recent one (LOOKBACK_DAYS + 1 when none).
+STATS = ("c7", "c30", "c90", "c365", "d7", "d30", "prev21", "age")
+NO_RECORD_AGE = LOOKBACK_DAYS + 1
+
+Floats = NDArray[np.float64]
+Ints = NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    name: str
+    words: str  # what a marketer reads in an explanation
+
+
+def _channel_features(channel: str) -> list[Feature]:
+    what = CHANNEL_WORDS[channel]
+    return [
+        Feature(f"{channel}_7d", f"{what}, last 7 days"),
+        Feature(f"{channel}_30d", f"{what}, last 30 days"),
+        Feature(f"{channel}_90d", f"{what}, last 90 days"),
+        Feature(f"{channel}_365d", f"{what}, last 12 months"),
+        Feature(f"{channel}_recent_week_weighted", f"{what}, weighted to the last week"),
+        Feature(f"{channel}_recent_month_weighted", f"{what}, weighted to the last month"),
+        Feature(f"{channel}_momentum", f"{what}: last 7 days against the 3 weeks before"),
+        Feature(f"{channel}_days_since", f"Days since the last of the {what.lower()}"),
+    ]
+
+
+FEATURES: tuple[Feature, ...] = (
+    *(feature for channel in CHANNELS for feature in _channel_features(channel)),
+    Feature("activity_contacts_90d", "Contacts in sales activities, last 90 days"),
+)
+FEATURE_NAMES = tuple(feature.name for feature in FEATURES)
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregates:
+    """Per account: `stats[i, channel, stat]` (STATS order) and `contacts[i]`."""
+
+    stats: Floats  # shape (n, len(CHANNELS), len(STATS))
+    contacts: Floats  # shape (n,)
+
+    @staticmethod
+    def empty(n: int) -> Aggregates:
+        stats = np.zeros((n, len(CHANNELS), len(STATS)))
+        stats[:, :, STATS.index("age")] = NO_RECORD_AGE
+        return Aggregates(stats, np.zeros(n))
+
+
+def raw_values(agg: Aggregates) -> Floats:
+    """The features as a person reads them (counts, days, the momentum as a ratio): shape (n, features)."""
+    s = agg.stats
+    per_channel = [
+        *(s[:, :, k] for k in range(6)),
+        (s[:, :, 0] + 1.0) / (s[:, :, 6] / 3.0 + 1.0),
+        s[:, :, 7],
+    ]
+    columns = np.stack(per_channel, axis=2).reshape(len(s), -1)  # channel-major, as FEATURES
+    return np.concatenate([columns, agg.contacts[:, None]], axis=1)
+
+
+def design_matrix(agg: Aggregates) -> Floats:
+    """The model's inputs: counts and sums on a log scale (the tenth visit says less than the
+    first), momentum as a log ratio, recency as log days. Shape (n, len(FEATURES))."""
+    s = agg.stats
+    logs = np.log1p(s[:, :, :6])
+    momentum = np.log1p(s[:, :, 0]) - np.log1p(s[:, :, 6] / 3.0)
+    recency = np.log1p(s[:, :, 7])
+    columns = np.concatenate([logs, momentum[:, :, None], recency[:, :, None]], axis=2).reshape(len(s), -1)
+    return np.concatenate([columns, np.log1p(agg.contacts)[:, None]], axis=1)
+
+
+# --- training: a workspace's records as arrays, summed as of any day ---------------------------
+
+
+@dataclass(slots=True)
+class Events:
+    """Records grouped per (account, channel, day): `count` for the features, `points` (the
+    hand-set score's undecayed points) for the hand-set score as of a day."""
+
+    account: Ints
+    channel: Ints
+    day: Ints
+    count: Floats
+    points: Floats
+
+
+@dataclass(slots=True)
+class ContactDays:
+    """(account, contact, day) of every contact of an account's activities."""
+
+    account: Ints
+    contact: Ints
+    day: Ints
+
+
+def aggregates_as_of(events: Events, contacts: ContactDays, n: int, day: int) -> Aggregates:
+    """The `Aggregates` of all n accounts at the end of `day` (records of later days unseen)."""
+    age = day - events.day
+    inside = np.flatnonzero((age >= 0) & (age < LOOKBACK_DAYS))
+    age = age[inside]
+    key = events.account[inside] * len(CHANNELS) + events.channel[inside]
+    count = events.count[inside]
+    size = n * len(CHANNELS)
+
+    def total(weights: Floats) -> Floats:
+        return np.asarray(np.bincount(key, weights=weights, minlength=size), dtype=np.float64)
+
+    stats = np.empty((size, len(STATS)))
+    stats[:, 0] = total(count * (age < 7))
+    stats[:, 1] = total(count * (age < 30))
+    stats[:, 2] = total(count * (age < 90))
+    stats[:, 3] = total(count)
+    stats[:, 4] = total(count * 0.5 ** (age / HALF_LIVES[0]))
+    stats[:, 5] = total(count * 0.5 ** (age / HALF_LIVES[1]))
+    stats[:, 6] = total(count * ((age >= 7) & (age < 28)))
+    youngest = np.full(size, NO_RECORD_AGE, dtype=np.int64)
+    np.minimum.at(youngest, key, age)
+    stats[:, 7] = youngest
+    c_age = day - contacts.day
+    recent = (c_age >= 0) & (c_age < CONTACT_DAYS)
+    pairs = np.unique(np.stack([contacts.account[recent], contacts.contact[recent]]), axis=1)
+    distinct = np.bincount(pairs[0], minlength=n).astype(np.float64) if pairs.size else np.zeros(n)
+    return Aggregates(stats.reshape(n, len(CHANNELS), len(STATS)), distinct)
+
+
+# --- serving: one batch of accounts as of today, in SQL ----------------------------------------
+
+
+def stats_sql(day_column: Any, count_column: Any, today: int) -> list[Any]:
+    """The SQL twins of `aggregates_as_of`'s sums (STATS order) over the rows of a GROUP BY;
+    rows outside the lookback (or dated after today) count for nothing, so the query may read a
+    wider window (the scoring job's signal query does, and computes these in the same pass)."""
+    age = literal(today) - day_column
+    inside = and_(age >= 0, age < LOOKBACK_DAYS)
+
+    def counted(condition: Any) -> Any:
+        return func.sum(case((and_(inside, condition), count_column), else_=0))
+
+    def decayed(half_life: float) -> Any:
+        return func.sum(case((inside, count_column * func.pow(0.5, cast(age, Float) / half_life)), else_=0.0))
+
+    return [
+        counted(age < 7),
+        counted(age < 30),
+        counted(age < 90),
+        counted(literal(True)),
+        decayed(HALF_LIVES[0]),
+        decayed(HALF_LIVES[1]),
+        counted(and_(age >= 7, age < 28)),
+        func.min(case((inside, age))),
+    ]
+
+
+SignalStats = dict[str, dict[str, Sequence[Any]]]  # domain → source → STATS values (from SQL)
+
+
+def signal_stats(conn: Connection, workspace_id: int, domains: Sequence[str], today: int) -> SignalStats:
+    """The signals' STATS per domain and source, as of the end of `today`."""
+    found: SignalStats = {}
+    rows = conn.execute(
+        select(signals.c.domain, signals.c.source, *stats_sql(signals.c.occurred_day, signals.c["count"], today))
+        .where(
+            signals.c.workspace_id == workspace_id,
+            among(conn, signals.c.domain, list(domains), String),
+            signals.c.occurred_day.between(today - LOOKBACK_DAYS + 1, today),
+        )
+        .group_by(signals.c.domain, signals.c.source)
+    ).all()
+    for domain, source, *values in rows:
+        found.setdefault(domain, {})[source] = values
+    return found
+
+
+def _filled(values: Sequence[Any]) -> list[float]:
+    *sums, youngest = values
+    return [float(v or 0) for v in sums] + [float(NO_RECORD_AGE if youngest is None else youngest)]
+
+
+def current_aggregates(
+    conn: Connection,
+    workspace_id: int,
+    batch: Mapping[str, int],
+    ids: Sequence[int],
+    today: int,
+    *,
+    signal_sums: SignalStats | None = None,
+) -> Aggregates:
+    """`Aggregates` as of the end of `today` for the accounts `ids` (`batch`: domain → id).
+    `signal_sums`: the signals' part when the caller has it already (the scoring job)."""
+    index = {account_id: i for i, account_id in enumerate(ids)}
+    agg = Aggregates.empty(len(ids))
+    oldest = today - LOOKBACK_DAYS + 1
+    contacts_from = today - CONTACT_DAYS + 1
+    channel_of = {channel: c for c, channel in enumerate(CHANNELS)}
+    if signal_sums is None:
+        signal_sums = signal_stats(conn, workspace_id, list(batch), today) if batch else {}
+    for domain, per_source in signal_sums.items():
+        account_id = batch.get(domain)
+        if account_id is None or account_id not in index:
+            continue
+        for source, values in per_source.items():
+            channel = channel_of.get(source)
+            if channel is not None:
+                agg.stats[index[account_id], channel] = _filled(values)
+    if ids:
+        day = activities.c.occurred_us // US_PER_DAY
+        window = activities.c.occurred_us.between(oldest * US_PER_DAY, (today + 1) * US_PER_DAY - 1)
+        rows = conn.execute(
+            select(activities.c.account_id, *stats_sql(day, literal(1), today))
+            .where(among(conn, activities.c.account_id, list(ids)), window)
+            .group_by(activities.c.account_id)
+        ).all()
+        for account_id, *values in rows:
+            agg.stats[index[account_id], channel_of["activities"]] = _filled(values)
+        recent = activities.c.occurred_us.between(contacts_from * US_PER_DAY, (today + 1) * US_PER_DAY - 1)
+        rows = conn.execute(
+            select(activities.c.account_id, func.count(activity_contacts.c.contact_id.distinct()))
+            .join(activity_contacts, activity_contacts.c.activity_id == activities.c.id)
+            .where(among(conn, activities.c.account_id, list(ids)), recent)
+            .group_by(activities.c.account_id)
+        ).all()
+        for account_id, distinct in rows:
+            agg.contacts[index[account_id]] = distinct
+    return agg
