@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from abmhub.db.tables import accounts, segment_members, segments
+from abmhub.db.tables import account_predictions, accounts, segment_members, segments
 
 _COLUMNS = {
     "rtp_account_score": accounts.c.account_score,
@@ -30,6 +30,23 @@ _COLUMNS = {
     "rtp_g2_intent_score": accounts.c.g2_score,
     "rtp_bombora_intent_score": accounts.c.bombora_score,
 }
+# The active model's prediction of the account (§10); its rows are the active model's only.
+# An account without one (no active model yet, or an open or won deal: NULL) matches no
+# condition on these fields, not even `ne`, as with a custom field it has no value for.
+_PREDICTION_COLUMNS = {
+    "probability": account_predictions.c.probability,
+    "predictedBand": account_predictions.c.band,
+}
+
+
+def _prediction(field: str) -> Any:
+    return select(_PREDICTION_COLUMNS[field]).where(account_predictions.c.account_id == accounts.c.id).scalar_subquery()
+
+
+def reads_predictions(rule: dict[str, Any] | None) -> bool:
+    """Whether a rule has a condition on the account's prediction."""
+    conditions = [*((rule or {}).get("all") or []), *((rule or {}).get("any") or [])]
+    return any(condition.get("field") in _PREDICTION_COLUMNS for condition in conditions)
 
 
 def _custom_field(conn: Connection, key: str, numeric: bool) -> Any:
@@ -62,6 +79,8 @@ def condition_sql(conn: Connection, condition: dict[str, Any]) -> Any:
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
     if field.startswith("customFields."):
         column = _custom_field(conn, field.removeprefix("customFields."), numeric)
+    elif field in _PREDICTION_COLUMNS:
+        column = _prediction(field)
     else:
         column = _COLUMNS[field]
     match op:
@@ -95,11 +114,13 @@ def rule_sql(conn: Connection, rule: dict[str, Any] | None) -> Any:
 def refresh_dynamic_segments(conn: Connection, workspace_id: int, now: int, *, since: int | None = None) -> int:
     """Bring every dynamic segment's members in line with its rule; returns membership changes.
 
-    A rule reads only the account's own row, and every change of that row moves its
-    `change_us`; so with `since` (the previous refresh's stamp) only the accounts changed after
-    it are re-evaluated — unless the segment itself changed (a new rule, a new status), which
-    re-evaluates all of its accounts. A membership change is a change of the account (its
-    `segmentIds`), for delta sync.
+    A rule reads the account's own row, and every change of that row moves its `change_us`;
+    so with `since` (the previous refresh's stamp) only the accounts changed after it are
+    re-evaluated — unless the segment itself changed (a new rule, a new status), which
+    re-evaluates all of its accounts. A rule on the prediction also reads the account's
+    `account_predictions` row, whose refresh is not a change of the account (no `change_us`):
+    for such a rule the accounts predicted after `since` are re-evaluated too. A membership
+    change is a change of the account (its `segmentIds`), for delta sync.
     """
     changes = 0
     dynamic = conn.execute(
@@ -112,7 +133,15 @@ def refresh_dynamic_segments(conn: Connection, workspace_id: int, now: int, *, s
     for segment_pk, rule, segment_change_us in dynamic:
         scope = accounts.c.workspace_id == workspace_id
         if since is not None and segment_change_us <= since:
-            scope = scope & (accounts.c.change_us > since)
+            changed = accounts.c.change_us > since
+            if reads_predictions(rule):
+                # Predicted again since: rescored by a scoring run (whatever clock it runs on), or
+                # by the activation of a model (`refresh_all`, stamped now).
+                activated = select(account_predictions.c.account_id).where(
+                    account_predictions.c.workspace_id == workspace_id, account_predictions.c.as_of_us > since
+                )
+                changed = changed | (accounts.c.scored_us > since) | accounts.c.id.in_(activated)
+            scope = scope & changed
         wanted = set(conn.execute(select(accounts.c.id).where(scope, rule_sql(conn, rule))).scalars())
         current = set(
             conn.execute(

@@ -26,8 +26,13 @@ RULE_FIELDS = (
     "rtp_g2_intent_score",
     "rtp_bombora_intent_score",
     "tags",
+    # The active prediction model's answer for the account (§10): no prediction, no match.
+    "predictedBand",
+    "probability",
 )
 RULE_OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains")
+PREDICTED_BANDS = ("A", "B", "C", "D")
+BAND_OPERATORS = ("eq", "ne", "in")
 MAX_MEMBERS_PER_REQUEST = 1000
 
 
@@ -44,7 +49,8 @@ class RuleCondition(RequestModel):
     """One test on an account: `{"field": "rtp_account_score", "op": "gte", "value": 60}`.
 
     `in` takes an array of values; `contains` applies to `tags`; every other operator takes
-    one value (a string, number, boolean or null).
+    one value (a string, number, boolean or null). `predictedBand` takes `eq`, `ne` or `in`
+    with bands `A`–`D`; `probability` a number from 0 to 1.
     """
 
     field: Annotated[RequiredStr, AfterValidator(_rule_field)]
@@ -63,7 +69,31 @@ class RuleCondition(RequestModel):
         if self.op == "contains" and self.field != "tags":
             tags = {"values": "tags (for op 'contains')"}
             raise_field_errors(type(self), [field_error("field", self.field, "isIn", tags)])
+        if self.field == "predictedBand":
+            self._check_band()
+        elif self.field == "probability":
+            self._check_probability()
         return self
+
+    def _check_band(self) -> None:
+        if self.op not in BAND_OPERATORS:
+            raise_field_errors(type(self), [field_error("op", self.op, "isIn", {"values": ", ".join(BAND_OPERATORS)})])
+        values = self.value if isinstance(self.value, list) else [self.value]
+        if not values or any(value not in PREDICTED_BANDS for value in values):
+            bands = {"values": ", ".join(PREDICTED_BANDS)}
+            raise_field_errors(type(self), [field_error("value", self.value, "isIn", bands)])
+
+    def _check_probability(self) -> None:
+        values = self.value if isinstance(self.value, list) else [self.value]
+        for value in values:
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise_field_errors(type(self), [field_error("value", self.value, "isNumber")])
+            if value < 0:
+                raise_field_errors(type(self), [field_error("value", self.value, "min", {"min": 0})])
+            if value > 1:
+                raise_field_errors(type(self), [field_error("value", self.value, "max", {"max": 1})])
+        if not values:
+            raise_field_errors(type(self), [field_error("value", self.value, "isNumber")])
 
 
 class SegmentRule(RequestModel):

@@ -63,6 +63,18 @@ def _percent(share: float) -> str:
     return f"{share * 100:.0f}%"
 
 
+def _chance(probability: float | None) -> str:
+    """A probability as a whole percentage; below 1 % or above 99 % says so rather than 0 % or 100 %."""
+    if probability is None:
+        return "–"
+    percent = probability * 100
+    if 0 < percent < 1:
+        return "<1%"
+    if 99 < percent < 100:
+        return ">99%"
+    return f"{percent:.0f}%"
+
+
 def _money(amount: float | None, currency: str | None) -> str:
     if amount is None:
         return "–"
@@ -93,6 +105,7 @@ environment.filters.update(
     day=_day,
     money=_money,
     percent=_percent,
+    chance=_chance,
     stage_slug=_stage_slug,
     stage_label=_stage_label,
 )

@@ -27,6 +27,7 @@ from abmhub.deals.schemas import JOURNEY_STAGES
 from abmhub.history import service as history_service
 from abmhub.insights import service as insights
 from abmhub.paging import PageRequest
+from abmhub.predictions import views as predictions
 from abmhub.scoring.explain import explain_account
 from abmhub.scoring.model import US_PER_DAY, day_of
 from abmhub.segments import service as segments_service
@@ -106,6 +107,7 @@ def build_router() -> APIRouter:
             "open_deals": deals_service.open_deal_count(db, workspace_id=workspace_id),
             "funnels": [("wide", charts.funnel(counts.by_stage)), ("compact", charts.compact_funnel(counts.by_stage))],
             **_movement(db, workspace_id, counts.by_stage),
+            "likely": predictions.likely_to_open(db, workspace_id=workspace_id, limit=LIKELY_LIST),
         }
         return page(request, "overview.html", context, user=user)
 
@@ -158,6 +160,7 @@ def build_router() -> APIRouter:
             "contacts": activities_service.engaged_contacts(db, workspace_id=workspace_id, account_id=row.id),
             "visits": website_visits.visits_of_account(db, workspace_id=workspace_id, domain=row.domain),
             "score_chart": _score_chart(db, workspace_id, row.rtp_aid),
+            "prediction": predictions.account_prediction(db, workspace_id=workspace_id, rtp_aid=row.rtp_aid),
         }
         return page(request, "account.html", context, user=user)
 
@@ -272,6 +275,7 @@ def build_router() -> APIRouter:
 
 
 OVERVIEW_LIST = 8  # rows of each of the overview's lists
+LIKELY_LIST = 10  # rows of "Likely to open an opportunity"
 CHART_DAYS = 90
 
 

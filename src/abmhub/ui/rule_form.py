@@ -3,7 +3,8 @@
 The form posts (and, for the live preview, gets) `name`, `status` and, for each group of
 conditions (`all`: every one must hold; `any`: at least one), repeated `<group>-field`,
 `<group>-op` and `<group>-value`. Values are typed text: numbers for the scores and number
-custom fields, comma-separated lists for `is one of`. Problems are kept per row and field, in
+custom fields, a probability as a share or a percentage (`0.25` or `25%`), comma-separated
+lists for `is one of`. Problems are kept per row and field, in
 the API's wording where the API's own request model finds them.
 """
 
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from starlette.datastructures import ImmutableMultiDict
 
 from abmhub.deals.schemas import JOURNEY_STAGES
-from abmhub.segments.schemas import RULE_FIELDS, CreateSegmentRequest
+from abmhub.segments.schemas import PREDICTED_BANDS, RULE_FIELDS, CreateSegmentRequest
 from abmhub.web.validation import validation_issues
 
 GROUPS = ("all", "any")
@@ -31,6 +32,8 @@ FIELD_LABELS = {
     "rtp_g2_intent_score": "G2 intent score",
     "rtp_bombora_intent_score": "Bombora intent score",
     "tags": "Tags",
+    "predictedBand": "Predicted band (A–D)",
+    "probability": "Probability of a new opportunity",
 }
 OPERATOR_LABELS = {
     "eq": "is",
@@ -43,6 +46,7 @@ OPERATOR_LABELS = {
     "contains": "contains",
 }
 SCORE_FIELDS = frozenset(name for name in RULE_FIELDS if name.endswith("_score"))
+NUMBER_FIELDS = SCORE_FIELDS | {"probability"}
 MAX_CONDITIONS = 50
 
 
@@ -87,6 +91,16 @@ def _number(text: str) -> int | float | None:
     except ValueError:
         return None
     return number if number == number and abs(number) != float("inf") else None  # no NaN, no infinity
+
+
+def _share(text: str) -> int | float | None:
+    """A probability as typed: a share (`0.25`) or a percentage (`25%`), from 0 to 1."""
+    percent = text.endswith("%")
+    number = _number(text.removesuffix("%").strip()) if percent else _number(text)
+    if number is None:
+        return None
+    share = round(number / 100, 6) if percent else number
+    return share if 0 <= share <= 1 else None
 
 
 @dataclass(slots=True)
@@ -159,7 +173,7 @@ class RuleForm:
         """The typed value of a row; a problem with it is noted on the row."""
         if row.field.startswith("customFields.") and row.field not in custom_fields:
             row.errors["field"] = "Choose a field from the list: this workspace has no such custom field."
-        numeric = row.field in SCORE_FIELDS or custom_fields.get(row.field, False)
+        numeric = row.field in NUMBER_FIELDS or custom_fields.get(row.field, False)
         text = row.value.strip()
         parts = [part.strip() for part in text.split(",")] if row.op == "in" else [text]
         parts = [part for part in parts if part]
@@ -168,7 +182,15 @@ class RuleForm:
             return text
         typed: list[Any] = []
         for part in parts:
-            if numeric:
+            if row.field == "probability":
+                share = _share(part)
+                if share is None:
+                    row.errors["value"] = (
+                        f"'{part}' is no probability: enter a share from 0 to 1, or a percentage (25%)."
+                    )
+                    return text
+                typed.append(share)
+            elif numeric:
                 number = _number(part)
                 if number is None:
                     row.errors["value"] = f"'{part}' is not a number."
@@ -177,6 +199,11 @@ class RuleForm:
             elif row.field == "rtp_journey_stage" and part not in JOURNEY_STAGES:
                 row.errors["value"] = f"'{part}' is no journey stage; use one of: {', '.join(JOURNEY_STAGES)}."
                 return text
+            elif row.field == "predictedBand":
+                if part.upper() not in PREDICTED_BANDS:
+                    row.errors["value"] = f"'{part}' is no band; use one of: {', '.join(PREDICTED_BANDS)}."
+                    return text
+                typed.append(part.upper())
             else:
                 typed.append(part)
         return typed if row.op == "in" else typed[0]
