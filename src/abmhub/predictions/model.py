@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
 from abmhub.predictions.features import FEATURE_NAMES, Floats
 
@@ -142,12 +140,17 @@ def _fit_raw(x: Floats, y: Floats) -> Head:
     if not _both_classes(y):  # nothing to learn: the base rate, no coefficients
         rate = float(np.clip(y.mean(), 1e-6, 1 - 1e-6))
         return Head(mean, scale, np.zeros(x.shape[1]), float(np.log(rate / (1 - rate))), (1.0, 0.0))
+    from sklearn.linear_model import LogisticRegression  # training only: a server never loads it
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(1):  # one BLAS thread: 4x faster on these sizes than two fighting for the cores
         fitted = LogisticRegression(C=REGULARISATION_C, max_iter=300).fit(z, y)
     return Head(mean, scale, fitted.coef_[0].astype(np.float64), float(fitted.intercept_[0]), (1.0, 0.0))
 
 
 def _platt(logit: Floats, y: Floats) -> tuple[float, float]:
+    from sklearn.linear_model import LogisticRegression
+
     fitted = LogisticRegression(C=1e6, max_iter=200).fit(logit[:, None], y)
     a = float(fitted.coef_[0][0])
     if a <= 0:  # the earlier head ranked the latest day backwards: keep its own log-odds

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from abmhub.predictions.features import CHANNELS, FEATURE_NAMES, FEATURES, Floats, Ints, design_matrix
 from abmhub.predictions.history import History
@@ -167,6 +166,8 @@ def _top_decile_lift(y: Floats, score: Floats, weight: Floats, rng: np.random.Ge
 
 
 def _metrics(y: Floats, p: Floats, hand: Floats, weight: Floats, rng: np.random.Generator) -> dict[str, float]:
+    from sklearn.metrics import roc_auc_score
+
     return {
         "rocAuc": float(roc_auc_score(y, p, sample_weight=weight)),
         "handSetRocAuc": float(roc_auc_score(y, hand, sample_weight=weight)),
@@ -176,6 +177,8 @@ def _metrics(y: Floats, p: Floats, hand: Floats, weight: Floats, rng: np.random.
 
 
 def _backtest_report(tests: list[tuple[int, Rows, Floats, tuple[float, float, float]]], *, seed: int) -> dict[str, Any]:
+    from sklearn.metrics import average_precision_score, brier_score_loss
+
     rng = np.random.default_rng(seed)
     y = np.concatenate([t.y for _, t, _, _ in tests])
     p = np.concatenate([prob for _, _, prob, _ in tests])
@@ -240,6 +243,8 @@ def _bands(probability: Floats, cuts: tuple[float, float, float]) -> Any:
 
 
 def _safe_auc(y: Floats, score: Floats) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
     return round(float(roc_auc_score(y, score)), 4) if 0 < y.sum() < len(y) else None
 
 
