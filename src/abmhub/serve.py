@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 import signal
 from typing import Annotated, Any
@@ -75,6 +76,7 @@ def serve(
     import uvicorn
 
     from abmhub.app import create_app
+    from abmhub.website.asgi import CollectEndpoint
 
     url = database_url_from_env(database_url)
     database = open_database(url)
@@ -111,24 +113,50 @@ def serve(
     # uvicorn drains the requests in flight on SIGTERM, then raises the signal again once its
     # own handler is gone: this handler turns that into a normal exit (status 0).
     signal.signal(signal.SIGTERM, _exit_after_shutdown)
+    # What start-up loaded lives as long as the process: out of the garbage collector's sight,
+    # so that its full collections walk what requests allocate, not every module's objects.
+    gc.collect()
+    gc.freeze()
     try:
         uvicorn.run(
-            application,
+            # /collect answered before FastAPI's own __call__ (which looks up the telemetry
+            # tracer for every request) and before uvicorn's proxy-header middleware, which
+            # only the rest of the app needs: the collector reads X-Forwarded-For itself, from
+            # the same trusted proxies (website/asgi.py says why).
+            CollectEndpoint(_behind_proxies(application, forwarded_allow_ips), application.state.collector),
             host=host,
             port=port,
             log_level=log_level,
             timeout_graceful_shutdown=30,
-            forwarded_allow_ips=forwarded_allow_ips,
+            proxy_headers=False,
             # The access log without the client's address: a visitor's IP is never written down.
             log_config=_log_config_without_addresses(),
+            # uvicorn builds an access line's arguments for every request whenever the access
+            # logger has a handler, even at a level that drops the line: no handler unless
+            # the lines are wanted.
+            access_log=_logs_access(log_level),
         )
     finally:
         schedule.stop()
         dispatcher.stop()
 
 
+def _behind_proxies(application: Any, trusted: str) -> Any:
+    """The app as uvicorn would wrap it with `forwarded_allow_ips`: client and scheme from the
+    trusted proxies' X-Forwarded-For and X-Forwarded-Proto. (`Any`: uvicorn's and Starlette's
+    ASGI type aliases differ for the same protocol.)"""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    return ProxyHeadersMiddleware(application, trusted_hosts=trusted)
+
+
 def _exit_after_shutdown(signum: int, _frame: object) -> None:
     raise SystemExit(0)
+
+
+def _logs_access(log_level: str) -> bool:
+    """Access lines are info lines: written at info and debug (and uvicorn's trace) only."""
+    return log_level.lower() in ("trace", "debug", "info")
 
 
 def _log_config_without_addresses() -> dict[str, Any]:

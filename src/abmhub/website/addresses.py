@@ -122,7 +122,14 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted: Collection[s
     rule). None when no address is known: a peer that is not an IP address (a unix
     socket) and no usable header from it.
     """
-    trust = _trust(trusted if isinstance(trusted, frozenset) else frozenset(trusted))
+    entries = trusted if isinstance(trusted, frozenset) else frozenset(trusted)
+    if forwarded_for is not None and len(forwarded_for) > _CACHED_HEADER_AT_MOST:
+        return _client_ip(peer, forwarded_for, entries)
+    return _cached_client_ip(peer, forwarded_for, entries)
+
+
+def _client_ip(peer: str | None, forwarded_for: str | None, trusted: frozenset[str]) -> str | None:
+    trust = _trust(trusted)
     address = parse_address(peer) if peer is not None else None
     if address is None and not trust.everyone:
         return None
@@ -135,6 +142,12 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted: Collection[s
     if hops:
         return str(hops[0])
     return str(address) if address is not None else None
+
+
+# A visitor's requests come with the same peer and header: the answer is remembered (in memory
+# only, as `parse_address` remembers addresses), for headers of a few proxies' length.
+_CACHED_HEADER_AT_MOST = 200
+_cached_client_ip = functools.lru_cache(maxsize=16_384)(_client_ip)
 
 
 # --- a workspace's ranges --------------------------------------------------------------------
@@ -252,12 +265,17 @@ class RangeTable:
             self._owners[version] = array(_U32, owners)
         self._domains: list[str] = list(names)
         self._size = sum(len(entries) for entries in by_version.values())
+        # A visitor's requests look the same address up again (website visits: every event).
+        self._remembered = functools.lru_cache(maxsize=16_384)(self._lookup)
 
     def __len__(self) -> int:
         return self._size
 
     def lookup(self, ip: str) -> str | None:
         """The domain of the smallest range that holds `ip`; None if none does or `ip` is no IP."""
+        return self._remembered(ip)
+
+    def _lookup(self, ip: str) -> str | None:
         address = parse_address(ip)
         if address is None:
             return None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import gzip
-import ipaddress
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
@@ -21,7 +20,7 @@ from sqlalchemy import Connection, delete, func, select
 from abmhub.db.engine import Database
 from abmhub.db.queries import insert_rows
 from abmhub.db.tables import ip_networks
-from abmhub.website.addresses import iter_iptoasn
+from abmhub.website.addresses import iter_iptoasn, parse_address
 
 BATCH = 10_000
 
@@ -87,12 +86,11 @@ class NetworkTable:
         self._starts, self._rows, self._version = starts, rows, (int(version[0]), int(version[1]))
 
     def owner(self, address: str) -> str | None:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
+        if not self._rows[4] and not self._rows[6]:
+            return None  # no dataset: the usual case, and every unmatched visit asks
+        ip = parse_address(address)  # remembered, and IPv4-mapped addresses as IPv4
+        if ip is None:
             return None
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
         starts = self._starts[ip.version]
         at = bisect.bisect_right(starts, int(ip)) - 1
         if at < 0:
