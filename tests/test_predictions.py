@@ -266,6 +266,12 @@ def test_the_prediction_endpoint_and_the_models_list(planted: Planted):
         assert all(set(f) >= {"feature", "value", "contribution"} and " " in f["feature"] for f in body["factors"])
         missing = client.get("/api/v1/accounts/000000000000000000000000/prediction")
         assert missing.status_code == 404
+    tenancy.create_workspace(planted.db, name="stranger")
+    stranger = tenancy.create_key(planted.db, workspace="stranger", user_email="s@example.com")
+    with TestClient(app, headers={"X-Api-Key": stranger}) as client:
+        assert client.get("/api/v1/models").json()["data"] == [], "another workspace sees no model"
+        foreign = client.get(f"/api/v1/accounts/{top.rtp_aid}/prediction")
+        assert foreign.status_code == 404, f"another workspace's account is not found: {foreign.text}"
 
 
 def test_no_active_model_is_a_404_with_the_contracts_message(database: Database):

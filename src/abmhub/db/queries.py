@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -96,3 +96,29 @@ def json_text(value: Any) -> str:
 def param_mark(conn: Connection) -> str:
     """The driver's positional placeholder, for SQL run with `exec_driver_sql`."""
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def tuples_in_batches(conn: Connection, statement: Any, size: int) -> Iterator[list[tuple[Any, ...]]]:
+    """A large read's rows as the driver gives them (plain tuples), `size` at a time.
+
+    For reads of millions of rows (a model's training history): SQLAlchemy's Row objects cost
+    as much as the query itself there (measured: 8 s of 21 s on 10M grouped rows on SQLite).
+    The statement is compiled by the connection's dialect and run on the driver's own cursor
+    in this connection's transaction: a server-side (named) cursor on PostgreSQL, so that the
+    rows stream instead of arriving all at once. Bound values pass as they are (no type
+    processing): use it for statements whose parameters are plain numbers and strings.
+    """
+    compiled = statement.compile(dialect=conn.dialect)
+    driver: Any = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        cursor = driver.cursor(name="abmhub_batches")
+        parameters: Any = compiled.params
+    else:
+        cursor = driver.cursor()
+        parameters = [compiled.params[name] for name in compiled.positiontup or ()]
+    try:
+        cursor.execute(str(compiled), parameters)
+        while batch := cursor.fetchmany(size):
+            yield batch
+    finally:
+        cursor.close()

@@ -124,9 +124,9 @@ class Events:
     """Records grouped per (account, channel, day): `count` for the features, `points` (the
     hand-set score's undecayed points) for the hand-set score as of a day."""
 
-    account: Ints
-    channel: Ints
-    day: Ints
+    account: NDArray[np.int32]
+    channel: NDArray[np.int8]
+    day: NDArray[np.int32]
     count: Floats
     points: Floats
 

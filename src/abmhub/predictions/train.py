@@ -67,25 +67,30 @@ def snapshot_days(history: History, *, as_of_day: int, horizon_days: int) -> lis
 
 
 def build_rows(history: History, days: list[int], horizon_days: int) -> Rows:
-    parts = []
-    for day in days:
-        members = np.flatnonzero(history.population(day))
-        x = design_matrix(history.aggregates(day))[members]
-        parts.append(
-            (
-                x,
-                history.opens_within(day, horizon_days)[members].astype(np.float64),
-                history.opens_within(day, 30)[members].astype(np.float64),
-                np.full(len(members), day, dtype=np.int64),
-                members,
-                history.hand_set_scores(day)[members],
-            )
-        )
-    if not parts:
-        nothing, no_ids = np.zeros(0), np.zeros(0, dtype=np.int64)
-        return Rows(np.zeros((0, len(FEATURES))), nothing, nothing, no_ids, no_ids, nothing)
-    columns = [np.concatenate(column) for column in zip(*parts, strict=True)]
-    return Rows(columns[0], columns[1], columns[2], columns[3], columns[4], columns[5])
+    """One row per account in each snapshot's population: its features as of that day, its
+    outcomes, the hand-set score then. Written into arrays sized once (a large workspace's
+    rows are hundreds of MB: no second copy while they are put together)."""
+    members = [np.flatnonzero(history.population(day)) for day in days]
+    total = sum(len(m) for m in members)
+    rows = Rows(
+        np.empty((total, len(FEATURES))),
+        np.empty(total),
+        np.empty(total),
+        np.empty(total, dtype=np.int64),
+        np.empty(total, dtype=np.int64),
+        np.empty(total),
+    )
+    at = 0
+    for day, chosen in zip(days, members, strict=True):
+        end = at + len(chosen)
+        rows.x[at:end] = design_matrix(history.aggregates(day))[chosen]
+        rows.y[at:end] = history.opens_within(day, horizon_days)[chosen]
+        rows.y30[at:end] = history.opens_within(day, 30)[chosen]
+        rows.day[at:end] = day
+        rows.account[at:end] = chosen
+        rows.hand_set[at:end] = history.hand_set_scores(day)[chosen]
+        at = end
+    return rows
 
 
 def train(history: History, *, as_of_day: int, horizon_days: int, seed: int = 0) -> Trained:
@@ -107,9 +112,7 @@ def train(history: History, *, as_of_day: int, horizon_days: int, seed: int = 0)
             f"monthly snapshot ({positives} account snapshots); at least {MIN_POSITIVES} are needed. Push more deal "
             "history (deals with their stage history or startDate), or use a longer --horizon-days."
         )
-    origins = [day for day in reversed(days) if _trainable(rows.take(rows.day <= day - horizon_days))][
-        :BACKTEST_ORIGINS
-    ]
+    origins = [day for day in reversed(days) if _trainable(rows, rows.day <= day - horizon_days)][:BACKTEST_ORIGINS]
     if not origins:
         raise TrainingRefused(
             f"Too little history for a backtest: no snapshot has {horizon_days} days of earlier snapshots with both "
@@ -117,15 +120,15 @@ def train(history: History, *, as_of_day: int, horizon_days: int, seed: int = 0)
         )
     tests = []
     for origin in origins:
-        head = fit_head(*_training(rows.take(rows.day <= origin - horizon_days), "y"))
-        past = rows.take(rows.day <= origin - horizon_days)
-        cuts = band_cuts(head.probability(past.x[past.day == past.day.max()]))
+        past = np.flatnonzero(rows.day <= origin - horizon_days)
+        head = fit_head(rows.x, rows.y, rows.day, past)
+        cuts = band_cuts(head.probability(rows.x[past[rows.day[past] == rows.day[past].max()]]))
         test = rows.take(rows.day == origin)
         tests.append((origin, test, head.probability(test.x), cuts))
     backtest = _backtest_report(tests, seed=seed)
 
-    final = fit_head(*_training(rows, "y"))
-    within_30d = fit_head(*_training(rows, "y30"))
+    final = fit_head(rows.x, rows.y, rows.day)
+    within_30d = fit_head(rows.x, rows.y30, rows.day)
     current = design_matrix(history.aggregates(as_of_day))[np.flatnonzero(history.population(as_of_day))]
     predictor = Predictor(FEATURE_NAMES, final, within_30d, band_cuts(final.probability(current)))
     beats = backtest["rocAuc"] > backtest["handSetRocAuc"]
@@ -145,34 +148,46 @@ def train(history: History, *, as_of_day: int, horizon_days: int, seed: int = 0)
     return Trained(predictor, report, _fingerprint(rows), beats)
 
 
-def _trainable(rows: Rows) -> bool:
-    return len(np.unique(rows.day)) >= 1 and 0 < rows.y.sum() < len(rows.y)
+def _trainable(rows: Rows, among: Any) -> bool:
+    y = rows.y[among]
+    return len(y) > 0 and 0 < y.sum() < len(y)
 
 
-def _training(rows: Rows, label: str) -> tuple[Floats, Floats, Floats]:
-    y = rows.y if label == "y" else rows.y30
-    return rows.x, y, rows.day.astype(np.float64)
+class _Ranking:
+    """One score's order, worked out once for the point estimate and every bootstrap round:
+    its tie groups (for ROC-AUC) and an order with ties broken at random (for the lift)."""
+
+    def __init__(self, score: Floats, rng: np.random.Generator) -> None:
+        _, self.groups = np.unique(score, return_inverse=True)  # ascending score, ties share a group
+        self.size = int(self.groups.max()) + 1 if len(score) else 0
+        self.order = np.lexsort((rng.random(len(score)), -score))  # highest first
+
+    def roc_auc(self, y: Floats, weight: Floats) -> float:
+        """The weighted Mann-Whitney statistic (a tie counts half): the area under the ROC
+        curve as `sklearn.metrics.roc_auc_score(y, score, sample_weight=weight)` computes it,
+        in one pass over the tie groups."""
+        positive = np.bincount(self.groups, weights=weight * y, minlength=self.size)
+        negative = np.bincount(self.groups, weights=weight * (1 - y), minlength=self.size)
+        below = np.cumsum(negative) - negative
+        return float((positive * (below + 0.5 * negative)).sum() / (positive.sum() * negative.sum()))
+
+    def top_decile_lift(self, y: Floats, weight: Floats) -> float:
+        """Positive rate among the top 10 % by score over the overall rate."""
+        order = self.order
+        cumulative = np.cumsum(weight[order])
+        top = order[: int(np.searchsorted(cumulative, 0.1 * cumulative[-1])) + 1]
+        overall = np.average(y, weights=weight)
+        if overall == 0:
+            return 0.0
+        return float(np.average(y[top], weights=weight[top]) / overall)
 
 
-def _top_decile_lift(y: Floats, score: Floats, weight: Floats, rng: np.random.Generator) -> float:
-    """Positive rate among the top 10 % by score over the overall rate (ties broken at random)."""
-    order = np.lexsort((rng.random(len(score)), -score))
-    cumulative = np.cumsum(weight[order])
-    top = order[: int(np.searchsorted(cumulative, 0.1 * cumulative[-1])) + 1]
-    overall = np.average(y, weights=weight)
-    if overall == 0:
-        return 0.0
-    return float(np.average(y[top], weights=weight[top]) / overall)
-
-
-def _metrics(y: Floats, p: Floats, hand: Floats, weight: Floats, rng: np.random.Generator) -> dict[str, float]:
-    from sklearn.metrics import roc_auc_score
-
+def _metrics(y: Floats, model: _Ranking, hand: _Ranking, weight: Floats) -> dict[str, float]:
     return {
-        "rocAuc": float(roc_auc_score(y, p, sample_weight=weight)),
-        "handSetRocAuc": float(roc_auc_score(y, hand, sample_weight=weight)),
-        "topDecileLift": _top_decile_lift(y, p, weight, rng),
-        "handSetTopDecileLift": _top_decile_lift(y, hand, weight, rng),
+        "rocAuc": model.roc_auc(y, weight),
+        "handSetRocAuc": hand.roc_auc(y, weight),
+        "topDecileLift": model.top_decile_lift(y, weight),
+        "handSetTopDecileLift": hand.top_decile_lift(y, weight),
     }
 
 
@@ -190,8 +205,8 @@ def _backtest_report(tests: list[tuple[int, Rows, Floats, tuple[float, float, fl
             "The backtest's test snapshots have only one outcome (no account, or every account, opened an "
             "opportunity): there is nothing to measure the model against yet."
         )
-    ones = np.ones(len(y))
-    point = _metrics(y, p, hand, ones, rng)
+    model_ranking, hand_ranking = _Ranking(p, rng), _Ranking(hand, rng)
+    point = _metrics(y, model_ranking, hand_ranking, np.ones(len(y)))
     # Intervals: resample accounts with replacement; an account's rows come along together.
     accounts, inverse = np.unique(account, return_inverse=True)
     draws: dict[str, list[float]] = {name: [] for name in (*point, "rocAucGain")}
@@ -200,7 +215,7 @@ def _backtest_report(tests: list[tuple[int, Rows, Floats, tuple[float, float, fl
         weight = times[inverse].astype(np.float64)
         if not 0 < (y * weight).sum() < weight.sum():
             continue
-        m = _metrics(y, p, hand, weight, rng)
+        m = _metrics(y, model_ranking, hand_ranking, weight)
         for name, value in m.items():
             draws[name].append(value)
         draws["rocAucGain"].append(m["rocAuc"] - m["handSetRocAuc"])
