@@ -2,16 +2,18 @@
 
     python -m benchmarks processes [--backend sqlite|postgresql] [--accounts N] [--quick]
 
-Two phases, each on a fresh database, each pushing N accounts (100 per request) from two
+Three phases, each on a fresh database, each pushing N accounts (100 per request) from two
 client threads of this process:
 
 1. one `abmhub serve` process, both clients on it;
 2. two `abmhub serve` processes on the same database (the same SQLite file), one client
-   on each.
+   on each;
+3. one `abmhub serve --workers 2` (two server processes sharing one port), both clients on
+   it: the kernel hands each connection to one of them.
 
 Every response is kept: the run counts HTTP errors and answers that mention "database is
 locked" instead of stopping at the first one, and fails (exit 1) at the end if there was
-any. The figure is phase 2's accounts/s ÷ phase 1's.
+any. The figures are phase 2's and phase 3's accounts/s ÷ phase 1's.
 """
 
 from __future__ import annotations
@@ -37,6 +39,25 @@ from benchmarks.harness import (
     log,
     serve_supports,
 )
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a `serve --workers` parent and its server processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
 
 DEFAULT_ACCOUNTS = 50_000
 QUICK_ACCOUNTS = 4_000
@@ -110,27 +131,33 @@ def main(args: argparse.Namespace) -> int:
     n = args.accounts if args.accounts is not None else (QUICK_ACCOUNTS if args.quick else DEFAULT_ACCOUNTS)
     serve_args = ["--score-interval", "0"] if serve_supports("--score-interval") else []
     report = Report("processes", args.backend, {"accounts": n, "batch": BATCH, "clients": CLIENTS})
+    phases = [("servers_1", 1, 1), ("servers_2", 2, 1)]
+    if serve_supports("--workers"):
+        phases.append(("workers_2", 1, 2))
     with Run(args.backend, keep_temp=args.keep_temp) as run:
-        for servers in (1, 2):
-            url = run.databases.new(f"processes_{servers}")
-            first = run.server(url, name=f"p{servers}-a", extra_args=serve_args)
+        for phase, servers, workers in phases:
+            url = run.databases.new(f"processes_{phase}")
+            extra = [*serve_args, "--workers", str(workers)] if workers > 1 else serve_args
+            first = run.server(url, name=f"{phase}-a", extra_args=extra)
             if first.key is None:
                 raise BenchmarkError(f"abmhub serve printed no API key on an empty database:\n{first.log_tail()}")
             started = [first]
             if servers == 2:
-                started.append(run.server(url, name=f"p{servers}-b", extra_args=serve_args))
+                started.append(run.server(url, name=f"{phase}-b", extra_args=serve_args))
             urls = [s.base_url for s in started]
             push_two_clients(urls, first.key, 10 * BATCH, "warm")
-            log(f"{servers} server process(es): push {n:,} accounts, {CLIENTS} clients")
-            groups = {"server": lambda started=started: [s.pid for s in started]}
+            what = f"{servers} server process(es)" if workers == 1 else f"serve --workers {workers}"
+            log(f"{what}: push {n:,} accounts, {CLIENTS} clients")
+            groups = {"server": lambda started=started: [p for s in started for p in process_tree(s.pid)]}
             if args.backend == "postgresql":
                 groups["postgres"] = run.databases.postgres_pids
             meter = CpuMeter(groups)
             meter.start()
             result = push_two_clients(urls, first.key, n, "acme")
             result["cpu"] = meter.stop()
+            result["workers"] = workers
             log(f"{result['accounts_per_s']:,.0f} accounts/s; statuses {result['statuses']}")
-            report.details[f"servers_{servers}"] = result
+            report.details[phase] = result
             for server in started:
                 server.stop()
             run.databases.drop(url)
@@ -143,21 +170,29 @@ def main(args: argparse.Namespace) -> int:
         "push_2_servers_accounts_per_s", f"push, 2 server processes on one database, {CLIENTS} clients",
         two["accounts_per_s"], "accounts/s", baseline=one["accounts_per_s"], baseline_label="1 process",
     )  # fmt: skip
-    for label, result in (("1 process", one), ("2 processes", two)):
-        report.add(f"p99_{result['servers']}", f"push latency p99, {label}", result["latency"]["p99_ms"], "ms")
+    results = [("1", "1 process", one), ("2", "2 processes", two)]
+    if "workers_2" in report.details:
+        workers = report.details["workers_2"]
         report.add(
-            f"locked_{result['servers']}", f'"database is locked" answers, {label}', result["locked_answers"], ""
-        )
+            "push_workers_2_accounts_per_s", f"push, serve --workers 2 (one port), {CLIENTS} clients",
+            workers["accounts_per_s"], "accounts/s", baseline=one["accounts_per_s"], baseline_label="1 process",
+        )  # fmt: skip
+        results.append(("workers_2", "serve --workers 2", workers))
+    for key, label, result in results:
+        report.add(f"p99_{key}", f"push latency p99, {label}", result["latency"]["p99_ms"], "ms")
+        report.add(f"locked_{key}", f'"database is locked" answers, {label}', result["locked_answers"], "")
         errors = sum(v for k, v in result["statuses"].items() if k != "200")
-        report.add(f"errors_{result['servers']}", f"non-200 answers, {label}", errors, "")
-    other = sum(r["cpu"]["other_cpu_s"] for r in (one, two))
-    wall = sum(r["cpu"]["wall_s"] for r in (one, two))
+        report.add(f"errors_{key}", f"non-200 answers, {label}", errors, "")
+    other = sum(r["cpu"]["other_cpu_s"] for _, _, r in results)
+    wall = sum(r["cpu"]["wall_s"] for _, _, r in results)
     report.machine["other_load_cores_avg"] = other / wall if wall else None
     path = report.write(args.results_dir)
     print(report.markdown())
     print(f"Other processes kept {report.machine['other_load_cores_avg']:.2f} cores busy on average during the pushes.")
     print(f"results: {path}")
-    bad = [r for r in (one, two) if r["locked_answers"] or r["failed_items"] or set(r["statuses"]) != {"200"}]
+    bad = [
+        (key, r) for key, _, r in results if r["locked_answers"] or r["failed_items"] or set(r["statuses"]) != {"200"}
+    ]
     if bad:
-        raise BenchmarkError(f"errors under load: {[(r['servers'], r['statuses'], r['failed_items']) for r in bad]}")
+        raise BenchmarkError(f"errors under load: {[(key, r['statuses'], r['failed_items']) for key, r in bad]}")
     return 0

@@ -17,7 +17,7 @@ def test_processes_benchmark_runs_and_reports_no_locked_answers(tmp_path, capsys
     assert code == 0, capsys.readouterr().err
     [path] = tmp_path.glob("processes-sqlite-*.json")
     report = json.loads(path.read_text())
-    for phase in ("servers_1", "servers_2"):
+    for phase in ("servers_1", "servers_2", "workers_2"):
         assert report["details"][phase]["statuses"] == {"200": 4}
         assert report["details"][phase]["locked_answers"] == 0
         assert report["details"][phase]["failed_items"] == 0
@@ -66,3 +66,25 @@ def test_dashboard_benchmark_signs_in_and_times_every_page(tmp_path, capsys):
     assert report["details"]["scoring"]["score_change"]["up"] > 0, "the back-dated run gave accounts a 7-day change"
     breakdown = report["details"]["breakdown"]
     assert all(call["plans"] for call in breakdown if call["statements"]), "--explain: a plan for every call"
+
+
+def test_predictions_benchmark_trains_and_times_scoring_with_and_without_a_model(tmp_path, capsys):
+    code = main(
+        ["predictions", "--quick", "--accounts", "1500", "--serving-accounts", "5000", "--serving-signals", "50000",
+         "--results-dir", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    [path] = tmp_path.glob("predictions-sqlite-*.json")
+    report = json.loads(path.read_text())
+    figures = {figure["key"]: figure for figure in report["figures"]}
+    assert {
+        "training_s",
+        "training_peak_rss_mib",
+        "serving_full_with_model_s",
+        "serving_first_run_with_model_s",
+    } <= set(figures)
+    training = report["details"]["training"]["run"]
+    assert training["report"]["trainedOn"]["snapshots"] == 12, "465 days of history give 12 monthly snapshots"
+    runs = report["details"]["serving"]["runs"]
+    assert [runs[key]["predictions_stored"] for key in ("B", "C1", "C2")] == [0, 5000, 5000], "C runs predict"
+    assert figures["serving_full_with_model_s"]["ratio"] > 0, "the with-model run is measured against run B"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import gc
+import json
 import logging
+import os
 import signal
 from typing import Annotated, Any
 
@@ -13,6 +15,7 @@ import typer
 from abmhub import __version__
 from abmhub.command import DatabaseUrl, open_database, out, safe_url
 from abmhub.config import Settings, database_url_from_env, session_secret_from_env
+from abmhub.db.engine import Database
 from abmhub.scoring.schedule import ScoringSchedule
 from abmhub.tenancy import service as tenancy
 from abmhub.webhooks.dispatcher import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, Dispatcher
@@ -67,16 +70,24 @@ def serve(
     website_retention_days: Annotated[
         int, typer.Option(help="Days raw website visit events are kept (their signals stay).", min=1)
     ] = 90,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Server processes sharing the port (as uvicorn's and gunicorn's --workers). The scoring "
+            "schedule and the webhook workers run once, in the parent process; each server process buffers "
+            "and writes its own website visits, and counts its own rate limits.",
+            min=1,
+        ),
+    ] = 1,
 ) -> None:
     """Start the API server (migrating the database; on an empty one, creating a first key).
 
     SIGTERM or Ctrl-C stops it gracefully: no new connections, requests in flight finish
-    (for up to 30 s), then it exits with status 0.
+    (for up to 30 s), then it exits with status 0. With --workers N, a parent process
+    supervises N server processes (restarting one that dies) and runs the scoring schedule
+    and the webhook workers.
     """
     import uvicorn
-
-    from abmhub.app import create_app
-    from abmhub.website.asgi import CollectEndpoint
 
     url = database_url_from_env(database_url)
     database = open_database(url)
@@ -88,19 +99,26 @@ def serve(
             highlight=False,
         )
         print(key, flush=True)
-    print(f"abmhub {__version__} on http://{host}:{port}  (database: {safe_url(database.url)})")
+    processes = f", {workers} server processes" if workers > 1 else ""
+    print(f"abmhub {__version__} on http://{host}:{port}  (database: {safe_url(database.url)}{processes})")
     print(f"API docs: http://{host}:{port}/docs")
     print(f"Dashboard: http://{host}:{port}/ui (sign in with an API key)", flush=True)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings(
-        database_url=url,
-        rate_limit=rate_limit or None,
-        session_secret=session_secret_from_env(),
-        webhook_allow_private_targets=webhook_allow_private_targets,
-        forwarded_allow_ips=frozenset(part.strip() for part in forwarded_allow_ips.split(",") if part.strip()),
-        website_retention_days=website_retention_days,
-    )
-    application = create_app(settings, database)
+    spec = {
+        "database_url": url,
+        "log_level": log_level,
+        "rate_limit": rate_limit,
+        "webhook_allow_private_targets": webhook_allow_private_targets,
+        "forwarded_allow_ips": forwarded_allow_ips,
+        "website_retention_days": website_retention_days,
+    }
+    _configure_logging(log_level)
+    application: Any
+    if workers == 1:
+        application = _serving_app(spec, database)
+    else:
+        # Each server process builds the app itself (uvicorn starts them fresh, by import string).
+        os.environ[WORKER_SPEC] = json.dumps(spec)
+        application = f"{__name__}:{worker_app.__name__}"
     schedule = ScoringSchedule(database, score_interval)
     schedule.start()
     dispatcher = Dispatcher(
@@ -111,23 +129,20 @@ def serve(
     )
     dispatcher.start()
     # uvicorn drains the requests in flight on SIGTERM, then raises the signal again once its
-    # own handler is gone: this handler turns that into a normal exit (status 0).
+    # own handler is gone: this handler turns that into a normal exit (status 0). (With
+    # workers, uvicorn's supervisor takes SIGTERM over and returns once they have drained.)
     signal.signal(signal.SIGTERM, _exit_after_shutdown)
-    # What start-up loaded lives as long as the process: out of the garbage collector's sight,
-    # so that its full collections walk what requests allocate, not every module's objects.
-    gc.collect()
-    gc.freeze()
     try:
         uvicorn.run(
-            # /collect answered before FastAPI's own __call__ (which looks up the telemetry
-            # tracer for every request) and before uvicorn's proxy-header middleware, which
-            # only the rest of the app needs: the collector reads X-Forwarded-For itself, from
-            # the same trusted proxies (website/asgi.py says why).
-            CollectEndpoint(_behind_proxies(application, forwarded_allow_ips), application.state.collector),
+            application,
+            factory=workers > 1,
+            workers=workers,
             host=host,
             port=port,
             log_level=log_level,
             timeout_graceful_shutdown=30,
+            # Applied by `_serving_app` to everything but /collect (it reads X-Forwarded-For
+            # itself, from the same trusted proxies).
             proxy_headers=False,
             # The access log without the client's address: a visitor's IP is never written down.
             log_config=_log_config_without_addresses(),
@@ -139,6 +154,53 @@ def serve(
     finally:
         schedule.stop()
         dispatcher.stop()
+
+
+# The environment variable that hands a server process its settings (`--workers` above 1).
+WORKER_SPEC = "ABMHUB_SERVE_WORKER"
+
+
+def worker_app() -> Any:
+    """The app of one server process under `--workers` (uvicorn's factory, in that process).
+
+    The parent migrated the database and runs the schedule and the webhook workers: a server
+    process only serves, its website collector buffering and writing its own visits.
+    """
+    spec = json.loads(os.environ[WORKER_SPEC])
+    _configure_logging(spec["log_level"])
+    return _serving_app(spec, Database(spec["database_url"]))
+
+
+def _serving_app(spec: dict[str, Any], database: Database) -> Any:
+    """What uvicorn runs: `/collect` first, then the app behind the trusted proxies.
+
+    /collect is answered before FastAPI's own __call__ (which looks up the telemetry tracer for
+    every request) and before uvicorn's proxy-header middleware, which only the rest of the app
+    needs: website/asgi.py says why.
+    """
+    from abmhub.app import create_app
+    from abmhub.website.asgi import CollectEndpoint
+
+    trusted = spec["forwarded_allow_ips"]
+    settings = Settings(
+        database_url=spec["database_url"],
+        rate_limit=spec["rate_limit"] or None,
+        session_secret=session_secret_from_env(),
+        webhook_allow_private_targets=spec["webhook_allow_private_targets"],
+        forwarded_allow_ips=frozenset(part.strip() for part in trusted.split(",") if part.strip()),
+        website_retention_days=spec["website_retention_days"],
+    )
+    application = create_app(settings, database)
+    served = CollectEndpoint(_behind_proxies(application, trusted), application.state.collector)
+    # What start-up loaded lives as long as the process: out of the garbage collector's sight,
+    # so that its full collections walk what requests allocate, not every module's objects.
+    gc.collect()
+    gc.freeze()
+    return served
+
+
+def _configure_logging(log_level: str) -> None:
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _behind_proxies(application: Any, trusted: str) -> Any:
