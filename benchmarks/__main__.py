@@ -25,6 +25,10 @@ SUITES = {
         "benchmarks.ingest",
         "push accounts, activities, deals, signals over HTTP vs in-process service calls; latency at half load, server RSS",
     ),
+    "predictions": (
+        "benchmarks.predictions",
+        "model training on 100,000 accounts × 12 snapshots; a full scoring run of 1M accounts with vs without a model",
+    ),
     "processes": ("benchmarks.processes", "1 vs 2 server processes on one database: throughput, locked answers"),
     "scoring": ("benchmarks.scoring", "full and incremental scoring runs on a generated data set"),
     "stack": ("benchmarks.stack", "abmhub's FastAPI routes vs bare Starlette doing the same work, in-process (ASGI)"),
@@ -48,6 +52,7 @@ ALL_SUITES = (
     "webhooks",
     "website",
     "scoring",
+    "predictions",
     "dashboard",
 )
 
