@@ -218,9 +218,16 @@ def signal_stats(conn: Connection, workspace_id: int, domains: Sequence[str], to
     return found
 
 
-def _filled(values: Sequence[Any]) -> list[float]:
-    *sums, youngest = values
-    return [float(v or 0) for v in sums] + [float(NO_RECORD_AGE if youngest is None else youngest)]
+def _fill(agg: Aggregates, at: list[int], on: list[int], found: list[Sequence[Any]]) -> None:
+    """Put rows of `stats_sql` sums (accounts `at`, channels `on`) into `agg`, all at once:
+    a NULL sum is 0, a NULL youngest age (no record in the window) NO_RECORD_AGE."""
+    if not found:
+        return
+    values = np.array(found, dtype=np.float64)  # None -> nan
+    sums, youngest = values[:, :-1], values[:, -1]
+    values[:, :-1] = np.where(np.isnan(sums), 0.0, sums)
+    values[:, -1] = np.where(np.isnan(youngest), NO_RECORD_AGE, youngest)
+    agg.stats[np.array(at), np.array(on)] = values
 
 
 def current_aggregates(
@@ -241,14 +248,20 @@ def current_aggregates(
     channel_of = {channel: c for c, channel in enumerate(CHANNELS)}
     if signal_sums is None:
         signal_sums = signal_stats(conn, workspace_id, list(batch), today) if batch else {}
+    at: list[int] = []
+    on: list[int] = []
+    found: list[Sequence[Any]] = []
     for domain, per_source in signal_sums.items():
-        account_id = batch.get(domain)
-        if account_id is None or account_id not in index:
+        i = index.get(batch.get(domain, -1))
+        if i is None:
             continue
         for source, values in per_source.items():
             channel = channel_of.get(source)
             if channel is not None:
-                agg.stats[index[account_id], channel] = _filled(values)
+                at.append(i)
+                on.append(channel)
+                found.append(values)
+    _fill(agg, at, on, found)
     if ids:
         day = activities.c.occurred_us // US_PER_DAY
         window = activities.c.occurred_us.between(oldest * US_PER_DAY, (today + 1) * US_PER_DAY - 1)
@@ -257,8 +270,8 @@ def current_aggregates(
             .where(among(conn, activities.c.account_id, list(ids)), window)
             .group_by(activities.c.account_id)
         ).all()
-        for account_id, *values in rows:
-            agg.stats[index[account_id], channel_of["activities"]] = _filled(values)
+        activity_channel = channel_of["activities"]
+        _fill(agg, [index[row[0]] for row in rows], [activity_channel] * len(rows), [row[1:] for row in rows])
         recent = activities.c.occurred_us.between(contacts_from * US_PER_DAY, (today + 1) * US_PER_DAY - 1)
         rows = conn.execute(
             select(activities.c.account_id, func.count(activity_contacts.c.contact_id.distinct()))

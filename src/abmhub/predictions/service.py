@@ -276,5 +276,5 @@ def _prediction(rtp_aid: str, model_id: str, row: Any) -> Prediction:
         probability=row["probability"],
         probability_30d=row["probability_30d"],
         band=row["band"],
-        factors=list(row["factors"] or []),
+        factors=serving.factors(row["factors"]),
     )

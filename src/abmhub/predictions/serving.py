@@ -6,22 +6,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
+import orjson
 from sqlalchemy import Connection, delete, select
 
-from abmhub.db.queries import among, json_text, upsert_rows
+from abmhub.db.queries import among, upsert_rows
 from abmhub.db.tables import account_predictions, prediction_models
 from abmhub.predictions.features import (
+    FEATURE_NAMES,
     FEATURES,
     Aggregates,
+    Floats,
     SignalStats,
     current_aggregates,
     design_matrix,
     raw_values,
 )
 from abmhub.predictions.model import Predictor
+from abmhub.scoring.model import US_PER_DAY
 
 TOP_FACTORS = 5
 PREDICTION_COLUMNS = (
@@ -58,19 +63,34 @@ def active_model(conn: Connection, workspace_id: int) -> ActiveModel | None:
     return ActiveModel(row.id, row.model_id, predictor)
 
 
-def factors(contributions: Any, raw: Any) -> list[dict[str, Any]]:
-    """The top factors of one account: plain words, the value as read, log-odds contribution."""
-    order = np.argsort(-np.abs(contributions), kind="stable")[:TOP_FACTORS]
+def top_factors(contributions: Floats, raw: Floats) -> list[str]:
+    """Each row's top factors by |contribution| (ties: feature order), as stored: the JSON of
+    `[[feature name, value as read, contribution in log-odds], ...]`; a zero one is left out.
+
+    Set-based: one sort of the whole batch, then one short list per row (the scoring job
+    writes a million of them on a full run).
+    """
+    top = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :TOP_FACTORS]
+    shares = np.round(np.take_along_axis(contributions, top, axis=1), 4).tolist()
+    values = np.round(np.take_along_axis(raw, top, axis=1), 2).tolist()
+    names = FEATURE_NAMES
+    dumps = orjson.dumps
     return [
-        {
-            "feature": FEATURES[j].words,
-            "name": FEATURES[j].name,
-            "value": round(float(raw[j]), 2),
-            "contribution": round(float(contributions[j]), 4),
-        }
-        for j in order
-        if contributions[j] != 0
+        dumps([[names[j], value, share] for j, value, share in zip(js, vs, cs, strict=True) if share]).decode()
+        for js, vs, cs in zip(top.tolist(), values, shares, strict=True)
     ]
+
+
+def factors(stored: Sequence[Any] | None) -> list[dict[str, Any]]:
+    """Stored factors as the API gives them: the feature in plain words, its name, the value
+    as read, the contribution in log-odds."""
+    return [
+        {"feature": WORDS.get(name, name), "name": name, "value": value, "contribution": share}
+        for name, value, share in stored or ()
+    ]
+
+
+WORDS = {feature.name: feature.words for feature in FEATURES}
 
 
 def predict(predictor: Predictor, agg: Aggregates) -> tuple[Any, Any, list[str], Any, Any]:
@@ -110,20 +130,42 @@ def prediction_rows(
     wanted = {domain: account_id for domain, account_id in batch.items() if not taken.get(account_id, False)}
     agg = current_aggregates(conn, workspace_id, wanted, ids, today, signal_sums=signal_sums)
     probability, within_30d, bands, contributions, raw = predict(model.predictor, agg)
-    for i, account_id in enumerate(ids):
-        rows.append(
-            (
-                account_id,
-                workspace_id,
-                model.pk,
-                at_us,
-                round(float(probability[i]), 4),
-                round(float(within_30d[i]), 4),
-                bands[i],
-                json_text(factors(contributions[i], raw[i])),
-            )
+    rows.extend(
+        zip(
+            ids,
+            repeat(workspace_id),
+            repeat(model.pk),
+            repeat(at_us),
+            np.round(probability, 4).tolist(),
+            np.round(within_30d, 4).tolist(),
+            bands,
+            top_factors(contributions, raw),
+            strict=False,
         )
+    )
     return rows
+
+
+def changed_only(conn: Connection, rows: list[tuple[Any, ...]], today: int) -> list[tuple[Any, ...]]:
+    """The rows whose prediction differs from the one stored today by the same model: a rerun
+    on the same day (an hourly run, a second full run) rewrites only what moved. A new day
+    rewrites every row (its as-of day moves on)."""
+    if not rows:
+        return rows
+    stored = {
+        account_id: (model_pk, as_of_us // US_PER_DAY, probability, probability_30d, band)
+        for account_id, model_pk, as_of_us, probability, probability_30d, band in conn.execute(
+            select(
+                account_predictions.c.account_id,
+                account_predictions.c.model_pk,
+                account_predictions.c.as_of_us,
+                account_predictions.c.probability,
+                account_predictions.c.probability_30d,
+                account_predictions.c.band,
+            ).where(among(conn, account_predictions.c.account_id, [row[0] for row in rows]))
+        )
+    }
+    return [row for row in rows if stored.get(row[0]) != (row[2], today, row[4], row[5], row[6])]
 
 
 def write_predictions(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:

@@ -333,8 +333,12 @@ def compute_batch(
     predicted = []
     if model is not None:
         taken = {i: account.has_won_deal or account.has_open_deal for i, account in inputs.items()}
-        predicted = predictions.prediction_rows(
-            conn, workspace_id, model, batch, taken, today, moment, signal_sums=signal_sums
+        predicted = predictions.changed_only(
+            conn,
+            predictions.prediction_rows(
+                conn, workspace_id, model, batch, taken, today, moment, signal_sums=signal_sums
+            ),
+            today,
         )
     return ScoredBatch(
         changed,
