@@ -4,7 +4,7 @@ A feature row describes an account as of day t from the records dated on or befo
 signals by their `occurredAt`, sales activities by their time. Five channels — the four intent
 sources and the sales activities — each give eight numbers from the year up to t: counts over
 7, 30, 90 and 365 days (the year's level says what is usual for the account, so that a burst
-stands out), sums decayed with half-lives of 7 and 30 days, momentum (the last 7 days against
+stands out), sums decayed linearly over 7 and 30 days, momentum (the last 7 days against
 the 21 before) and the days since the last one; plus the distinct contacts of the last 90
 days' activities. Deals, journey stages, scores, tags and custom fields are never
 features: they are known as they are now, not as they were at t.
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, Float, String, and_, case, cast, func, literal, select
+from sqlalchemy import Connection, String, case, func, literal, select
 
 from abmhub.db.queries import among
 from abmhub.db.tables import activities, activity_contacts, signals
@@ -41,10 +41,11 @@ CHANNEL_WORDS = {
 }
 LOOKBACK_DAYS = 365  # every feature looks at most this far back
 CONTACT_DAYS = 90
-HALF_LIVES = (7.0, 30.0)
+RECENCY_WINDOWS = (7, 30)
 # Per channel, in this order: counts over the last 7, 30, 90 and 365 days (age 0..6, 0..29, 0..89,
-# 0..364 days), decayed sums (half-lives 7 and 30 days), the count of the 21 days before the
-# last 7 (age 7..27), and the age in days of the most recent one (LOOKBACK_DAYS + 1 when none).
+# 0..364 days), sums decayed linearly over 7 and 30 days (a record of age a counts (w − a) / w:
+# today's fully, the last day's of the window 1/w), the count of the 21 days before the last 7
+# (age 7..27), and the age in days of the most recent one (LOOKBACK_DAYS + 1 when none).
 STATS = ("c7", "c30", "c90", "c365", "d7", "d30", "prev21", "age")
 NO_RECORD_AGE = LOOKBACK_DAYS + 1
 
@@ -157,8 +158,8 @@ def aggregates_as_of(events: Events, contacts: ContactDays, n: int, day: int) ->
     stats[:, 1] = total(count * (age < 30))
     stats[:, 2] = total(count * (age < 90))
     stats[:, 3] = total(count)
-    stats[:, 4] = total(count * 0.5 ** (age / HALF_LIVES[0]))
-    stats[:, 5] = total(count * 0.5 ** (age / HALF_LIVES[1]))
+    for k, days in enumerate(RECENCY_WINDOWS):
+        stats[:, 4 + k] = total(count * np.where(age < days, (days - age) / days, 0.0))
     stats[:, 6] = total(count * ((age >= 7) & (age < 28)))
     youngest = np.full(size, NO_RECORD_AGE, dtype=np.int64)
     np.minimum.at(youngest, key, age)
@@ -176,25 +177,35 @@ def aggregates_as_of(events: Events, contacts: ContactDays, n: int, day: int) ->
 def stats_sql(day_column: Any, count_column: Any, today: int) -> list[Any]:
     """The SQL twins of `aggregates_as_of`'s sums (STATS order) over the rows of a GROUP BY;
     rows outside the lookback (or dated after today) count for nothing, so the query may read a
-    wider window (the scoring job's signal query does, and computes these in the same pass)."""
-    age = literal(today) - day_column
-    inside = and_(age >= 0, age < LOOKBACK_DAYS)
+    wider window (the scoring job's signal query does, and computes these in the same pass).
 
-    def counted(condition: Any) -> Any:
-        return func.sum(case((and_(inside, condition), count_column), else_=0))
+    Every condition is a range of days (`BETWEEN` two constants), every weight plain integer
+    arithmetic: the scoring job evaluates these for each of millions of signals, and each CASE
+    with an age computed again, or a `pow()`, cost it measurably (docs/performance.md,
+    "Predictions"). The youngest record's day comes back as a day; `_fill` makes it an age.
+    """
 
-    def decayed(half_life: float) -> Any:
-        return func.sum(case((inside, count_column * func.pow(0.5, cast(age, Float) / half_life)), else_=0.0))
+    def within(first_age: int, last_age: int) -> Any:
+        return day_column.between(today - last_age, today - first_age)
+
+    def counted(first_age: int, last_age: int) -> Any:
+        return func.sum(case((within(first_age, last_age), count_column), else_=0))
+
+    def weighted(days: int) -> Any:
+        # Σ count · (days − age) / days over ages 0 … days − 1: (days − age) = day − (today − days).
+        return func.sum(case((within(0, days - 1), count_column * (day_column - (today - days))), else_=0)) / float(
+            days
+        )
 
     return [
-        counted(age < 7),
-        counted(age < 30),
-        counted(age < 90),
-        counted(literal(True)),
-        decayed(HALF_LIVES[0]),
-        decayed(HALF_LIVES[1]),
-        counted(and_(age >= 7, age < 28)),
-        func.min(case((inside, age))),
+        counted(0, 6),
+        counted(0, 29),
+        counted(0, 89),
+        counted(0, LOOKBACK_DAYS - 1),
+        weighted(RECENCY_WINDOWS[0]),
+        weighted(RECENCY_WINDOWS[1]),
+        counted(7, 27),
+        func.max(case((day_column <= today, day_column))),
     ]
 
 
@@ -218,15 +229,16 @@ def signal_stats(conn: Connection, workspace_id: int, domains: Sequence[str], to
     return found
 
 
-def _fill(agg: Aggregates, at: list[int], on: list[int], found: list[Sequence[Any]]) -> None:
+def _fill(agg: Aggregates, at: list[int], on: list[int], found: list[Sequence[Any]], today: int) -> None:
     """Put rows of `stats_sql` sums (accounts `at`, channels `on`) into `agg`, all at once:
-    a NULL sum is 0, a NULL youngest age (no record in the window) NO_RECORD_AGE."""
+    a NULL sum is 0; the youngest record's day becomes its age, NO_RECORD_AGE when there is
+    none in the lookback."""
     if not found:
         return
     values = np.array(found, dtype=np.float64)  # None -> nan
-    sums, youngest = values[:, :-1], values[:, -1]
+    sums, age = values[:, :-1], today - values[:, -1]
     values[:, :-1] = np.where(np.isnan(sums), 0.0, sums)
-    values[:, -1] = np.where(np.isnan(youngest), NO_RECORD_AGE, youngest)
+    values[:, -1] = np.where(np.isnan(age) | (age >= LOOKBACK_DAYS), NO_RECORD_AGE, age)
     agg.stats[np.array(at), np.array(on)] = values
 
 
@@ -261,7 +273,7 @@ def current_aggregates(
                 at.append(i)
                 on.append(channel)
                 found.append(values)
-    _fill(agg, at, on, found)
+    _fill(agg, at, on, found, today)
     if ids:
         day = activities.c.occurred_us // US_PER_DAY
         window = activities.c.occurred_us.between(oldest * US_PER_DAY, (today + 1) * US_PER_DAY - 1)
@@ -271,7 +283,7 @@ def current_aggregates(
             .group_by(activities.c.account_id)
         ).all()
         activity_channel = channel_of["activities"]
-        _fill(agg, [index[row[0]] for row in rows], [activity_channel] * len(rows), [row[1:] for row in rows])
+        _fill(agg, [index[row[0]] for row in rows], [activity_channel] * len(rows), [row[1:] for row in rows], today)
         recent = activities.c.occurred_us.between(contacts_from * US_PER_DAY, (today + 1) * US_PER_DAY - 1)
         rows = conn.execute(
             select(activities.c.account_id, func.count(activity_contacts.c.contact_id.distinct()))
