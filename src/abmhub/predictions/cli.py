@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from abmhub.command import DatabaseUrl, WorkspaceName, err, fail, open_database, out, workspace_id
 from abmhub.errors import DomainError
@@ -152,12 +152,21 @@ def model_train(
 def model_list(workspace: WorkspaceName, database_url: DatabaseUrl = None) -> None:
     """The workspace's models, newest first."""
     database = open_database(database_url)
-    table = Table("model", "created", "active", "horizon", "ROC-AUC", "hand-set ROC-AUC", "lift", "positives")
+    # The id is what `model show` and `model activate` take: never cut on a narrow terminal; the
+    # other columns fold rather than lose digits.
+    table = Table(
+        Column("model", no_wrap=True, min_width=24),
+        *(
+            Column(header, overflow="fold")
+            for header in ("created", "active", "horizon", "ROC-AUC", "hand-set", "lift", "positives")
+        ),
+        caption="Backtest ROC-AUC of the model and of the hand-set score on the same rows; top-decile lift.",
+    )
     for record in service.list_models(database, workspace_id=workspace_id(database, workspace)):
         backtest = record.report["backtest"]
         table.add_row(
             record.model_id,
-            format_us(record.created_us),
+            format_us(record.created_us)[:10],
             "yes" if record.active else "",
             f"{record.horizon_days} d",
             _number(backtest["rocAuc"]),
