@@ -38,11 +38,9 @@ Other processes may load the cores: the CPU they used during each child run is r
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 import uuid
@@ -54,26 +52,22 @@ from typing import Any
 
 from benchmarks.harness import (
     BACKENDS,
-    REPO_ROOT,
     RESULTS_DIR,
     BenchmarkError,
     Report,
     Run,
     log,
-    machine_busy_seconds,
-    python_env,
 )
 from benchmarks.scoring import (
     SIGNAL_COLUMNS,
     Loader,
-    RssSampler,
     Shape,
     _copy_text,
-    _cpu_of,
     _proc_status,
     generate,
     reset_scores,
     run_child,
+    run_module_child,
 )
 
 DEFAULT_TRAIN_ACCOUNTS = 100_000
@@ -415,55 +409,11 @@ def _child_main(spec_text: str) -> int:
 
 
 def run_training_child(run: Run, url: str, workspace_id: int, timeout: float) -> dict[str, Any]:
-    """`train_model` in a child process: its result, peak RSS, and the CPU others used meanwhile."""
-    result_path = run.workdir / f"train-{time.time_ns()}.json"
-    spec = {"url": url, "workspace_id": workspace_id, "horizon_days": HORIZON_DAYS, "result": str(result_path)}
-    argv = [sys.executable, "-m", "benchmarks.predictions", "--child", json.dumps(spec)]
-    postgres = run.databases.postgres_pids if run.backend == "postgresql" else None
-    busy0 = machine_busy_seconds()
-    own0 = time.process_time()
-    pg_cpu0 = {pid: _cpu_of([pid]) for pid in (postgres() if postgres else [])}
-    started = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=python_env(), stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        with RssSampler(proc.pid, postgres) as sampler:
-            deadline = time.monotonic() + timeout
-            while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-                if pid == proc.pid:
-                    break
-                if time.monotonic() > deadline:
-                    os.killpg(proc.pid, 9)
-                    os.wait4(proc.pid, 0)
-                    raise BenchmarkError(f"training did not finish within {timeout:.0f} s")
-                time.sleep(0.05)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 9)
-        with contextlib.suppress(ChildProcessError):
-            os.wait4(proc.pid, 0)
-        raise
-    wall = time.perf_counter() - started
-    busy = machine_busy_seconds() - busy0
-    own = time.process_time() - own0
-    if postgres:
-        for pid in postgres():
-            sampler.pg_cpu_last[pid] = _cpu_of([pid])
-    pg_cpu = sum(max(0.0, cpu - pg_cpu0.get(pid, 0.0)) for pid, cpu in sampler.pg_cpu_last.items())
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0 or not result_path.exists():
-        raise BenchmarkError(f"training child failed (exit {code})")
-    result = json.loads(result_path.read_text())
-    result_path.unlink()
-    child_cpu = usage.ru_utime + usage.ru_stime
-    result.update(
-        child_wall_s=wall,
-        peak_rss_mib=result["vmhwm_mib"],  # the child's own high-water mark (see scoring.run_child)
-        sampled_child_rss_peak_mib=sampler.child_peak_kib / 1024,
-        child_cpu_s=child_cpu,
-        postgres_cpu_s=pg_cpu if postgres else None,
-        other_cpu_s=max(0.0, busy - child_cpu - own - (pg_cpu if postgres else 0.0)),
-    )
+    """`train_model` in a measured child process (`benchmarks.scoring.run_module_child`)."""
+    spec = {"url": url, "workspace_id": workspace_id, "horizon_days": HORIZON_DAYS}
+    result = run_module_child(run, "benchmarks.predictions", spec, timeout=timeout)
+    if not result["finished"]:
+        raise BenchmarkError(f"training did not finish within {timeout:.0f} s")
     return result
 
 

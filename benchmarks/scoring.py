@@ -683,9 +683,20 @@ def run_child(
     timeout: float = 1800.0,
 ) -> dict[str, Any]:
     """`run_scoring` in a child process; its result, rusage (exact peak RSS) and sampled memory."""
+    spec = {"url": url, "full": full, "phases": phases, "patches": patches or {}}
+    return run_module_child(run, "benchmarks.scoring", spec, profile=profile, timeout=timeout)
+
+
+def run_module_child(
+    run: Run, module: str, spec: dict[str, Any], *, profile: Path | None = None, timeout: float = 1800.0
+) -> dict[str, Any]:
+    """`python -m MODULE --child SPEC` as a measured child: the result JSON it writes to
+    `spec["result"]` (with `vmhwm_mib`, its own peak RSS), plus its wall and CPU time, the
+    CPU PostgreSQL and everything else used meanwhile, and sampled memory. `finished` is
+    False when it ran past `timeout` (it is killed)."""
     result_path = run.workdir / f"child-{time.time_ns()}.json"
-    spec = {"url": url, "full": full, "phases": phases, "patches": patches or {}, "result": str(result_path)}
-    argv = [sys.executable, "-m", "benchmarks.scoring", "--child", json.dumps(spec)]
+    spec = {**spec, "result": str(result_path)}
+    argv = [sys.executable, "-m", module, "--child", json.dumps(spec)]
     postgres = run.databases.postgres_pids if run.backend == "postgresql" else None
     busy0 = machine_busy_seconds()
     own0 = time.process_time()
@@ -724,7 +735,7 @@ def run_child(
     if timed_out:
         return {"finished": False, "timeout_s": timeout, "child_wall_s": wall}
     if proc.returncode != 0 or not result_path.exists():
-        raise BenchmarkError(f"scoring child failed (exit {proc.returncode})")
+        raise BenchmarkError(f"{module} child failed (exit {proc.returncode})")
     result = json.loads(result_path.read_text())
     result_path.unlink()
     child_cpu = usage.ru_utime + usage.ru_stime

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from tests.reliability.support import record_figures
+from tests.support.predictions import install_model
 
 PATH_PARAMETER = re.compile(r"\{([^}]+)\}")
 
@@ -58,6 +59,7 @@ ISSUED = (
     "delivery_id",
     "site_id",
     "site_key",
+    "model_id",
 )
 
 
@@ -253,6 +255,9 @@ def probes_for(method: str, path: str, a: dict[str, str]) -> list[Probe] | None:
         "/segments/{segment_id}/accounts": [Probe(status=not_found)],
         "/accounts/{rtp_aid}/score": [Probe(status=not_found)],
         "/accounts/{rtp_aid}/history": [Probe(status=not_found), Probe({"days": "730"}, status=not_found)],
+        # B has no model: its list is empty, and A's account is not found (nor is B's model).
+        "/models": [Probe()],
+        "/accounts/{rtp_aid}/prediction": [Probe(status=not_found)],
         "/accounts/stage-changes": [Probe(), Probe({"to": "Unaware"}), Probe({"direction": "progressed"})],
         "/activity/{activity_id}": [Probe(status=404)],
         "/webhooks": [Probe()],
@@ -478,6 +483,8 @@ def a_view(r: httpx.Client, v: httpx.Client, a: dict[str, str]) -> dict[str, Any
             f"/segments/{a['segment_id']}/accounts",
             f"/accounts/{a['rtp_aid']}/score",
             f"/accounts/{a['rtp_aid']}/history",
+            "/models",
+            f"/accounts/{a['rtp_aid']}/prediction",
             "/accounts/stage-changes",
             "/webhooks",
             f"/webhooks/{a['webhook_id']}",
@@ -492,7 +499,7 @@ def a_view(r: httpx.Client, v: httpx.Client, a: dict[str, str]) -> dict[str, Any
     return normalised(reads)
 
 
-def test_every_operation_keeps_workspaces_apart(server, new_workspace, cli):
+def test_every_operation_keeps_workspaces_apart(server, server_database, new_workspace, cli):
     workspace_a = new_workspace()
     # B walks the API twice with A's identifiers: once under /api/v1 and /api/v2, once under
     # the /crm alias, as a workspace of its own so that what B created first does not decide
@@ -511,6 +518,9 @@ def test_every_operation_keeps_workspaces_apart(server, new_workspace, cli):
     a_r, a_v = clients(workspace_a.key)
     document = httpx.get(f"{base}/openapi.json").json()
     a = make_workspace_a(a_r, a_v)
+    # A has an active prediction model (§10) and predictions of its accounts.
+    a.values["model_id"] = install_model(server_database, workspace=workspace_a.name)
+    a.secrets.add(a.values["model_id"])
     scored = cli("score", "--workspace", workspace_a.name)  # A has scores and history too
     assert scored.returncode == 0, scored.stderr
     before = a_view(a_r, a_v, a.values)

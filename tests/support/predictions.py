@@ -109,8 +109,8 @@ def install_model(
                 report=report(horizon_days=horizon_days),
             )
         )
-    # serving caches parsed models by row id, and a test process opens several databases whose
-    # row ids repeat: another database's model must not stand in for this one.
+    # serving caches parsed models by model id (unique across databases); cleared all the same,
+    # so that a test never depends on what an earlier one parsed.
     serving._parsed.clear()
     # Activation as the service does it: the flag, the other models' predictions dropped, all predicted.
     if predict:
