@@ -38,6 +38,16 @@ def workspace_id(database: Database) -> int:
 
 
 def found(db: Database, workspace_id: int, text: str) -> set[str]:
+    """Domains on the pages of a search, the same whether the accounts pushed since the last
+    `catch_up` are still waiting for the SQLite index (tested directly) or indexed."""
+    waiting = searched(db, workspace_id, text)
+    search.catch_up(db)
+    indexed = searched(db, workspace_id, text)
+    assert waiting == indexed, f"search {text!r}: {sorted(waiting)} before indexing, {sorted(indexed)} after"
+    return indexed
+
+
+def searched(db: Database, workspace_id: int, text: str) -> set[str]:
     """Domains on the pages of a search (walked 2 at a time), checked against its count."""
     filters = accounts_service.AccountFilter(search=text)
     domains: list[str] = []
@@ -118,6 +128,7 @@ def test_deleted_accounts_leave_no_match_behind(database, workspace_id):
     (the highest) to the next accounts created."""
     late = tenancy.create_workspace(database, name="late")
     push(database, late, {"latecomer.com": "Latecomer Ltd", "tardy.com": "Tardy Acme"})
+    search.catch_up(database)  # their entries are in the index, at the highest ids
     with database.write() as tx:
         tx.conn.execute(delete(workspaces).where(workspaces.c.id == late))
     other = tenancy.create_workspace(database, name="other")
@@ -144,3 +155,32 @@ def test_the_search_index_exists(database: Database):
             }
             assert "gin_trgm_ops" in indexes.get("ix_accounts_name_trigrams", ""), indexes
             assert "gin_trgm_ops" in indexes.get("ix_accounts_domain_trigrams", ""), indexes
+
+
+def test_new_accounts_are_found_before_and_after_the_background_index_catches_up(database, workspace_id):
+    """The SQLite index holds every account up to its mark; the accounts past it are tested
+    directly until `catch_up` indexes them, in batches."""
+    push(database, workspace_id, {f"later-{i}.com": f"Later Widgets {i}" for i in range(7)})
+    expected = {f"later-{i}.com" for i in range(7)}
+    assert searched(database, workspace_id, "widgets") == expected, "a pushed account is found before indexing"
+    if not database.is_sqlite:
+        assert search.catch_up(database) == 0, "PostgreSQL's GIN indexes keep themselves"
+        return
+    with database.engine.connect() as conn:
+        before = search.indexed_through(conn)
+    assert search.catch_up(database, batch=3) == 7 + len(ACCOUNTS) * (before == 0)
+    with database.engine.connect() as conn:
+        highest = conn.exec_driver_sql("SELECT max(id) FROM accounts").scalar()
+        assert search.indexed_through(conn) == highest, "after catching up the mark is the highest account"
+    assert search.catch_up(database) == 0, "nothing is left to index"
+    assert searched(database, workspace_id, "widgets") == expected
+
+
+def test_a_rename_waiting_for_the_index_is_indexed_under_its_new_name(database, workspace_id):
+    push(database, workspace_id, {"soon.com": "Soon Renamed"})
+    push(database, workspace_id, {"soon.com": "Renamed Already"})  # before any catch-up
+    assert found(database, workspace_id, "soon renamed") == set()
+    assert found(database, workspace_id, "renamed already") == {"soon.com"}
+    push(database, workspace_id, {"soon.com": "Third Name"})  # now indexed: re-indexed by the write
+    assert searched(database, workspace_id, "renamed already") == set()
+    assert searched(database, workspace_id, "third name") == {"soon.com"}

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from abmhub import __version__
+from abmhub.accounts.search import SearchIndexer
 from abmhub.command import DatabaseUrl, open_database, out, safe_url
 from abmhub.config import Settings, database_url_from_env, session_secret_from_env
 from abmhub.db.engine import Database
@@ -121,6 +122,8 @@ def serve(
         application = f"{__name__}:{worker_app.__name__}"
     schedule = ScoringSchedule(database, score_interval)
     schedule.start()
+    indexer = SearchIndexer(database)
+    indexer.start()
     dispatcher = Dispatcher(
         database,
         workers=webhook_workers,
@@ -153,6 +156,7 @@ def serve(
         )
     finally:
         schedule.stop()
+        indexer.stop()
         dispatcher.stop()
 
 

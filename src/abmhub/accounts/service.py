@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Connection,
     Select,
     String,
@@ -130,6 +131,7 @@ class AccountState:
     custom_fields: dict[str, Any]
     stored_domain: str | None = None
     stored_external_id: str | None = None
+    stored_name: str | None = None
     dirty: bool = False
 
     @classmethod
@@ -141,6 +143,7 @@ class AccountState:
             custom_fields=dict(row.custom_fields or {}),
             stored_domain=row.domain,
             stored_external_id=row.external_id,
+            stored_name=row.name,
         )
 
     def apply(self, given: AccountItem | UpdateAccountRequest) -> None:
@@ -385,6 +388,7 @@ def _write_accounts(conn: Connection, workspace_id: int, working: WorkingSet, no
             ],
         )
     if working.created:
+        search.forget_deleted(conn)
         insert_rows(
             conn,
             accounts,
@@ -407,7 +411,9 @@ def _write_accounts(conn: Connection, workspace_id: int, working: WorkingSet, no
                 for s in working.created
             ],
         )
-    search.index_accounts(conn, workspace_id, [s.rtp_aid for s in (*changed, *working.created)])
+    # New accounts are indexed for search in the background (accounts/search.py), renamed ones now.
+    renamed = [s.id for s in changed if s.id is not None and (s.name != s.stored_name or s.domain != s.stored_domain)]
+    search.reindex_renamed(conn, renamed)
     if working.created:
         outbox.publish(conn, workspace_id, now, lambda audience: _created_events(audience, working.created))
 
@@ -928,11 +934,12 @@ def count_accounts(
     with db.read() as conn:
         query = select(literal(1)).where(accounts.c.workspace_id == workspace_id)
         query = _filtered(conn, query, workspace_id, replace(filters, search=None))
-        if filters.search:
-            query = search.joined(conn, query, filters.search)
+        counted: Select[Any] | CompoundSelect[Any] = (
+            search.joined(conn, query, filters.search) if filters.search else query
+        )
         if at_most is not None:
-            query = query.limit(at_most + 1)
-        return int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+            counted = counted.limit(at_most + 1)
+        return int(conn.execute(select(func.count()).select_from(counted.subquery())).scalar_one())
 
 
 def get_account(db: Database, *, workspace_id: int, rtp_aid: str) -> Any:
