@@ -479,7 +479,7 @@ def generate(backend: str, url: str, shape: Shape) -> dict[str, Any]:
             timings[f"{table}_s"] = time.perf_counter() - t
             log(f"  {table}: {counts[table]:,} rows in {timings[f'{table}_s']:.1f} s")
             if table == "accounts" and backend == "sqlite":
-                # What abmhub's account writes keep beside the rows (accounts/search.py).
+                # The search index as `search.catch_up` leaves it at rest (accounts/search.py).
                 t = time.perf_counter()
                 loader.execute("INSERT INTO account_search (rowid, name, domain) SELECT id, name, domain FROM accounts")
                 timings["search_index_s"] = time.perf_counter() - t
