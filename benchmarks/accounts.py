@@ -572,7 +572,7 @@ def scan_ceiling(url: str, workspace: str, limit: int, expected: int, meter: Cpu
     db = Database(url)
     try:
         with db.engine.connect() as conn:
-            columns = record_columns(conn)
+            columns = record_columns(conn.dialect.name)
         statement = (
             select(*columns)
             .where(c.workspace_id == bindparam("ws"), c.rtp_aid > bindparam("after"))
