@@ -46,14 +46,24 @@ def account_records(rows: Sequence[Any], extras: service.RecordExtras) -> list[d
     """Accounts as GET /accounts returns them (§2.1), from rows of `service.record_columns`.
 
     The hot loop of every account page: rows are unpacked by position (not read by attribute
-    name), `tags` and `custom_fields` arrive as JSON text. An array of tags the database holds
-    as orjson wrote it goes into the response as it is (orjson.Fragment); anything else is
-    parsed, and a falsy value is `[]`. Custom fields are parsed only when there are any.
+    name), `tags` and `custom_fields` arrive as JSON text. The values most rows of a page share
+    are worked out once per page: the accounts of one push or one scoring batch share their
+    `change_us`, and a workspace has few distinct tag lists and field values. A tag list goes
+    into the response as JSON text (`orjson.Fragment`): the stored text itself where the
+    database holds it as orjson wrote it (SQLite), else the list written again by orjson
+    (PostgreSQL's jsonb text has other spacing); a falsy value is `[]`. Records may share those
+    values: they are only serialised.
     """
     field_keys = extras.field_keys
     segment_ids = extras.segment_ids.get
-    tags_as_stored = orjson.Fragment if extras.compact_json else None
+    stored_as_written = extras.compact_json
     loads = orjson.loads
+    fragment = orjson.Fragment
+    dumps = orjson.dumps
+    empty_fields = dict.fromkeys(field_keys)
+    stamps: dict[int, str] = {}
+    tag_lists: dict[str, Any] = {}
+    field_values: dict[str, dict[str, Any]] = {"{}": empty_fields}
     records = []
     for (
         id_,
@@ -74,16 +84,20 @@ def account_records(rows: Sequence[Any], extras: service.RecordExtras) -> list[d
         bombora_score,
         change_us,
     ) in rows:
-        tags: Any
-        if tags_as_stored is not None and tags_json[0] == "[":
-            tags = tags_as_stored(tags_json)
-        else:
-            tags = loads(tags_json) or []
-        if fields_json == "{}":
-            fields = dict.fromkeys(field_keys)
-        else:
+        tags = tag_lists.get(tags_json)
+        if tags is None:
+            if stored_as_written and tags_json[0] == "[":
+                tags = fragment(tags_json)
+            else:
+                tags = fragment(dumps(loads(tags_json) or []))
+            tag_lists[tags_json] = tags
+        fields = field_values.get(fields_json)
+        if fields is None:
             stored = loads(fields_json) or {}
-            fields = {key: stored.get(key) for key in field_keys}
+            fields = field_values[fields_json] = {key: stored.get(key) for key in field_keys}
+        stamp = stamps.get(change_us)
+        if stamp is None:
+            stamp = stamps[change_us] = format_us(change_us)
         records.append(
             {
                 "rtp_aid": rtp_aid,
@@ -100,7 +114,7 @@ def account_records(rows: Sequence[Any], extras: service.RecordExtras) -> list[d
                 "rtp_website_intent_score": website_score,
                 "rtp_g2_intent_score": g2_score,
                 "rtp_bombora_intent_score": bombora_score,
-                "rtp_last_account_date": format_us(change_us),
+                "rtp_last_account_date": stamp,
                 "customFields": fields,
                 "segmentIds": segment_ids(id_, []),
             }
