@@ -235,6 +235,30 @@ def push_http(base_url: str, key: str, bodies: Sequence[PushBody], clients: int,
     }
 
 
+def wait_for_search_index(url: str, timeout: float = 300.0) -> float:
+    """Seconds until the server's background search indexing (SQLite, accounts/search.py) has
+    caught up with the pushes: the scans are timed after it, not while it shares the cores."""
+    from abmhub.accounts import search
+    from abmhub.db.engine import Database
+
+    db = Database(url)
+    started = time.perf_counter()
+    try:
+        while db.is_sqlite:
+            with db.read() as conn:
+                highest = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM accounts").scalar()
+                if search.indexed_through(conn) >= highest:
+                    break
+            if time.perf_counter() - started > timeout:
+                raise BenchmarkError(f"the search index did not catch up within {timeout:.0f} s")
+            time.sleep(0.1)
+    finally:
+        db.dispose()
+    waited = time.perf_counter() - started
+    log(f"A: search index caught up {waited:.1f} s after the push")
+    return waited
+
+
 def deciles(seconds: Sequence[float]) -> list[float]:
     size = max(1, len(seconds) // 10)
     parts = [seconds[i : i + size] for i in range(0, len(seconds), size)][:10]
@@ -781,6 +805,7 @@ def main(args: argparse.Namespace) -> int:
         details["push_1_client"] = push1
         memory["after_push"] = server.memory_mb()
 
+        details["search_index_catch_up_s"] = wait_for_search_index(url_a)
         with contextlib.closing(http_client(server.base_url, server.key)) as client:
             # Warm-up of the read path: a few pages of each size (cursor and first-page paths).
             for limit in PULL_LIMITS:

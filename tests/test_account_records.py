@@ -287,7 +287,7 @@ def test_a_plain_page_walks_the_rtp_aid_index_before_the_table_is_first_analyzed
 
     def explained(query: DriverQuery, conn: Any, parameters: Any) -> Any:
         """The page's plain scan reads on the driver's cursor: its plan, in its transaction."""
-        sql, arguments = query.compiled(conn, parameters)
+        sql, arguments = query.compiled(conn.dialect, parameters)
         plans.append("\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql, arguments)))
         return read(query, conn, parameters)
 

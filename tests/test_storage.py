@@ -83,8 +83,8 @@ def test_keys_are_stored_only_as_hashes_and_a_new_key_revokes_the_old(database, 
         dump = " ".join(str(v) for row in conn.execute(select(api_keys)) for v in row)
         assert first not in dump and second not in dump, "a key never appears in clear in the database"
         assert len(stored) == 2
-        assert tenancy.authenticate(conn, first) is None, "creating a new key revokes the old one at once"
-        caller = tenancy.authenticate(conn, second)
+    assert tenancy.authenticate(database, first) is None, "creating a new key revokes the old one at once"
+    caller = tenancy.authenticate(database, second)
     assert caller is not None and caller.workspace_name == "acme" and caller.user_email == "ops@example.com"
 
 
@@ -191,5 +191,4 @@ def test_bootstrap_issues_a_first_key_only_on_an_empty_database(database):
     key = tenancy.bootstrap(database)
     assert key is not None and len(key) == 64
     assert tenancy.bootstrap(database) is None, "a second start prints no new key"
-    with database.read() as conn:
-        assert tenancy.authenticate(conn, key).workspace_name == "default"
+    assert tenancy.authenticate(database, key).workspace_name == "default"

@@ -6,8 +6,9 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Connection, Integer, String, Table, and_, any_, cast, func, literal, select
+from sqlalchemy import Column, Connection, Engine, Integer, String, Table, and_, any_, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import NullType
 
@@ -138,23 +139,39 @@ class DriverQuery:
         self.statement = statement
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
 
-    def compiled(self, conn: Connection, parameters: Mapping[str, Any]) -> tuple[str, Any]:
-        """The SQL text for this connection's driver and its arguments in the driver's style."""
-        compiled = self._compiled.get(conn.dialect.name)
+    def compiled(self, dialect: Dialect, parameters: Mapping[str, Any]) -> tuple[str, Any]:
+        """The SQL text for this dialect's driver and its arguments in the driver's style."""
+        compiled = self._compiled.get(dialect.name)
         if compiled is None:
-            done: Any = self.statement.compile(dialect=conn.dialect)
+            done: Any = self.statement.compile(dialect=dialect)
             positions = tuple(done.positiontup) if done.positiontup else None
             # Bound values of its own (SQLite's `LIMIT ? OFFSET ?` binds the offset 0).
-            compiled = self._compiled[conn.dialect.name] = (str(done), positions, dict(done.params))
+            compiled = self._compiled[dialect.name] = (str(done), positions, dict(done.params))
         sql, positions, defaults = compiled
         given = {**defaults, **parameters}
         return sql, tuple(given[name] for name in positions) if positions else given
 
     def rows(self, conn: Connection, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        sql, arguments = self.compiled(conn, parameters)
-        cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        """The rows, in the transaction of `conn`."""
+        return self._run(conn.dialect, conn.connection.dbapi_connection, parameters)
+
+    def lookup(self, engine: Engine, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of this one statement on a pooled connection, without a transaction of our
+        own: a single SELECT reads one snapshot by itself (SQLite's implicit transaction,
+        PostgreSQL's statement), and BEGIN, COMMIT and SQLAlchemy's connection wrapper cost
+        ~100 µs of a 110 µs key lookup (measured). For lookups that must be cheap, like the
+        API key of every request."""
+        raw = engine.raw_connection()
         try:
-            if conn.dialect.name == "postgresql":
+            return self._run(engine.dialect, raw.dbapi_connection, parameters)
+        finally:
+            raw.close()  # back to the pool, which rolls back what the driver began
+
+    def _run(self, dialect: Dialect, dbapi_connection: Any, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        sql, arguments = self.compiled(dialect, parameters)
+        cursor = dbapi_connection.cursor()
+        try:
+            if dialect.name == "postgresql":
                 cursor.execute(sql, arguments, prepare=True)
             else:
                 cursor.execute(sql, arguments)

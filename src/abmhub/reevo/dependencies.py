@@ -53,8 +53,7 @@ def v_caller(request: Request, db: Database = Depends(database)) -> Caller:
     key = presented_key(request)
     if key is None:
         raise errors.not_authenticated()
-    with db.read() as conn:
-        found = authenticate(conn, key)
+    found = authenticate(db, key)
     if found is None:
         raise errors.invalid_key()
     try:

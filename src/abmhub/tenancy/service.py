@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from abmhub.db.engine import PREPARED, Database
+from abmhub.db.engine import Database
+from abmhub.db.queries import DriverQuery
 from abmhub.db.tables import api_keys, users, workspaces
 from abmhub.errors import Conflict, NotFound
 from abmhub.ids import new_uuid7
@@ -134,7 +135,7 @@ def revoke_key(db: Database, *, workspace: str, user_email: str) -> int:
         ).rowcount
 
 
-_CALLER_QUERY = (
+_CALLER_LOOKUP = DriverQuery(
     select(
         api_keys.c.key_hash,
         workspaces.c.id,
@@ -146,14 +147,14 @@ _CALLER_QUERY = (
     .join(users, users.c.id == api_keys.c.user_id)
     .join(workspaces, workspaces.c.id == api_keys.c.workspace_id)
     .where(api_keys.c.key_hash == bindparam("digest"), api_keys.c.revoked_us.is_(None))
-    .execution_options(**PREPARED)
 )
 
 
-def authenticate(conn: Connection, key: str) -> Caller | None:
-    """The caller a key belongs to, or None for an unknown or revoked key."""
+def authenticate(db: Database, key: str) -> Caller | None:
+    """The caller a key belongs to, or None for an unknown or revoked key (one lookup)."""
     digest = hash_api_key(key)
-    row = conn.execute(_CALLER_QUERY, {"digest": digest}).first()
+    found = _CALLER_LOOKUP.lookup(db.engine, {"digest": digest})
+    row = found[0] if found else None
     # The index lookup already matched; the constant-time compare keeps the check honest
     # should the lookup ever become a prefix or range match.
     if row is None or not hmac.compare_digest(row[0], digest):

@@ -61,7 +61,7 @@ async def caller(request: Request, db: Database = Depends(database)) -> Caller:
     key = request.headers.get("x-api-key", "").strip()
     if not key:
         raise unauthorized("X-Api-Key header is required")
-    found = _authenticated(db, key) if db.is_sqlite else await run_in_threadpool(_authenticated, db, key)
+    found = authenticate(db, key) if db.is_sqlite else await run_in_threadpool(authenticate, db, key)
     if found is None:
         raise unauthorized("Invalid API key")
     try:
@@ -71,11 +71,6 @@ async def caller(request: Request, db: Database = Depends(database)) -> Caller:
     if url_holds_nul(request):
         raise ApiError(400, "Request URL must not contain NUL characters (%00)")
     return found
-
-
-def _authenticated(db: Database, key: str) -> Caller | None:
-    with db.read() as conn:
-        return authenticate(conn, key)
 
 
 def url_holds_nul(request: Request) -> bool:
