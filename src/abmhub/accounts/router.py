@@ -32,14 +32,29 @@ from abmhub.db.engine import Database
 from abmhub.paging import Page, PageRequest
 from abmhub.tenancy.service import Caller
 from abmhub.timefmt import format_us
-from abmhub.web.dependencies import caller, database, json_body, page_params
+from abmhub.web.dependencies import caller, database, json_body
 from abmhub.web.errors import ValidationFailed
-from abmhub.web.paging import page_body, parse_limit
+from abmhub.web.paging import page_body, page_request, parse_limit
 from abmhub.web.responses import envelope
-from abmhub.web.schemas import CONFLICT_RESPONSE, ERROR_RESPONSES, Envelope, request_body
+from abmhub.web.schemas import (
+    CONFLICT_RESPONSE,
+    ERROR_RESPONSES,
+    PAGE_PARAMETERS,
+    Envelope,
+    query_parameters,
+    request_body,
+)
 from abmhub.web.validation import constraint_text, issue
 
 MAX_DOMAINS_FILTER = 100
+ACCOUNT_LIST_PARAMETERS = {
+    "domains": 'JSON array of up to 100 domains, e.g. ["acme.com"]',
+    "journeyStage": "Extension: only this journey stage",
+    "minScore": "Extension: rtp_account_score >= minScore",
+    "segmentId": "Extension: only members of this segment",
+    "tag": "Extension: only accounts with this tag",
+    **PAGE_PARAMETERS,
+}
 
 
 def account_records(rows: Sequence[Any], extras: service.RecordExtras) -> list[dict[str, Any]]:
@@ -218,24 +233,24 @@ def build_router(*, crm: bool) -> APIRouter:
         service.update_account(db, workspace_id=who.workspace_id, changes=body, **key)
         return envelope(request, {"message": "Account updated successfully"})
 
-    @router.get("/accounts", summary="List accounts (keyset pages, delta sync)", response_model=Envelope[AccountPage])
+    @router.get(
+        "/accounts",
+        summary="List accounts (keyset pages, delta sync)",
+        response_model=Envelope[AccountPage],
+        openapi_extra=query_parameters(ACCOUNT_LIST_PARAMETERS),
+    )
     async def list_accounts(
-        request: Request,
-        page: PageRequest = Depends(page_params),
-        domains: str | None = Query(None, description='JSON array of up to 100 domains, e.g. ["acme.com"]'),
-        journeyStage: str | None = Query(None, description="Extension: only this journey stage"),
-        minScore: str | None = Query(None, description="Extension: rtp_account_score >= minScore"),
-        segmentId: str | None = Query(None, description="Extension: only members of this segment"),
-        tag: str | None = Query(None, description="Extension: only accounts with this tag"),
-        who: Caller = Depends(caller),
-        db: Database = Depends(database),
+        request: Request, who: Caller = Depends(caller), db: Database = Depends(database)
     ) -> Response:
+        # The parameters in the order FastAPI checked them when it parsed them: the page's first.
+        query = request.query_params
+        page = page_request(query.get("limit"), query.get("cursor"), query.get("lastSync"))
         filters = service.AccountFilter(
-            domains=_domains_filter(domains),
-            journey_stage=journeyStage,
-            min_score=_min_score(minScore),
-            segment_id=segmentId,
-            tag=tag,
+            domains=_domains_filter(query.get("domains")),
+            journey_stage=query.get("journeyStage"),
+            min_score=_min_score(query.get("minScore")),
+            segment_id=query.get("segmentId"),
+            tag=query.get("tag"),
         )
 
         def body() -> dict[str, Any]:

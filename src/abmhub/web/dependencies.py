@@ -24,6 +24,7 @@ from abmhub.tenancy.service import Caller, authenticate
 from abmhub.web.errors import ApiError, ValidationFailed, too_many_requests, unauthorized
 from abmhub.web.paging import page_request
 from abmhub.web.ratelimit import RateLimited
+from abmhub.web.schemas import PAGE_PARAMETERS
 from abmhub.web.validation import validation_issues
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -194,9 +195,9 @@ def json_body(model: type[Model]) -> Callable[..., Any]:
 
 
 async def page_params(
-    limit: str | None = Query(None, description="Page size, 1–1000 (default 100)"),
-    cursor: str | None = Query(None, description="`nextCursor` of the previous page"),
-    lastSync: str | None = Query(None, description="ISO 8601: only records changed after it (delta sync)"),
+    limit: str | None = Query(None, description=PAGE_PARAMETERS["limit"]),
+    cursor: str | None = Query(None, description=PAGE_PARAMETERS["cursor"]),
+    lastSync: str | None = Query(None, description=PAGE_PARAMETERS["lastSync"]),
     _: Caller = Depends(caller),  # authentication is checked before the parameters
 ) -> PageRequest:
     """The standard list parameters of §1.5, validated (async: no I/O, so no threadpool hand-off)."""

@@ -61,3 +61,26 @@ def request_body(model: type[BaseModel]) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
         }
     }
+
+
+# The list parameters of §1.5, as `page_params` declares them.
+PAGE_PARAMETERS = {
+    "limit": "Page size, 1–1000 (default 100)",
+    "cursor": "`nextCursor` of the previous page",
+    "lastSync": "ISO 8601: only records changed after it (delta sync)",
+}
+
+
+def query_parameters(descriptions: dict[str, str]) -> dict[str, Any]:
+    """`openapi_extra` documenting optional query parameters that the handler reads itself from
+    `request.query_params`, in this order (web/openapi.py states the values each accepts).
+
+    For the hottest lists: FastAPI parses and validates each declared parameter on every
+    request, ~20 µs apiece (measured: 8 parameters were a tenth of a page of 100 accounts).
+    """
+    return {
+        "parameters": [
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+            for name, text in descriptions.items()
+        ]
+    }
