@@ -802,7 +802,7 @@ def _plain_page(dialect: str, after: bool, changed: bool) -> DriverQuery:
 
 
 _EACH_ID = func.json_each(bindparam("ids", type_=String)).table_valued("value")
-_MEMBERSHIPS_SQLITE = (
+_MEMBERSHIPS_SQLITE = DriverQuery(
     select(segment_members.c.account_id, segments.c.segment_id)
     .join(segments, segments.c.id == segment_members.c.segment_id)
     .where(segment_members.c.account_id.in_(select(_EACH_ID.c.value)))
@@ -816,7 +816,7 @@ def record_extras(conn: Connection, workspace_id: int, rows: Sequence[Any]) -> R
     if rows:
         ids = [row[0] for row in rows]
         if conn.dialect.name == "sqlite":  # built once, the ids bound as one JSON array
-            pairs = conn.execute(_MEMBERSHIPS_SQLITE, {"ids": json_text(ids)}).all()
+            pairs: Sequence[Any] = _MEMBERSHIPS_SQLITE.rows(conn, {"ids": json_text(ids)})
         else:
             pairs = conn.execute(
                 select(segment_members.c.account_id, segments.c.segment_id)
