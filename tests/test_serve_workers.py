@@ -11,6 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from abmhub.accounts import search
+from abmhub.accounts import service as accounts_service
 from abmhub.db.engine import Database
 from abmhub.db.tables import scoring_runs
 from abmhub.tenancy import service as tenancy
@@ -85,6 +87,34 @@ def test_two_server_processes_share_the_port_and_a_dead_one_is_replaced(served: 
     with httpx.Client(base_url=served.base_url, timeout=10) as client:
         wait_for(lambda: client.get("/healthz").status_code == 200, 10, "the server to answer")
         push(client, key, "after.example")
+
+
+def test_the_search_index_catches_up_with_what_the_server_processes_wrote(served: Server):
+    """The parent's background indexer (SQLite) indexes the accounts the server processes
+    pushed, and the dashboard's search finds them before and after."""
+    db = Database(served.database_url)
+    try:
+        workspace_id = tenancy.create_workspace(db, name="searched")
+        key = tenancy.create_key(db, workspace="searched", user_email="search@example.com")
+        with httpx.Client(base_url=served.base_url, timeout=10) as client:
+            for i in range(5):
+                push(client, key, f"findable-{i}.example")
+        if not db.is_sqlite:
+            return  # PostgreSQL's GIN indexes keep themselves
+        with db.read() as conn:
+            highest = conn.exec_driver_sql("SELECT max(id) FROM accounts").scalar()
+
+        def indexed() -> bool:
+            with db.read() as conn:
+                return search.indexed_through(conn) >= highest
+
+        wait_for(indexed, 15, "the background indexer to index the pushed accounts (every 2 s)")
+        found = accounts_service.count_accounts(
+            db, workspace_id=workspace_id, filters=accounts_service.AccountFilter(search="findable")
+        )
+        assert found == 5, f"{found} of the 5 pushed accounts found by search once indexed"
+    finally:
+        db.dispose()
 
 
 def test_one_scoring_schedule_for_all_the_processes(served: Server):

@@ -27,8 +27,6 @@ search scans; texts under three characters always do: a trigram index cannot loo
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,8 +35,7 @@ from sqlalchemy import CompoundSelect, Connection, Integer, Select, column, fals
 from abmhub.db.engine import Database
 from abmhub.db.queries import among, json_text
 from abmhub.db.tables import accounts
-
-log = logging.getLogger("abmhub.search")
+from abmhub.periodic import Periodic
 
 # The most accounts a search looks up by id before it walks the list's order instead.
 LOOKED_UP_AT_MOST = 10_000
@@ -99,30 +96,11 @@ def catch_up(db: Database, *, batch: int = CATCH_UP_BATCH) -> int:
             return indexed
 
 
-class SearchIndexer:
-    """`catch_up` every `interval` seconds on a daemon thread, until stopped."""
+class SearchIndexer(Periodic):
+    """`catch_up` every `interval` seconds on a daemon thread of `abmhub serve` (SQLite only)."""
 
     def __init__(self, db: Database, interval: float = 2.0) -> None:
-        self.db = db
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="abmhub-search-index", daemon=True)
-
-    def start(self) -> None:
-        if self.db.engine.dialect.name == "sqlite":
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                catch_up(self.db)
-            except Exception:
-                log.exception("indexing accounts for search failed; it is retried in %s s", self.interval)
+        super().__init__("search-index", interval if db.is_sqlite else 0, lambda: catch_up(db))
 
 
 def matches(conn: Connection, text: str) -> Any:

@@ -7,36 +7,24 @@ work at a time, so N processes behind a load balancer score once, not N times.
 from __future__ import annotations
 
 import logging
-import threading
 
 from abmhub.db.engine import Database
+from abmhub.periodic import Periodic
 from abmhub.scoring.service import ScoringBusy, run_scoring
 
 log = logging.getLogger("abmhub.scoring")
 
 
-class ScoringSchedule:
+class ScoringSchedule(Periodic):
+    """`run_scoring` every `interval_seconds` (0: off); the first run one interval after start
+    (`abmhub score` runs it on demand). A failed run leaves its accounts marked for the next."""
+
     def __init__(self, db: Database, interval_seconds: float) -> None:
+        super().__init__("scoring", interval_seconds, self._run)
         self.db = db
-        self.interval = interval_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="abmhub-scoring", daemon=True)
 
-    def start(self) -> None:
-        if self.interval > 0:
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        # The first run comes one interval after start (`abmhub score` runs it on demand).
-        while not self._stop.wait(self.interval):
-            try:
-                run_scoring(self.db)
-            except ScoringBusy:
-                log.info("scoring skipped: another process is running it")
-            except Exception:
-                log.exception("scoring run failed; it will be retried at the next interval")
+    def _run(self) -> None:
+        try:
+            run_scoring(self.db)
+        except ScoringBusy:
+            log.info("scoring skipped: another process is running it")
