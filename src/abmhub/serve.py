@@ -18,6 +18,7 @@ from abmhub.command import DatabaseUrl, open_database, out, safe_url
 from abmhub.config import Settings, database_url_from_env, session_secret_from_env
 from abmhub.db.engine import Database
 from abmhub.scoring.schedule import ScoringSchedule
+from abmhub.supervisor import supervise
 from abmhub.tenancy import service as tenancy
 from abmhub.webhooks.dispatcher import DEFAULT_RETRY_BASE_S, DEFAULT_WORKERS, Dispatcher
 
@@ -113,13 +114,24 @@ def serve(
         "website_retention_days": website_retention_days,
     }
     _configure_logging(log_level)
-    application: Any
-    if workers == 1:
-        application = _serving_app(spec, database)
-    else:
-        # Each server process builds the app itself (uvicorn starts them fresh, by import string).
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "timeout_graceful_shutdown": 30,
+        # Applied by `_serving_app` to everything but /collect (it reads X-Forwarded-For
+        # itself, from the same trusted proxies).
+        "proxy_headers": False,
+        # The access log without the client's address: a visitor's IP is never written down.
+        "log_config": _log_config_without_addresses(),
+        # uvicorn builds an access line's arguments for every request whenever the access
+        # logger has a handler, even at a level that drops the line: no handler unless the
+        # lines are wanted.
+        "access_log": _logs_access(log_level),
+    }
+    if workers > 1:
+        # Each server process builds the app itself, from the settings in its environment.
         os.environ[WORKER_SPEC] = json.dumps(spec)
-        application = f"{__name__}:{worker_app.__name__}"
     schedule = ScoringSchedule(database, score_interval)
     schedule.start()
     indexer = SearchIndexer(database)
@@ -131,29 +143,15 @@ def serve(
         allow_private=webhook_allow_private_targets,
     )
     dispatcher.start()
-    # uvicorn drains the requests in flight on SIGTERM, then raises the signal again once its
-    # own handler is gone: this handler turns that into a normal exit (status 0). (With
-    # workers, uvicorn's supervisor takes SIGTERM over and returns once they have drained.)
-    signal.signal(signal.SIGTERM, _exit_after_shutdown)
     try:
-        uvicorn.run(
-            application,
-            factory=workers > 1,
-            workers=workers,
-            host=host,
-            port=port,
-            log_level=log_level,
-            timeout_graceful_shutdown=30,
-            # Applied by `_serving_app` to everything but /collect (it reads X-Forwarded-For
-            # itself, from the same trusted proxies).
-            proxy_headers=False,
-            # The access log without the client's address: a visitor's IP is never written down.
-            log_config=_log_config_without_addresses(),
-            # uvicorn builds an access line's arguments for every request whenever the access
-            # logger has a handler, even at a level that drops the line: no handler unless
-            # the lines are wanted.
-            access_log=_logs_access(log_level),
-        )
+        if workers > 1:
+            served = {**options, "app": f"{__name__}:{worker_app.__name__}", "factory": True}
+            supervise(served, workers=workers, host=host, port=port)
+        else:
+            # uvicorn drains the requests in flight on SIGTERM, then raises the signal again once
+            # its own handler is gone: this handler turns that into a normal exit (status 0).
+            signal.signal(signal.SIGTERM, _exit_after_shutdown)
+            uvicorn.run(_serving_app(spec, database), **options)
     finally:
         schedule.stop()
         indexer.stop()
