@@ -146,7 +146,11 @@ def serve(
     try:
         if workers > 1:
             served = {**options, "app": f"{__name__}:{worker_app.__name__}", "factory": True}
-            supervise(served, workers=workers, host=host, port=port)
+            try:
+                supervise(served, workers=workers, host=host, port=port)
+            except OSError as error:  # as uvicorn says it for one process
+                out.print(f"[red]Cannot listen on {host}:{port}: {error.strerror or error}[/red]")
+                raise typer.Exit(1) from None
         else:
             # uvicorn drains the requests in flight on SIGTERM, then raises the signal again once
             # its own handler is gone: this handler turns that into a normal exit (status 0).
