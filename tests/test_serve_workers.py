@@ -121,21 +121,25 @@ def test_one_scoring_schedule_for_all_the_processes(served: Server):
     """--score-interval 1 with two server processes: one run a second, not one per process."""
     db = Database(served.database_url)
     try:
-        tenancy.create_workspace(db, name="scored")
-        wait_for(lambda: _last_run(db), 15, "a first scoring run")
+        workspace_id = tenancy.create_workspace(db, name="scored")
+        wait_for(lambda: _last_run(db, workspace_id), 15, "a first scoring run")
         seen = set()
         started = time.monotonic()
         while time.monotonic() - started < 4.0:
-            seen.add(_last_run(db))
+            seen.add(_last_run(db, workspace_id))
             time.sleep(0.02)
     finally:
         db.dispose()
     assert 2 <= len(seen) <= 6, f"{len(seen)} scoring runs in 4 s at a 1 s interval: one schedule, not three"
 
 
-def _last_run(db: Database) -> int | None:
+def _last_run(db: Database, workspace_id: int) -> int | None:
+    """When the workspace was last scored. (One workspace's row: the database has two, and
+    PostgreSQL's `LIMIT 1` without an order returned either, counting each run twice.)"""
     with db.read() as conn:
-        return conn.execute(select(scoring_runs.c.last_run_us).limit(1)).scalar()
+        return conn.execute(
+            select(scoring_runs.c.last_run_us).where(scoring_runs.c.workspace_id == workspace_id)
+        ).scalar()
 
 
 def test_sigterm_drains_every_process_and_exits_0(backend: str, new_database_url, tmp_path: Path):  # type: ignore[no-untyped-def]
