@@ -525,23 +525,17 @@ def insert_model(url: str, workspace_id: int) -> str:
 def settle(backend: str, url: str) -> float:
     """What the database would do between two daily runs: autovacuum (PostgreSQL), a checkpoint (SQLite)."""
     t = time.perf_counter()
-    loader = Loader(backend, url)
-    try:
+    with Loader(backend, url) as loader:
         if backend == "sqlite":
             loader.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         else:
             loader.analyze(("accounts", "account_predictions", "segment_members", "daily_scores", "stage_changes"))
-    finally:
-        loader.close()
     return time.perf_counter() - t
 
 
 def _count(backend: str, url: str, sql: str) -> int:
-    loader = Loader(backend, url)
-    try:
+    with Loader(backend, url) as loader:
         return int(loader.execute(sql).fetchone()[0])
-    finally:
-        loader.close()
 
 
 def serving(run: Run, args: argparse.Namespace, n: int, m: int, report: Report) -> dict[str, Any]:

@@ -364,6 +364,12 @@ class Loader:
     def close(self) -> None:
         self.conn.close()
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def load(
         self, table: str, columns: Sequence[str], rows: Iterator[tuple[Any, ...]] | Sequence[tuple[Any, ...]]
     ) -> int:
@@ -552,8 +558,7 @@ def touch_accounts(backend: str, url: str, workspace_id: int, n: int, seed: int)
     """n random accounts get one new signal each (today) and score_dirty, as a signal push does."""
     from abmhub.timefmt import now_us
 
-    loader = Loader(backend, url)
-    try:
+    with Loader(backend, url) as loader:
         total = loader.execute("SELECT max(id) FROM accounts").fetchone()[0]
         ids = sorted(random.Random(seed * 7 + 5).sample(range(1, total + 1), min(n, total)))
         now = now_us()
@@ -570,16 +575,13 @@ def touch_accounts(backend: str, url: str, workspace_id: int, n: int, seed: int)
         loader.execute(f"UPDATE accounts SET score_dirty = ? WHERE id IN ({placeholders})", (True, *ids))
         if backend == "sqlite":
             loader.execute("COMMIT")
-    finally:
-        loader.close()
     return ids
 
 
 def reset_scores(backend: str, url: str) -> float:
     """Back to the state before the first run: scores 0, no stage, all dirty, no memberships."""
     t = time.perf_counter()
-    loader = Loader(backend, url)
-    try:
+    with Loader(backend, url) as loader:
         if backend == "sqlite":
             loader.execute("BEGIN")
         loader.execute(
@@ -592,15 +594,12 @@ def reset_scores(backend: str, url: str) -> float:
         if backend == "sqlite":
             loader.execute("COMMIT")
         loader.analyze(("accounts", "segment_members"))
-    finally:
-        loader.close()
     return time.perf_counter() - t
 
 
 def score_checksum(backend: str, url: str) -> list[Any]:
     """What a run computed, in a few numbers: experiments must reproduce the shipped engine's result."""
-    loader = Loader(backend, url)
-    try:
+    with Loader(backend, url) as loader:
         row = loader.execute(
             "SELECT count(*), sum(account_score), sum(website_score), sum(g2_score), sum(bombora_score), "
             "sum(advertising_score), sum(CASE WHEN journey_stage = 'Consideration' THEN 1 ELSE 0 END), "
@@ -610,16 +609,11 @@ def score_checksum(backend: str, url: str) -> list[Any]:
         ).fetchone()
         members = loader.execute("SELECT count(*) FROM segment_members").fetchone()[0]
         return [int(v or 0) for v in row] + [int(members)]
-    finally:
-        loader.close()
 
 
 def dirty_count(backend: str, url: str) -> int:
-    loader = Loader(backend, url)
-    try:
+    with Loader(backend, url) as loader:
         return loader.execute("SELECT count(*) FROM accounts WHERE score_dirty = ?", (True,)).fetchone()[0]
-    finally:
-        loader.close()
 
 
 # --- the scoring child ---------------------------------------------------------------------------
@@ -1070,22 +1064,16 @@ def run_incremental_experiment(
     description, patches, schema = INCREMENTAL_EXPERIMENTS[name]
     touch_accounts(run.backend, url, workspace_id, args.changed, args.seed + 1000 + round_no)
     if schema is not None:
-        loader = Loader(run.backend, url)
-        try:
+        with Loader(run.backend, url) as loader:
             loader.execute_script(schema[0] if run.backend == "sqlite" else schema[1])
             loader.analyze(("accounts",))
-        finally:
-            loader.close()
     log(f"incremental experiment {name}: {description}")
     try:
         result = run_child(run, url, full=False, phases=True, patches=patches, timeout=args.max_run_seconds)
     finally:
         if schema is not None:
-            loader = Loader(run.backend, url)
-            try:
+            with Loader(run.backend, url) as loader:
                 loader.execute("DROP INDEX IF EXISTS bench_ix_accounts_dirty")
-            finally:
-                loader.close()
     result["description"] = description
     if result.get("finished"):
         log(f"incremental experiment {name}: {result['run_s'] * 1000:.0f} ms")
@@ -1099,14 +1087,11 @@ def run_experiment(run: Run, url: str, name: str, args: argparse.Namespace) -> d
     reset_s = reset_scores(run.backend, url)
     index_s = None
     if schema is not None:
-        loader = Loader(run.backend, url)
-        try:
+        with Loader(run.backend, url) as loader:
             t = time.perf_counter()
             loader.execute_script(schema[0] if run.backend == "sqlite" else schema[1])
             loader.analyze(("signals",) if run.backend == "postgresql" else None)
             index_s = time.perf_counter() - t
-        finally:
-            loader.close()
     log(f"experiment {name}: {description}")
     try:
         profile = args.results_dir / f"scoring-{run.backend}-{name}.pyspy.txt" if args.profile else None
@@ -1115,12 +1100,9 @@ def run_experiment(run: Run, url: str, name: str, args: argparse.Namespace) -> d
         )
     finally:
         if schema is not None:
-            loader = Loader(run.backend, url)
-            try:
+            with Loader(run.backend, url) as loader:
                 loader.execute("DROP INDEX IF EXISTS bench_ix_signals_cover")
                 loader.execute("DROP INDEX IF EXISTS bench_ix_accounts_dirty")
-            finally:
-                loader.close()
     if result.get("finished"):
         result["checksum"] = score_checksum(run.backend, url)
     result.update(description=description, reset_s=reset_s, index_build_s=index_s)
@@ -1190,14 +1172,11 @@ def main(args: argparse.Namespace) -> int:
             if args.backend not in backends:
                 raise SystemExit(f"{args.apply} is not for {args.backend}")
             if schema is not None:
-                loader = Loader(args.backend, url)
-                try:
+                with Loader(args.backend, url) as loader:
                     t = time.perf_counter()
                     loader.execute_script(schema[0] if args.backend == "sqlite" else schema[1])
                     loader.analyze(("signals",) if args.backend == "postgresql" else None)
                     details["applied_schema_s"] = time.perf_counter() - t
-                finally:
-                    loader.close()
             log(f"applied to the main runs: {args.apply} ({description})")
 
         if args.explain:
@@ -1227,11 +1206,8 @@ def main(args: argparse.Namespace) -> int:
 
         t = time.perf_counter()
         if args.backend == "postgresql":
-            loader = Loader(args.backend, url)
-            try:
+            with Loader(args.backend, url) as loader:
                 loader.analyze(("accounts", "segment_members"))
-            finally:
-                loader.close()
         details["settle_s"] = time.perf_counter() - t
         t = time.perf_counter()
         touched = touch_accounts(args.backend, url, workspace_id, args.changed, args.seed)
