@@ -37,6 +37,16 @@ def test_openapi_describes_the_real_request_and_response_shapes(server):
     record = document["components"]["schemas"]["AccountRecord"]
     assert {"rtp_aid", "rtp_account_score", "rtp_journey_stage", "customFields"} <= set(record["properties"])
     assert document["components"]["securitySchemes"]["ApiKey"]["name"] == "X-Api-Key"
+    listed = document["paths"]["/api/v1/accounts"]["get"]["parameters"]
+    assert [(p["name"], p["in"]) for p in listed] == [
+        (name, "query")
+        for name in ("domains", "journeyStage", "minScore", "segmentId", "tag", "limit", "cursor", "lastSync")
+    ], "GET /accounts reads its parameters itself; the document still lists all of them"
+    assert next(p for p in listed if p["name"] == "limit")["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 1000,
+    }
 
 
 def test_keys_never_reach_the_server_log(server, workspace, api):

@@ -260,6 +260,24 @@ def test_order_401_before_validation(anon, server):
         assert_auth_error(c.put("/accounts/not-hex", json={"domain": "x.com"}), INVALID_KEY)
 
 
+def test_order_401_before_query_parameters(anon, server):
+    """GET /accounts reads its query parameters itself: a bad one still answers 401 first."""
+    bad = {"limit": 0, "domains": "not json", "minScore": "high", "cursor": "%%%"}
+    assert_auth_error(anon.get("/accounts", params=bad), MISSING_KEY)
+    with client_for(server, "x" * 64) as c:
+        assert_auth_error(c.get("/accounts", params=bad), INVALID_KEY)
+
+
+def test_order_of_the_account_list_parameters(api):
+    """The page's parameters first (limit, cursor, lastSync), then the filters in order."""
+    first = validation_errors(api.get("/accounts", params={"limit": 0, "domains": "not json", "minScore": "x"}))
+    assert [e["property"] for e in first] == ["limit"], first
+    then = validation_errors(api.get("/accounts", params={"domains": "not json", "minScore": "x"}))
+    assert [e["property"] for e in then] == ["domains"], then
+    last = validation_errors(api.get("/accounts", params={"minScore": "x"}))
+    assert [e["property"] for e in last] == ["minScore"], last
+
+
 def test_order_content_type_before_json_syntax(api):
     assert_bad_content_type(api.post("/accounts", content=b'{"accounts": [', headers={"Content-Type": "text/plain"}))
 
