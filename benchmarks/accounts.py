@@ -577,22 +577,24 @@ def service_vs_insert(url: str, workspace: str, n: int, meter: CpuMeter) -> dict
 
 
 def scan_ceiling(url: str, workspace: str, limit: int, expected: int, meter: CpuMeter) -> dict:
-    """The keyset query the server runs, on the driver's cursor, one transaction a page, + orjson.
+    """The keyset query the server runs, read as the server reads it, + orjson.
 
-    Read as the server reads its plain scan (`db.queries.DriverQuery`: the driver's tuples, no
-    SQLAlchemy Rows). The same columns as the server's page (`accounts.service.record_columns`): `tags` and
-    `custom_fields` come as their stored JSON text, as the server fetches them, and go into
-    the output unparsed (orjson.Fragment). Each row becomes a dict of its columns by name,
-    unpacked by position (`row._asdict()` costs ~6 µs a row, more than the server's whole
-    record). So the ceiling is never weaker than the server's own path: it is that path
-    without the record shaping (time formatting, custom-field parsing and filtering) and
-    without the segment memberships and custom-field keys (two more queries a page).
+    Read as the server reads a later page of its plain scan (`db.queries.DriverReader`: the
+    driver's tuples, no SQLAlchemy Rows, one snapshot in one round trip to PostgreSQL, with
+    the page's planner setting). The same columns as the server's page
+    (`accounts.service.record_columns`): `tags` and `custom_fields` come as their stored JSON
+    text, as the server fetches them, and go into the output unparsed (orjson.Fragment).
+    Each row becomes a dict of its columns by name, unpacked by position (`row._asdict()`
+    costs ~6 µs a row, more than the server's whole record). So the ceiling is never weaker
+    than the server's own path: it is that path without the record shaping (time
+    formatting, custom-field parsing and filtering) and without the segment memberships and
+    custom-field keys (the server's second round trip).
     """
     from sqlalchemy import bindparam, select
 
     from abmhub.accounts.service import record_columns
     from abmhub.db.engine import Database
-    from abmhub.db.queries import DriverQuery
+    from abmhub.db.queries import DriverQuery, DriverReader
     from abmhub.db.tables import accounts
 
     c = accounts.c
@@ -604,7 +606,8 @@ def scan_ceiling(url: str, workspace: str, limit: int, expected: int, meter: Cpu
             select(*columns)
             .where(c.workspace_id == bindparam("ws"), c.rtp_aid > bindparam("after"))
             .order_by(c.rtp_aid)
-            .limit(limit)
+            .limit(limit),
+            settings={"enable_sort": "off"},  # as the server's plain scan (PostgreSQL only)
         )
         workspace_id = _workspace_id(db, workspace)
         fragment = orjson.Fragment
@@ -654,10 +657,8 @@ def scan_ceiling(url: str, workspace: str, limit: int, expected: int, meter: Cpu
         def scan(max_pages: int | None = None) -> tuple[int, int]:
             after, total, pages = "", 0, 0
             while max_pages is None or pages < max_pages:
-                with db.engine.connect() as conn, conn.begin():
-                    if conn.dialect.name == "postgresql":  # as the server's plain scan does (list_accounts)
-                        conn.exec_driver_sql("SET LOCAL enable_sort = off")
-                    rows = statement.rows(conn, {"ws": workspace_id, "after": after})
+                with DriverReader(db.engine) as reader:
+                    (rows,) = reader.snapshot([(statement, {"ws": workspace_id, "after": after})])
                 orjson.dumps(records(rows), option=orjson.OPT_NON_STR_KEYS)
                 total += len(rows)
                 pages += 1

@@ -21,7 +21,7 @@ from abmhub.accounts.schemas import AccountItem
 from abmhub.custom_fields import service as custom_fields_service
 from abmhub.custom_fields.service import active_fields
 from abmhub.db.engine import Database
-from abmhub.db.queries import DriverQuery
+from abmhub.db.queries import DriverQuery, DriverReader
 from abmhub.db.tables import accounts, segment_members, segments
 from abmhub.paging import PageRequest
 from abmhub.segments import service as segments_service
@@ -265,6 +265,19 @@ def test_an_empty_page_has_no_records(database: Database, workspace_id: int) -> 
     assert account_page_body(found, extras)["data"] == []
 
 
+def _recording_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[DriverQuery, Any]]:
+    """Every (statement, parameters) read through `DriverReader.snapshot` from now on."""
+    reads: list[tuple[DriverQuery, Any]] = []
+    snapshot = DriverReader.snapshot
+
+    def recorded(reader: DriverReader, given: Any, **options: Any) -> Any:
+        reads.extend(given)
+        return snapshot(reader, given, **options)
+
+    monkeypatch.setattr(DriverReader, "snapshot", recorded)
+    return reads
+
+
 def test_a_plain_page_walks_the_rtp_aid_index_before_the_table_is_first_analyzed(
     database: Database, workspace_id: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -282,63 +295,74 @@ def test_a_plain_page_walks_the_rtp_aid_index_before_the_table_is_first_analyzed
             "'[]', '{}', %s, %s FROM generate_series(1, 100000) AS g",
             (workspace_id, tx.now_us, tx.now_us),
         )
-    plans: list[str] = []
-    read = DriverQuery.rows
-
-    def explained(query: DriverQuery, conn: Any, parameters: Any) -> Any:
-        """The page's plain scan reads on the driver's cursor: its plan, in its transaction."""
-        sql, arguments = query.compiled(conn.dialect, parameters)
-        plans.append("\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql, arguments)))
-        return read(query, conn, parameters)
-
     first, _ = accounts_service.list_accounts(database, workspace_id=workspace_id, page=page_request("100", None, None))
-    monkeypatch.setattr(DriverQuery, "rows", explained)
+    reads = _recording_reads(monkeypatch)
     cursor = page_body(first, [])["nextCursor"]
-    accounts_service.list_accounts(database, workspace_id=workspace_id, page=page_request("100", cursor, None))
-    assert len(plans) == 1, plans
-    assert "Sort" not in plans[0] and "uq_accounts_workspace_id_rtp_aid" in plans[0], (
-        f"a page should walk the (workspace_id, rtp_aid) index in order, not sort:\n{plans[0]}"
+    later, _ = accounts_service.list_accounts(
+        database, workspace_id=workspace_id, page=page_request("100", cursor, None)
+    )
+    assert len(later.items) == 100 and later.has_next
+    pages = [(query, parameters) for query, parameters in reads if "FROM accounts" in str(query.statement)]
+    assert len(pages) == 1, [str(query.statement) for query, _ in reads]
+    with database.read() as conn:
+        plan = pages[0][0].explain(conn, pages[0][1])
+    assert "Sort" not in plan and "uq_accounts_workspace_id_rtp_aid" in plan, (
+        f"a page should walk the (workspace_id, rtp_aid) index in order, not sort:\n{plan}"
     )
 
 
-def test_a_plain_page_lets_the_memberships_query_sort(database: Database, workspace_id: int) -> None:
+def test_a_page_turns_sorting_off_for_its_own_statement_only(database: Database, workspace_id: int) -> None:
     """`enable_sort = off` is for the page's own index walk. Left in force for the segment
     memberships query after it, that query's sort was priced as disabled (10^10), far past
     `jit_above_cost`: PostgreSQL JIT-compiled it on every page, ~40 ms of a 45 ms page
     (benchmarks/dashboard.py, its `/api/v1/accounts?limit=50` baseline)."""
     if database.backend != "postgresql":
         pytest.skip("a PostgreSQL planner question")
-    from sqlalchemy import event
+    statement = accounts_service._plain_page("postgresql", after=False, changed=False)
+    with database.read() as conn:
+        rows = statement.rows(conn, {"ws": workspace_id, "n": 10})
+        setting = conn.exec_driver_sql("SHOW enable_sort").scalar_one()
+    assert rows == []
+    assert setting == "on", f"after the page's statement, its transaction still has enable_sort = {setting}"
 
-    items = [AccountItem(domain=f"plain{i}.example.com", name=f"Plain {i}") for i in range(20)]
-    outcome = accounts_service.push_accounts(database, workspace_id=workspace_id, items=items)
-    assert outcome.summary["created"] == 20, outcome.summary
-    segment = segments_service.create_segment(
-        database, workspace_id=workspace_id, name="A", type="static", status="active"
-    )
+
+def test_the_memberships_of_a_later_page_are_read_by_their_ids(
+    database: Database, workspace_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The memberships query of a page: the accounts' ids (and their range, so that PostgreSQL
+    walks the (segment_id, account_id) key of each segment), with no sort: the pairs come
+    back in any order and each account's segment ids are sorted after."""
+    from abmhub.web.paging import page_body, page_request
+
+    items = [AccountItem(domain=f"plain{i}.example.com", name=f"Plain {i}") for i in range(30)]
+    accounts_service.push_accounts(database, workspace_id=workspace_id, items=items)
+    made = [
+        segments_service.create_segment(database, workspace_id=workspace_id, name=name, type="static", status="active")
+        for name in ("A", "B", "C")
+    ]
     with database.read() as conn:
         rtp_aids = list(
-            conn.execute(select(accounts.c.rtp_aid).where(accounts.c.workspace_id == workspace_id)).scalars()
+            conn.execute(
+                select(accounts.c.rtp_aid).where(accounts.c.workspace_id == workspace_id).order_by(accounts.c.rtp_aid)
+            ).scalars()
         )
-    segments_service.add_members(database, workspace_id=workspace_id, segment_id=segment.segment_id, rtp_aids=rtp_aids)
-    with database.engine.connect() as conn:  # as autovacuum would: small tables, a sort is the plan
-        conn.exec_driver_sql("ANALYZE segment_members")
-        conn.exec_driver_sql("ANALYZE segments")
-        conn.commit()
-    seen: list[tuple[str, str]] = []
-
-    def inspect(conn: Any, _cursor: Any, statement: str, params: Any, _context: Any, executemany: bool) -> None:
-        if not executemany and statement.startswith("SELECT") and "FROM segment_members" in statement:
-            plan = conn.exec_driver_sql("EXPLAIN " + statement, params).all()
-            seen.append((conn.exec_driver_sql("SHOW enable_sort").scalar_one(), plan[0][0]))
-
-    event.listen(database.engine, "after_cursor_execute", inspect)
-    try:
-        found, extras = accounts_service.list_accounts(database, workspace_id=workspace_id, page=PageRequest(limit=10))
-    finally:
-        event.remove(database.engine, "after_cursor_execute", inspect)
-    assert len(found.items) == 10 and sum(len(ids) for ids in extras.segment_ids.values()) == 10
-    assert len(seen) == 1, seen
-    setting, top = seen[0]
-    assert setting == "on", f"the memberships query ran with enable_sort = {setting}: {top}"
-    assert "10000000" not in top, f"the memberships query is priced as if sorting were disabled: {top}"
+    for segment in made:
+        segments_service.add_members(
+            database, workspace_id=workspace_id, segment_id=segment.segment_id, rtp_aids=rtp_aids
+        )
+    database.refresh_statistics()
+    first, _ = accounts_service.list_accounts(database, workspace_id=workspace_id, page=page_request("10", None, None))
+    reads = _recording_reads(monkeypatch)
+    cursor = page_body(first, [])["nextCursor"]
+    later, extras = accounts_service.list_accounts(
+        database, workspace_id=workspace_id, page=page_request("10", cursor, None)
+    )
+    expected = sorted(segment.segment_id for segment in made)
+    assert [extras.segment_ids.get(row[0]) for row in later.items] == [expected] * 10
+    memberships = [(query, parameters) for query, parameters in reads if "FROM segment_members" in str(query.statement)]
+    assert len(memberships) == 1
+    if database.backend != "postgresql":
+        return
+    with database.read() as conn:
+        plan = memberships[0][0].explain(conn, memberships[0][1])
+    assert "Sort" not in plan and "10000000000" not in plan, plan

@@ -8,7 +8,7 @@ written in three batched statements at most.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
@@ -17,10 +17,12 @@ from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
     Connection,
+    Integer,
     Select,
     String,
     Text,
     and_,
+    any_,
     bindparam,
     cast,
     exists,
@@ -34,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.types import NullType
 
 from abmhub.accounts import search
 from abmhub.accounts.domains import normalize_domain
@@ -41,9 +44,9 @@ from abmhub.accounts.schemas import AccountItem, ExternalIdMapping, UpdateAccoun
 from abmhub.activities.links import link_activities
 from abmhub.bulk import PushOutcome, outcome
 from abmhub.custom_fields.model import CustomField, value_problem
-from abmhub.custom_fields.service import active_fields
+from abmhub.custom_fields.service import ACTIVE_KEYS, active_fields
 from abmhub.db.engine import Database, sync_pass
-from abmhub.db.queries import DriverQuery, among, insert_rows, json_text, param_mark
+from abmhub.db.queries import DriverQuery, DriverReader, Reads, insert_rows, json_text, param_mark
 from abmhub.db.tables import (
     accounts,
     activities,
@@ -754,80 +757,117 @@ def list_accounts(
     db: Database, *, workspace_id: int, page: PageRequest, filters: AccountFilter = AccountFilter()
 ) -> tuple[Page[Any], RecordExtras]:
     """One keyset page of accounts by `rtp_aid`, with the delta-sync filter and extension filters."""
+    dialect = db.engine.dialect.name
+    if page.sync_us is not None and filters == AccountFilter():
+        return _later_page(db, workspace_id, page)
     with sync_pass(db, workspace_id, page.sync_us) as (conn, sync_us):
-        plain_scan = conn.dialect.name == "postgresql" and page.changed_after_us is None and filters == AccountFilter()
-        if plain_scan:
-            # A plain scan's only good plan is the (workspace_id, rtp_aid) index in order,
-            # stopping after one page. Before a bulk-loaded table is first analyzed, PostgreSQL
-            # estimated a few rows and sorted every account after the cursor instead (80 ms a
-            # page at 100,000 accounts, measured); without a sort to choose, it walks the index.
-            conn.exec_driver_sql("SET LOCAL enable_sort = off")
         after = page.start_after(str)
         rows: Sequence[Any]
         if filters == AccountFilter():
-            # The API's own scan: one of four statements built once (building and caching a
-            # statement cost ~0.1 ms a page, a tenth of a page of 100).
-            statement = _plain_page(conn.dialect.name, after is not None, page.changed_after_us is not None)
-            parameters = {"ws": workspace_id, "after": after, "changed": page.changed_after_us, "n": page.limit + 1}
-            rows = statement.rows(conn, parameters)
+            statement = _plain_page(dialect, after is not None, page.changed_after_us is not None)
+            rows = statement.rows(conn, _page_parameters(workspace_id, page))
         else:
-            query = select(*record_columns(conn.dialect.name)).where(accounts.c.workspace_id == workspace_id)
+            query = select(*record_columns(dialect)).where(accounts.c.workspace_id == workspace_id)
             if after is not None:
                 query = query.where(accounts.c.rtp_aid > after)
             if page.changed_after_us is not None:
                 query = query.where(accounts.c.change_us > page.changed_after_us)
             query = _filtered(conn, query, workspace_id, filters).order_by(accounts.c.rtp_aid).limit(page.limit + 1)
             rows = conn.execute(query).all()
-        if plain_scan:
-            # For that scan only: the memberships query below sorts, and a sort priced as disabled
-            # (10^10) pushed its cost past jit_above_cost: JIT-compiled on every page (~40 ms).
-            conn.exec_driver_sql("SET LOCAL enable_sort TO DEFAULT")
-        has_next = len(rows) > page.limit
-        rows = rows[: page.limit]
-        extras = record_extras(conn, workspace_id, rows)
-    last_key = (rows[-1][1],) if rows else None  # record_columns: (id, rtp_aid, ...)
-    return Page(items=rows, has_next=has_next, last_key=last_key, sync_us=sync_us), extras
+        extras = [
+            query.rows(conn, parameters) for query, parameters in _extras_reads(dialect, workspace_id, rows, page)
+        ]
+    return _page(page, rows, sync_us), _extras(dialect, *extras)
+
+
+def _later_page(db: Database, workspace_id: int, page: PageRequest) -> tuple[Page[Any], RecordExtras]:
+    """A later page of a plain scan or delta-sync pass (the stamp in its cursor): the API's
+    hottest read, in two round trips to PostgreSQL (`DriverReader`) where it took eight: the
+    page, then its segment memberships and the field keys together. Each round trip is one
+    snapshot; the two are two, as every statement of a read-committed transaction was."""
+    dialect = db.engine.dialect.name
+    after, changed = page.start_after(str) is not None, page.changed_after_us is not None
+    with DriverReader(db.engine) as reader:
+        (rows,) = reader.snapshot([(_plain_page(dialect, after, changed), _page_parameters(workspace_id, page))])
+        extras = reader.snapshot(_extras_reads(dialect, workspace_id, rows, page))
+    assert page.sync_us is not None
+    return _page(page, rows, page.sync_us), _extras(dialect, *extras)
+
+
+def _page_parameters(workspace_id: int, page: PageRequest) -> dict[str, Any]:
+    """The bound values of `_plain_page`: one row more than the page, to know whether
+    another page follows."""
+    return {"ws": workspace_id, "after": page.start_after(str), "changed": page.changed_after_us, "n": page.limit + 1}
+
+
+def _page(page: PageRequest, rows: Sequence[Any], sync_us: int) -> Page[Any]:
+    items = rows[: page.limit]
+    last_key = (items[-1][1],) if items else None  # record_columns: (id, rtp_aid, ...)
+    return Page(items=items, has_next=len(rows) > page.limit, last_key=last_key, sync_us=sync_us)
+
+
+def _extras_reads(dialect: str, workspace_id: int, rows: Sequence[Any], page: PageRequest) -> Reads:
+    """The reads of `_extras`: the segment memberships of the page's accounts and the
+    workspace's active field keys."""
+    ids = [row[0] for row in rows[: page.limit]]
+    memberships: tuple[DriverQuery, dict[str, Any]]
+    if dialect == "sqlite":  # the ids bound as one JSON array
+        memberships = (_MEMBERSHIPS_SQLITE, {"ids": json_text(ids)})
+    else:  # as db.queries.among: the ids as one untyped text, and their range for the planner
+        text = "{" + ",".join(map(str, ids)) + "}"
+        memberships = (_MEMBERSHIPS_POSTGRESQL, {"ids": text, "low": min(ids, default=0), "high": max(ids, default=0)})
+    return [memberships, (ACTIVE_KEYS, {"ws": workspace_id})]
+
+
+def _extras(dialect: str, pairs: Iterable[tuple[int, str]], keys: Iterable[tuple[str]]) -> RecordExtras:
+    """The records' extras from (account id, segment id) pairs in any order, each account's
+    segment ids sorted (object ids, 24 lowercase hex digits: the same order in Python as in
+    any collation), and the active field keys."""
+    segment_ids: dict[int, list[str]] = {}
+    for account_id, segment_id in pairs:
+        segment_ids.setdefault(account_id, []).append(segment_id)
+    for ids in segment_ids.values():
+        ids.sort()
+    field_keys = [key for (key,) in keys]
+    return RecordExtras(segment_ids=segment_ids, field_keys=field_keys, compact_json=dialect == "sqlite")
 
 
 @cache
 def _plain_page(dialect: str, after: bool, changed: bool) -> DriverQuery:
     """A page of the workspace's accounts by rtp_aid (bound: `ws`, `n` rows, and `after` the
-    cursor's rtp_aid and `changed` the lastSync stamp when the flags say so)."""
+    cursor's rtp_aid and `changed` the lastSync stamp when the flags say so). The API's own
+    scan: one of four statements built once (building and caching a statement cost ~0.1 ms a
+    page, a tenth of a page of 100).
+
+    A plain scan's only good plan is the (workspace_id, rtp_aid) index in order, stopping
+    after one page. Before a bulk-loaded table is first analyzed, PostgreSQL estimated a few
+    rows and sorted every account after the cursor instead (80 ms a page at 100,000 accounts,
+    measured); without a sort to choose, it walks the index. A delta-sync page may be served
+    better by the change_us index and a sort of the few changed rows: its plan is free.
+    """
     query = select(*record_columns(dialect)).where(accounts.c.workspace_id == bindparam("ws"))
     if after:
         query = query.where(accounts.c.rtp_aid > bindparam("after"))
     if changed:
         query = query.where(accounts.c.change_us > bindparam("changed"))
-    return DriverQuery(query.order_by(accounts.c.rtp_aid).limit(bindparam("n")))
+    settings = None if changed else {"enable_sort": "off"}
+    return DriverQuery(query.order_by(accounts.c.rtp_aid).limit(bindparam("n")), settings=settings)
 
 
-_EACH_ID = func.json_each(bindparam("ids", type_=String)).table_valued("value")
-_MEMBERSHIPS_SQLITE = DriverQuery(
-    select(segment_members.c.account_id, segments.c.segment_id)
-    .join(segments, segments.c.id == segment_members.c.segment_id)
-    .where(segment_members.c.account_id.in_(select(_EACH_ID.c.value)))
-    .order_by(segments.c.segment_id)
+# (account id, segment id) of some accounts, unsorted. Planned on every read, not prepared:
+# segment_members grows.
+_MEMBERSHIPS = select(segment_members.c.account_id, segments.c.segment_id).join(
+    segments, segments.c.id == segment_members.c.segment_id
 )
-
-
-def record_extras(conn: Connection, workspace_id: int, rows: Sequence[Any]) -> RecordExtras:
-    """Segment memberships of `rows` and the workspace's active field keys: two queries a page."""
-    segment_ids: dict[int, list[str]] = {}
-    if rows:
-        ids = [row[0] for row in rows]
-        if conn.dialect.name == "sqlite":  # built once, the ids bound as one JSON array
-            pairs: Sequence[Any] = _MEMBERSHIPS_SQLITE.rows(conn, {"ids": json_text(ids)})
-        else:
-            pairs = conn.execute(
-                select(segment_members.c.account_id, segments.c.segment_id)
-                .join(segments, segments.c.id == segment_members.c.segment_id)
-                .where(among(conn, segment_members.c.account_id, ids))
-                .order_by(segments.c.segment_id)
-            ).all()
-        for account_id, public_id in pairs:
-            segment_ids.setdefault(account_id, []).append(public_id)
-    field_keys = list(active_fields(conn, workspace_id))
-    return RecordExtras(segment_ids=segment_ids, field_keys=field_keys, compact_json=conn.dialect.name == "sqlite")
+_EACH_ID = func.json_each(bindparam("ids", type_=String)).table_valued("value")
+_MEMBERSHIPS_SQLITE = DriverQuery(_MEMBERSHIPS.where(segment_members.c.account_id.in_(select(_EACH_ID.c.value))))
+_MEMBERSHIPS_POSTGRESQL = DriverQuery(
+    _MEMBERSHIPS.where(
+        segment_members.c.account_id == any_(cast(bindparam("ids", type_=NullType()), ARRAY(Integer))),
+        segment_members.c.account_id.between(bindparam("low"), bindparam("high")),
+    ),
+    prepare=False,
+)
 
 
 def missing_external_ids(db: Database, *, workspace_id: int, limit: int) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from abmhub.custom_fields.keys import custom_field_key
 from abmhub.custom_fields.model import CustomField
 from abmhub.db.engine import PREPARED, Database
+from abmhub.db.queries import DriverQuery
 from abmhub.db.tables import custom_fields
 from abmhub.errors import Conflict, NotFound
 
@@ -41,6 +42,14 @@ _ACTIVE_FIELDS = (
     .where(custom_fields.c.workspace_id == bindparam("ws"), custom_fields.c.active.is_(True))
     .order_by(custom_fields.c.id)
     .execution_options(**PREPARED)
+)
+
+
+# The keys of `active_fields`, for reads on the driver's cursor (account pages).
+ACTIVE_KEYS = DriverQuery(
+    select(custom_fields.c.key)
+    .where(custom_fields.c.workspace_id == bindparam("ws"), custom_fields.c.active.is_(True))
+    .order_by(custom_fields.c.id)
 )
 
 
