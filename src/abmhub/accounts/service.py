@@ -812,10 +812,11 @@ def _extras_reads(dialect: str, workspace_id: int, rows: Sequence[Any], page: Pa
     ids = [row[0] for row in rows[: page.limit]]
     memberships: tuple[DriverQuery, dict[str, Any]]
     if dialect == "sqlite":  # the ids bound as one JSON array
-        memberships = (_MEMBERSHIPS_SQLITE, {"ids": json_text(ids)})
+        memberships = (_MEMBERSHIPS_SQLITE, {"ws": workspace_id, "ids": json_text(ids)})
     else:  # as db.queries.among: the ids as one untyped text, and their range for the planner
         text = "{" + ",".join(map(str, ids)) + "}"
-        memberships = (_MEMBERSHIPS_POSTGRESQL, {"ids": text, "low": min(ids, default=0), "high": max(ids, default=0)})
+        low, high = min(ids, default=0), max(ids, default=0)
+        memberships = (_MEMBERSHIPS_POSTGRESQL, {"ws": workspace_id, "ids": text, "low": low, "high": high})
     return [memberships, (ACTIVE_KEYS, {"ws": workspace_id})]
 
 
@@ -854,10 +855,13 @@ def _plain_page(dialect: str, after: bool, changed: bool) -> DriverQuery:
     return DriverQuery(query.order_by(accounts.c.rtp_aid).limit(bindparam("n")), settings=settings)
 
 
-# (account id, segment id) of some accounts, unsorted. Planned on every read, not prepared:
-# segment_members grows.
-_MEMBERSHIPS = select(segment_members.c.account_id, segments.c.segment_id).join(
-    segments, segments.c.id == segment_members.c.segment_id
+# (account id, segment id) of some accounts of workspace `ws`, unsorted: the planner walks
+# that workspace's segments only, not every workspace's. Planned on every read, not
+# prepared: segment_members grows.
+_MEMBERSHIPS = (
+    select(segment_members.c.account_id, segments.c.segment_id)
+    .join(segments, segments.c.id == segment_members.c.segment_id)
+    .where(segments.c.workspace_id == bindparam("ws"))
 )
 _EACH_ID = func.json_each(bindparam("ids", type_=String)).table_valued("value")
 _MEMBERSHIPS_SQLITE = DriverQuery(_MEMBERSHIPS.where(segment_members.c.account_id.in_(select(_EACH_ID.c.value))))
