@@ -214,12 +214,12 @@ class DriverReader:
     """Reads on one pooled connection of the driver's own, without SQLAlchemy's wrapper.
 
     `snapshot` sends statements together and returns their rows; `one` reads one statement
-    by itself. On PostgreSQL a snapshot's statements go in
-    ONE round trip with BEGIN and COMMIT around them (psycopg's pipeline mode), in a
-    REPEATABLE READ READ ONLY transaction: one snapshot for all, and a read-only
-    transaction never fails to serialise. A round trip costs ~0.1 ms on a loopback: the
-    hottest reads (a later page of accounts) are a round trip or two, not one per statement.
-    On SQLite, a deferred transaction (its snapshot taken at the first read).
+    by itself. On PostgreSQL a snapshot's statements go in ONE round trip with BEGIN and
+    COMMIT around them (psycopg's pipeline mode), in a REPEATABLE READ READ ONLY transaction:
+    one snapshot for all, and a read-only transaction never fails to serialise. A round trip
+    costs ~0.1 ms on a loopback: the hottest reads (a later page of accounts) are a round
+    trip or two, not one per statement. On SQLite, a deferred transaction (its snapshot
+    taken at the first read).
 
     A statement that fails leaves the connection in an aborted transaction, or broken: it
     is discarded, not handed out again (a dropped connection is replaced, see `snapshot`).
@@ -236,6 +236,8 @@ class DriverReader:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, *_: object) -> None:
         raw, self._raw = self._raw, None
+        if raw is None:  # no connection to be had after a dropped one (see _again_if_dropped)
+            return
         if error is not None:
             raw.invalidate(error)  # the engine learns whether the server was gone (engine.py)
         raw.close()  # back to the pool
@@ -260,8 +262,9 @@ class DriverReader:
         except self._dialect.loaded_dbapi.Error as exc:
             if not self._dialect.is_disconnect(exc, self._raw.dbapi_connection, None):
                 raise
-            self._raw.invalidate(exc)
-            self._raw.close()
+            dropped, self._raw = self._raw, None
+            dropped.invalidate(exc)
+            dropped.close()
             self._raw = self._engine.raw_connection()
             return read(*arguments)
 
