@@ -172,11 +172,7 @@ class DriverQuery:
 
     def rows(self, conn: Connection, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The rows, in the transaction of `conn`."""
-        cursor = self._send(conn.dialect, conn.connection.dbapi_connection, parameters)
-        try:
-            return list(cursor.fetchall())
-        finally:
-            cursor.close()
+        return _all_rows(self._send(conn.dialect, conn.connection.dbapi_connection, parameters))
 
     def lookup(self, engine: Engine, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The rows of this one statement on a pooled connection, without a transaction of our
@@ -297,8 +293,12 @@ class DriverReader:
         return found
 
     def _fetch(self, query: DriverQuery, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        cursor = query._send(self._dialect, self._raw.dbapi_connection, parameters)
-        try:
-            return list(cursor.fetchall())
-        finally:
-            cursor.close()
+        return _all_rows(query._send(self._dialect, self._raw.dbapi_connection, parameters))
+
+
+def _all_rows(cursor: Any) -> list[tuple[Any, ...]]:
+    """Every row of a driver cursor, which is closed after."""
+    try:
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
