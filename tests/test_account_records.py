@@ -270,9 +270,9 @@ def _recording_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[DriverQuery,
     reads: list[tuple[DriverQuery, Any]] = []
     snapshot = DriverReader.snapshot
 
-    def recorded(reader: DriverReader, given: Any, **options: Any) -> Any:
+    def recorded(reader: DriverReader, given: Any) -> Any:
         reads.extend(given)
-        return snapshot(reader, given, **options)
+        return snapshot(reader, given)
 
     monkeypatch.setattr(DriverReader, "snapshot", recorded)
     return reads
