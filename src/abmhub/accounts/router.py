@@ -178,14 +178,13 @@ def _min_score(raw: str | None) -> int | None:
 def _read_inline(db: Database, page: PageRequest, filters: service.AccountFilter) -> bool:
     """Whether a page is read on the event loop instead of in the threadpool.
 
-    On SQLite, a later page of a plain scan (its pass's stamp in the cursor, so no clock tick
-    and no write) is one range of the (workspace_id, rtp_aid) index, read by a WAL reader that
-    never waits for a writer. Handing it to a worker thread and back cost more than reading
+    On SQLite, a later page of a plain scan (`service.is_later_plain_page`) is read by a WAL
+    reader that never waits for a writer. Handing it to a worker thread and back cost more than reading
     it: 0.5 of the 2.1 ms of a page of 100 (docs/performance.md). A first page ticks the
     workspace clock (it may wait for a writer), a filtered one may read far, and PostgreSQL's
     is a round trip to the server: those go to the threadpool.
     """
-    return db.is_sqlite and page.sync_us is not None and filters == service.AccountFilter()
+    return db.is_sqlite and service.is_later_plain_page(page, filters)
 
 
 def build_router(*, crm: bool) -> APIRouter:

@@ -17,12 +17,10 @@ from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
     Connection,
-    Integer,
     Select,
     String,
     Text,
     and_,
-    any_,
     bindparam,
     cast,
     exists,
@@ -36,7 +34,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.types import NullType
 
 from abmhub.accounts import search
 from abmhub.accounts.domains import normalize_domain
@@ -46,7 +43,16 @@ from abmhub.bulk import PushOutcome, outcome
 from abmhub.custom_fields.model import CustomField, value_problem
 from abmhub.custom_fields.service import ACTIVE_KEYS, active_fields
 from abmhub.db.engine import Database, sync_pass
-from abmhub.db.queries import DriverQuery, DriverReader, Reads, insert_rows, json_text, param_mark
+from abmhub.db.queries import (
+    DriverQuery,
+    DriverReader,
+    Reads,
+    among_parameters,
+    bound_among,
+    insert_rows,
+    json_text,
+    param_mark,
+)
 from abmhub.db.tables import (
     accounts,
     activities,
@@ -758,7 +764,7 @@ def list_accounts(
 ) -> tuple[Page[Any], RecordExtras]:
     """One keyset page of accounts by `rtp_aid`, with the delta-sync filter and extension filters."""
     dialect = db.engine.dialect.name
-    if page.sync_us is not None and filters == AccountFilter():
+    if is_later_plain_page(page, filters):
         return _later_page(db, workspace_id, page)
     with sync_pass(db, workspace_id, page.sync_us) as (conn, sync_us):
         after = page.start_after(str)
@@ -778,6 +784,12 @@ def list_accounts(
             query.rows(conn, parameters) for query, parameters in _extras_reads(dialect, workspace_id, rows, page)
         ]
     return _page(page, rows, sync_us), _extras(dialect, *extras)
+
+
+def is_later_plain_page(page: PageRequest, filters: AccountFilter) -> bool:
+    """A later page of a plain scan or delta-sync pass: its pass's stamp in its cursor, so no
+    clock tick and no write; one range of the (workspace_id, rtp_aid) index."""
+    return page.sync_us is not None and filters == AccountFilter()
 
 
 def _later_page(db: Database, workspace_id: int, page: PageRequest) -> tuple[Page[Any], RecordExtras]:
@@ -810,14 +822,8 @@ def _extras_reads(dialect: str, workspace_id: int, rows: Sequence[Any], page: Pa
     """The reads of `_extras`: the segment memberships of the page's accounts and the
     workspace's active field keys."""
     ids = [row[0] for row in rows[: page.limit]]
-    memberships: tuple[DriverQuery, dict[str, Any]]
-    if dialect == "sqlite":  # the ids bound as one JSON array
-        memberships = (_MEMBERSHIPS_SQLITE, {"ws": workspace_id, "ids": json_text(ids)})
-    else:  # as db.queries.among: the ids as one untyped text, and their range for the planner
-        text = "{" + ",".join(map(str, ids)) + "}"
-        low, high = min(ids, default=0), max(ids, default=0)
-        memberships = (_MEMBERSHIPS_POSTGRESQL, {"ws": workspace_id, "ids": text, "low": low, "high": high})
-    return [memberships, (ACTIVE_KEYS, {"ws": workspace_id})]
+    memberships = {"ws": workspace_id, **among_parameters(dialect, ids)}
+    return [(_memberships(dialect), memberships), (ACTIVE_KEYS, {"ws": workspace_id})]
 
 
 def _extras(dialect: str, pairs: Iterable[tuple[int, str]], keys: Iterable[tuple[str]]) -> RecordExtras:
@@ -855,23 +861,17 @@ def _plain_page(dialect: str, after: bool, changed: bool) -> DriverQuery:
     return DriverQuery(query.order_by(accounts.c.rtp_aid).limit(bindparam("n")), settings=settings)
 
 
-# (account id, segment id) of some accounts of workspace `ws`, unsorted: the planner walks
-# that workspace's segments only, not every workspace's. Planned on every read, not
-# prepared: segment_members grows.
-_MEMBERSHIPS = (
-    select(segment_members.c.account_id, segments.c.segment_id)
-    .join(segments, segments.c.id == segment_members.c.segment_id)
-    .where(segments.c.workspace_id == bindparam("ws"))
-)
-_EACH_ID = func.json_each(bindparam("ids", type_=String)).table_valued("value")
-_MEMBERSHIPS_SQLITE = DriverQuery(_MEMBERSHIPS.where(segment_members.c.account_id.in_(select(_EACH_ID.c.value))))
-_MEMBERSHIPS_POSTGRESQL = DriverQuery(
-    _MEMBERSHIPS.where(
-        segment_members.c.account_id == any_(cast(bindparam("ids", type_=NullType()), ARRAY(Integer))),
-        segment_members.c.account_id.between(bindparam("low"), bindparam("high")),
-    ),
-    prepare=False,
-)
+@cache
+def _memberships(dialect: str) -> DriverQuery:
+    """(account id, segment id) of some accounts of workspace `ws` (`bound_among`), unsorted.
+    The planner walks that workspace's segments only, not every workspace's. Planned on every
+    read, not prepared: segment_members grows."""
+    return DriverQuery(
+        select(segment_members.c.account_id, segments.c.segment_id)
+        .join(segments, segments.c.id == segment_members.c.segment_id)
+        .where(segments.c.workspace_id == bindparam("ws"), bound_among(dialect, segment_members.c.account_id)),
+        prepare=False,
+    )
 
 
 def missing_external_ids(db: Database, *, workspace_id: int, limit: int) -> list[tuple[str, str]]:
