@@ -9,6 +9,7 @@ databases.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from abmhub.custom_fields import service as custom_fields_service
 from abmhub.custom_fields.service import active_fields
 from abmhub.db.engine import Database
 from abmhub.db.queries import DriverQuery, DriverReader
+from abmhub.db.readers import open_pool_reader, reader_for
 from abmhub.db.tables import accounts, segment_members, segments
 from abmhub.paging import PageRequest
 from abmhub.segments import service as segments_service
@@ -119,7 +121,7 @@ def _new_records(db: Database, workspace_id: int, limit: int, segment_id: str | 
 
 
 def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)  # as web.responses.JSONBytes
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)  # the bytes of web.responses.JSONBytes
 
 
 # --- varied data ----------------------------------------------------------------------------
@@ -201,7 +203,8 @@ def workspace_id(database: Database) -> int:
     return tenancy.create_workspace(database, name="records")
 
 
-def test_account_records_are_byte_identical_to_the_old_path(database: Database, workspace_id: int) -> None:
+def _varied_accounts(database: Database, workspace_id: int) -> list[Any]:
+    """60 accounts of every shape, in two segments (returned), some stored values odd."""
     for label, label_type, options in FIELDS:
         custom_fields_service.create_field(
             database, workspace_id=workspace_id, label=label, label_type=label_type, description=None, options=options
@@ -243,6 +246,11 @@ def test_account_records_are_byte_identical_to_the_old_path(database: Database, 
                 .values(change_us=us, account_score=i * 13, journey_stage=["", "aware", "decision"][i % 3], g2_score=i)
             )
 
+    return [seg_a, seg_b]
+
+
+def test_account_records_are_byte_identical_to_the_old_path(database: Database, workspace_id: int) -> None:
+    seg_a, seg_b = _varied_accounts(database, workspace_id)
     old = _old_records(database, workspace_id)
     assert len(old) == 60
     assert sum(1 for r in old if r["segmentIds"]) > 20 and any(len(r["segmentIds"]) == 2 for r in old)
@@ -258,6 +266,31 @@ def test_account_records_are_byte_identical_to_the_old_path(database: Database, 
     for seg in (seg_a, seg_b):
         members = _dumps(_old_records(database, workspace_id, seg.segment_id))
         assert _dumps(_new_records(database, workspace_id, 5, seg.segment_id)) == members
+
+
+def test_the_app_reader_reads_later_pages_byte_for_byte(database: Database, workspace_id: int) -> None:
+    """The server reads a later page through the app's reader (db/readers.py), on PostgreSQL
+    with psycopg's async driver on connections of its own: they must read what the engine's
+    do (the JSON loader, the types), into the same bytes."""
+    _varied_accounts(database, workspace_id)
+    expected = _dumps(_old_records(database, workspace_id))
+    dialect = database.engine.dialect.name
+
+    async def records(limit: int) -> list[dict[str, Any]]:
+        async with open_pool_reader(database) as pool_reader:
+            reader = pool_reader or reader_for(database)
+            found, extras = accounts_service.list_accounts(
+                database, workspace_id=workspace_id, page=PageRequest(limit=limit)
+            )
+            records = account_page_body(found, extras)["data"]
+            while found.has_next:
+                page = PageRequest(limit=limit, after=found.last_key, sync_us=found.sync_us)
+                found, extras = await reader.run(accounts_service.later_page(dialect, workspace_id, page))
+                records.extend(account_page_body(found, extras)["data"])
+            return records
+
+    for limit in (1, 7, 100):
+        assert _dumps(asyncio.run(records(limit))) == expected, f"limit {limit}"
 
 
 def test_an_empty_page_has_no_records(database: Database, workspace_id: int) -> None:
@@ -304,11 +337,16 @@ def test_a_plain_page_walks_the_rtp_aid_index_before_the_table_is_first_analyzed
     assert len(later.items) == 100 and later.has_next
     pages = [(query, parameters) for query, parameters in reads if "FROM accounts" in str(query.statement)]
     assert len(pages) == 1, [str(query.statement) for query, _ in reads]
-    with database.read() as conn:
-        plan = pages[0][0].explain(conn, pages[0][1])
-    assert "Sort" not in plan and "uq_accounts_workspace_id_rtp_aid" in plan, (
-        f"a page should walk the (workspace_id, rtp_aid) index in order, not sort:\n{plan}"
-    )
+    # The server's own read of it: the page of the key's workspace, read with the key's lookup.
+    key = tenancy.create_key(database, workspace="records", user_email="plan@example.com")
+    steps = accounts_service.later_page_of_key("postgresql", tenancy.key_lookup(key), page_request("100", cursor, None))
+    _, by_key = next(steps)
+    for statement, parameters in (pages[0], by_key):
+        with database.read() as conn:
+            plan = statement.explain(conn, parameters)
+        assert "Sort" not in plan and "uq_accounts_workspace_id_rtp_aid" in plan, (
+            f"a page should walk the (workspace_id, rtp_aid) index in order, not sort:\n{plan}"
+        )
 
 
 def test_a_page_turns_sorting_off_for_its_own_statement_only(database: Database, workspace_id: int) -> None:

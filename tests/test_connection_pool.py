@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import text
 
@@ -22,6 +21,7 @@ from abmhub.db.engine import PING_AFTER_IDLE_S, Database
 from abmhub.db.migrate import upgrade
 from abmhub.tenancy import service as tenancy
 from abmhub.web.paging import page_body, page_request
+from tests.support.postgres import drop_every_connection
 
 pytestmark = pytest.mark.postgres
 
@@ -33,18 +33,6 @@ def postgres(new_database_url: Callable[[str], str]) -> Iterator[Database]:
     upgrade(db)
     yield db
     db.dispose()
-
-
-def _drop_every_connection(db: Database) -> int:
-    """What a server restart does to the pool: every session of the database is ended."""
-    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(url, autocommit=True) as admin:
-        ended = admin.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchone()
-    assert ended is not None
-    return int(ended[0])
 
 
 def _counting_pings(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -88,7 +76,7 @@ def test_reads_and_writes_go_on_after_the_server_dropped_every_connection(postgr
         conn.execute(text("SELECT 1"))
         conn.close()
 
-    assert _drop_every_connection(postgres) >= 3
+    assert drop_every_connection(postgres) >= 3
     # A read on the driver's cursor: its connection is dead; it runs again on a new one.
     found = tenancy.authenticate(postgres, key)
     assert found is not None and found.workspace_id == workspace_id
@@ -109,7 +97,7 @@ def test_a_write_after_a_quiet_spell_meets_a_fresh_connection(
     workspace_id = tenancy.create_workspace(postgres, name="quiet")
     with postgres.read() as conn:
         conn.execute(text("SELECT 1"))
-    assert _drop_every_connection(postgres) >= 1
+    assert drop_every_connection(postgres) >= 1
     clock = engine_module.time.monotonic
     monkeypatch.setattr(engine_module.time, "monotonic", lambda: clock() + PING_AFTER_IDLE_S + 1)
     outcome = accounts_service.push_accounts(

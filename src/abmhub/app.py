@@ -20,6 +20,7 @@ from abmhub.accounts.router import build_router as account_routes
 from abmhub.activities.router import build_router as activity_routes
 from abmhub.config import Settings
 from abmhub.db.engine import Database
+from abmhub.db.readers import open_pool_reader, reader_for
 from abmhub.deals.router import build_router as deal_routes
 from abmhub.history.router import build_router as history_routes
 from abmhub.predictions.router import build_router as prediction_routes
@@ -73,10 +74,16 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     )
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         collector.start()
         try:
-            yield
+            async with open_pool_reader(database) as pool_reader:
+                if pool_reader is not None:
+                    app.state.reader = pool_reader
+                try:
+                    yield
+                finally:
+                    app.state.reader = reader_for(database)
         finally:
             collector.stop()
 
@@ -92,6 +99,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.reader = reader_for(database)  # PostgreSQL's pool reader while the app runs
     app.state.rate_limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
     app.state.collector = collector
 

@@ -28,11 +28,16 @@ import tempfile
 import threading
 import urllib.parse
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from abmhub.db.engine import Database
 
 __all__ = [
     "PostgresCluster",
     "PostgresStartError",
     "PostgresUnavailable",
+    "drop_every_connection",
     "find_pg_bin",
     "postgres_required",
 ]
@@ -406,3 +411,17 @@ class PostgresCluster:
                 (name,),
             )
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def drop_every_connection(db: Database) -> int:
+    """What a server restart does to the pool: every session of the database is ended."""
+    import psycopg
+
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as admin:
+        ended = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert ended is not None
+    return int(ended[0])

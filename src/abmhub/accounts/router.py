@@ -30,9 +30,9 @@ from abmhub.custom_fields import service as custom_fields_service
 from abmhub.custom_fields.model import wire
 from abmhub.db.engine import Database
 from abmhub.paging import Page, PageRequest
-from abmhub.tenancy.service import Caller
+from abmhub.tenancy.service import Caller, key_lookup
 from abmhub.timefmt import format_us
-from abmhub.web.dependencies import caller, database, json_body
+from abmhub.web.dependencies import admit, caller, database, json_body, presented_api_key, reader, url_holds_nul
 from abmhub.web.errors import ValidationFailed
 from abmhub.web.paging import page_body, page_request, parse_limit
 from abmhub.web.responses import envelope
@@ -175,16 +175,19 @@ def _min_score(raw: str | None) -> int | None:
     return int(text)
 
 
-def _read_inline(db: Database, page: PageRequest, filters: service.AccountFilter) -> bool:
-    """Whether a page is read on the event loop instead of in the threadpool.
-
-    On SQLite, a later page of a plain scan (`service.is_later_plain_page`) is read by a WAL
-    reader that never waits for a writer. Handing it to a worker thread and back cost more than reading
-    it: 0.5 of the 2.1 ms of a page of 100 (docs/performance.md). A first page ticks the
-    workspace clock (it may wait for a writer), a filtered one may read far, and PostgreSQL's
-    is a round trip to the server: those go to the threadpool.
-    """
-    return db.is_sqlite and service.is_later_plain_page(page, filters)
+def _list_parameters(request: Request) -> tuple[PageRequest, service.AccountFilter]:
+    """GET /accounts' parameters, checked in the order FastAPI checked them when it parsed
+    them: the page's first."""
+    query = request.query_params
+    page = page_request(query.get("limit"), query.get("cursor"), query.get("lastSync"))
+    filters = service.AccountFilter(
+        domains=_domains_filter(query.get("domains")),
+        journey_stage=query.get("journeyStage"),
+        min_score=_min_score(query.get("minScore")),
+        segment_id=query.get("segmentId"),
+        tag=query.get("tag"),
+    )
+    return page, filters
 
 
 def build_router(*, crm: bool) -> APIRouter:
@@ -238,25 +241,28 @@ def build_router(*, crm: bool) -> APIRouter:
         response_model=Envelope[AccountPage],
         openapi_extra=query_parameters(ACCOUNT_LIST_PARAMETERS),
     )
-    async def list_accounts(
-        request: Request, who: Caller = Depends(caller), db: Database = Depends(database)
-    ) -> Response:
-        # The parameters in the order FastAPI checked them when it parsed them: the page's first.
-        query = request.query_params
-        page = page_request(query.get("limit"), query.get("cursor"), query.get("lastSync"))
-        filters = service.AccountFilter(
-            domains=_domains_filter(query.get("domains")),
-            journey_stage=query.get("journeyStage"),
-            min_score=_min_score(query.get("minScore")),
-            segment_id=query.get("segmentId"),
-            tag=query.get("tag"),
-        )
+    async def list_accounts(request: Request, db: Database = Depends(database)) -> Response:
+        # The key is looked up here, not by the `caller` dependency: with a later page's.
+        key = presented_api_key(request)
+        try:
+            page, filters = _list_parameters(request)
+        except ValidationFailed:
+            await caller(request)  # an unknown key, the rate limit, a NUL: their errors come first
+            raise
+        if service.is_later_plain_page(page, filters) and not url_holds_nul(request):
+            # The hottest read: the key and the page in one snapshot, on the event loop.
+            dialect = db.engine.dialect.name
+            read = await reader(request).run(service.later_page_of_key(dialect, key_lookup(key), page))
+            admit(request, key, read[0] if read else None)
+            assert read is not None  # admit refused an unknown key
+            return envelope(request, account_page_body(*read[1]))
+        who = await caller(request)
 
         def body() -> dict[str, Any]:
             found, extras = service.list_accounts(db, workspace_id=who.workspace_id, page=page, filters=filters)
             return account_page_body(found, extras)
 
-        return envelope(request, body() if _read_inline(db, page, filters) else await run_in_threadpool(body))
+        return envelope(request, await run_in_threadpool(body))
 
     @router.patch(
         "/accounts/external-ids",

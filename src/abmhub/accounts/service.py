@@ -47,6 +47,7 @@ from abmhub.db.queries import (
     DriverQuery,
     DriverReader,
     Reads,
+    Steps,
     among_parameters,
     bound_among,
     insert_rows,
@@ -65,6 +66,7 @@ from abmhub.errors import Conflict, InvalidInput, NotFound
 from abmhub.ids import is_object_id, new_object_ids, new_uuid7s
 from abmhub.paging import Page, PageRequest
 from abmhub.segments import service as segments_service
+from abmhub.tenancy.service import Caller, KeyLookup, workspace_of_key
 from abmhub.webhooks import outbox
 from abmhub.webhooks.events import ACCOUNT_CREATED, Event, account_created
 
@@ -765,13 +767,14 @@ def list_accounts(
     """One keyset page of accounts by `rtp_aid`, with the delta-sync filter and extension filters."""
     dialect = db.engine.dialect.name
     if is_later_plain_page(page, filters):
-        return _later_page(db, workspace_id, page)
+        with DriverReader(db.engine) as reader:
+            return reader.run(later_page(dialect, workspace_id, page))
     with sync_pass(db, workspace_id, page.sync_us) as (conn, sync_us):
         after = page.start_after(str)
         rows: Sequence[Any]
         if filters == AccountFilter():
             statement = _plain_page(dialect, after is not None, page.changed_after_us is not None)
-            rows = statement.rows(conn, _page_parameters(workspace_id, page))
+            rows = statement.rows(conn, _page_parameters(page, ws=workspace_id))
         else:
             query = select(*record_columns(dialect)).where(accounts.c.workspace_id == workspace_id)
             if after is not None:
@@ -792,24 +795,45 @@ def is_later_plain_page(page: PageRequest, filters: AccountFilter) -> bool:
     return page.sync_us is not None and filters == AccountFilter()
 
 
-def _later_page(db: Database, workspace_id: int, page: PageRequest) -> tuple[Page[Any], RecordExtras]:
-    """A later page of a plain scan or delta-sync pass (the stamp in its cursor): the API's
-    hottest read, in two round trips to PostgreSQL (`DriverReader`) where it took eight: the
-    page, then its segment memberships and the field keys together. Each round trip is one
-    snapshot; the two are two, as every statement of a read-committed transaction was."""
-    dialect = db.engine.dialect.name
+def later_page(dialect: str, workspace_id: int, page: PageRequest) -> Steps[tuple[Page[Any], RecordExtras]]:
+    """A later page of a plain scan or delta-sync pass (`is_later_plain_page`, the stamp in its
+    cursor), as the reads of a reader (`DriverReader.run`, `db.readers`): the page, then its
+    segment memberships and the field keys together. Each is one snapshot, as every
+    statement of a read-committed transaction was."""
     after, changed = page.start_after(str) is not None, page.changed_after_us is not None
-    with DriverReader(db.engine) as reader:
-        (rows,) = reader.snapshot([(_plain_page(dialect, after, changed), _page_parameters(workspace_id, page))])
-        extras = reader.snapshot(_extras_reads(dialect, workspace_id, rows, page))
+    (rows,) = yield [(_plain_page(dialect, after, changed), _page_parameters(page, ws=workspace_id))]
+    extras = yield _extras_reads(dialect, workspace_id, rows, page)
+    return _later_page(dialect, page, rows, extras)
+
+
+def later_page_of_key(
+    dialect: str, key: KeyLookup, page: PageRequest
+) -> Steps[tuple[Caller, tuple[Page[Any], RecordExtras]] | None]:
+    """`later_page` for a request whose key is not looked up yet: the key's lookup and the
+    page of its workspace in one snapshot, so the API's hottest read is two round trips to
+    PostgreSQL, not three (docs/performance.md). None, after one round trip, for an unknown
+    or revoked key, whose page read nothing (no workspace)."""
+    after, changed = page.start_after(str) is not None, page.changed_after_us is not None
+    parameters = _page_parameters(page, digest=key.digest)
+    found, rows = yield [key.read, (_plain_page(dialect, after, changed, by_key=True), parameters)]
+    caller = key.caller(found)
+    if caller is None:
+        return None
+    extras = yield _extras_reads(dialect, caller.workspace_id, rows, page)
+    return caller, _later_page(dialect, page, rows, extras)
+
+
+def _later_page(
+    dialect: str, page: PageRequest, rows: Sequence[Any], extras: Sequence[Any]
+) -> tuple[Page[Any], RecordExtras]:
     assert page.sync_us is not None
     return _page(page, rows, page.sync_us), _extras(dialect, *extras)
 
 
-def _page_parameters(workspace_id: int, page: PageRequest) -> dict[str, Any]:
-    """The bound values of `_plain_page`: one row more than the page, to know whether
-    another page follows."""
-    return {"ws": workspace_id, "after": page.start_after(str), "changed": page.changed_after_us, "n": page.limit + 1}
+def _page_parameters(page: PageRequest, **workspace: Any) -> dict[str, Any]:
+    """The bound values of `_plain_page`, with its `workspace` (`ws` or `digest`): one row
+    more than the page, to know whether another page follows."""
+    return {**workspace, "after": page.start_after(str), "changed": page.changed_after_us, "n": page.limit + 1}
 
 
 def _page(page: PageRequest, rows: Sequence[Any], sync_us: int) -> Page[Any]:
@@ -840,11 +864,12 @@ def _extras(dialect: str, pairs: Iterable[tuple[int, str]], keys: Iterable[tuple
 
 
 @cache
-def _plain_page(dialect: str, after: bool, changed: bool) -> DriverQuery:
-    """A page of the workspace's accounts by rtp_aid (bound: `ws`, `n` rows, and `after` the
-    cursor's rtp_aid and `changed` the lastSync stamp when the flags say so). The API's own
-    scan: one of four statements built once (building and caching a statement cost ~0.1 ms a
-    page, a tenth of a page of 100).
+def _plain_page(dialect: str, after: bool, changed: bool, by_key: bool = False) -> DriverQuery:
+    """A page of the workspace's accounts by rtp_aid (bound: `ws`, or with `by_key` the
+    `digest` of the key whose workspace it is; `n` rows, and `after` the cursor's rtp_aid and
+    `changed` the lastSync stamp when the flags say so). The API's own scan: one of eight
+    statements built once (building and caching a statement cost ~0.1 ms a page, a tenth of
+    a page of 100).
 
     A plain scan's only good plan is the (workspace_id, rtp_aid) index in order, stopping
     after one page. Before a bulk-loaded table is first analyzed, PostgreSQL estimated a few
@@ -852,7 +877,8 @@ def _plain_page(dialect: str, after: bool, changed: bool) -> DriverQuery:
     measured); without a sort to choose, it walks the index. A delta-sync page may be served
     better by the change_us index and a sort of the few changed rows: its plan is free.
     """
-    query = select(*record_columns(dialect)).where(accounts.c.workspace_id == bindparam("ws"))
+    workspace = workspace_of_key() if by_key else bindparam("ws")
+    query = select(*record_columns(dialect)).where(accounts.c.workspace_id == workspace)
     if after:
         query = query.where(accounts.c.rtp_aid > bindparam("after"))
     if changed:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -236,9 +236,41 @@ class DriverQuery:
             cursor.execute(sql, arguments)
         return cursor
 
+    async def _send_async(self, dialect: Dialect, connection: Any, parameters: Mapping[str, Any]) -> Any:
+        """`_send` on psycopg's async connection (PostgreSQL only)."""
+        sql, arguments = self.compiled(dialect, parameters)
+        cursor = connection.cursor()
+        for setting in self._before:
+            await cursor.execute(setting)
+        await cursor.execute(sql, arguments, prepare=self.prepare)
+        if self._after:
+            other = connection.cursor()
+            for setting in self._after:
+                await other.execute(setting)
+            await other.close()
+        return cursor
+
 
 Reads = Sequence[tuple[DriverQuery, Mapping[str, Any]]]
+# What a PostgreSQL snapshot of several reads begins with (`DriverReader.snapshot`).
+BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+Rows = list[tuple[Any, ...]]
 Found = TypeVar("Found")
+Result = TypeVar("Result")
+# A read in several round trips, written once for every reader: a generator that yields the
+# reads of each snapshot, is sent their rows back, and returns what it made of them
+# (`DriverReader.run`, `db.readers`). It does no I/O of its own.
+Steps = Generator[Reads, list[Rows], Result]
+
+
+def run_steps(steps: Steps[Result], snapshot: Callable[[Reads], list[Rows]]) -> Result:
+    """Drive `steps`, reading each of its snapshots with `snapshot`."""
+    reads = next(steps)
+    while True:
+        try:
+            reads = steps.send(snapshot(reads))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
 
 class DriverReader:
@@ -273,11 +305,15 @@ class DriverReader:
             raw.invalidate(error)  # the engine learns whether the server was gone (engine.py)
         raw.close()  # back to the pool
 
-    def snapshot(self, reads: Reads) -> list[list[tuple[Any, ...]]]:
+    def snapshot(self, reads: Reads) -> list[Rows]:
         """The rows of each of `reads`, read from one snapshot."""
         return self._again_if_dropped(self._snapshot, reads)
 
-    def one(self, query: DriverQuery, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def run(self, steps: Steps[Result]) -> Result:
+        """What `steps` make of their snapshots, each read by `snapshot`."""
+        return run_steps(steps, self.snapshot)
+
+    def one(self, query: DriverQuery, parameters: Mapping[str, Any]) -> Rows:
         """The rows of one statement, with no BEGIN or COMMIT: it is one snapshot by itself
         (PostgreSQL's autocommit, SQLite's implicit transaction). No planner `settings`: they
         need a transaction."""
@@ -299,14 +335,14 @@ class DriverReader:
             self._raw = self._engine.raw_connection()
             return read(*arguments)
 
-    def _snapshot(self, reads: Reads) -> list[list[tuple[Any, ...]]]:
+    def _snapshot(self, reads: Reads) -> list[Rows]:
         connection = self._raw.dbapi_connection
         dialect = self._dialect
         if dialect.name == "postgresql":
             connection.autocommit = True  # BEGIN and COMMIT are ours, sent in the pipeline
             with connection.pipeline():
                 control = connection.cursor()
-                control.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                control.execute(BEGIN_SNAPSHOT)
                 cursors = [query._send(dialect, connection, parameters) for query, parameters in reads]
                 control.execute("COMMIT")
             found = [list(cursor.fetchall()) for cursor in cursors]
@@ -318,7 +354,7 @@ class DriverReader:
         control.execute("COMMIT")
         return found
 
-    def _one(self, query: DriverQuery, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def _one(self, query: DriverQuery, parameters: Mapping[str, Any]) -> Rows:
         if self._dialect.name != "postgresql":
             return self._fetch(query, parameters)
         connection = self._raw.dbapi_connection
@@ -327,11 +363,11 @@ class DriverReader:
         connection.autocommit = False
         return found
 
-    def _fetch(self, query: DriverQuery, parameters: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def _fetch(self, query: DriverQuery, parameters: Mapping[str, Any]) -> Rows:
         return _all_rows(query._send(self._dialect, self._raw.dbapi_connection, parameters))
 
 
-def _all_rows(cursor: Any) -> list[tuple[Any, ...]]:
+def _all_rows(cursor: Any) -> Rows:
     """Every row of a driver cursor, which is closed after."""
     try:
         return list(cursor.fetchall())

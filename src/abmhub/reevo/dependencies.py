@@ -14,16 +14,15 @@ from fastapi import Depends
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from abmhub.db.engine import Database
 from abmhub.reevo import errors
-from abmhub.tenancy.service import Caller, authenticate
+from abmhub.tenancy.service import Caller, authenticate_on
 from abmhub.web.dependencies import (
     MAX_JSON_DEPTH,
-    database,
     holds_nul,
     is_json,
     nests_within,
     read_body,
+    reader,
     refuse_declared_oversize,
     take_rate_token,
     url_holds_nul,
@@ -47,13 +46,14 @@ def presented_key(request: Request) -> str | None:
     return key or None
 
 
-def v_caller(request: Request, db: Database = Depends(database)) -> Caller:
-    """The authenticated caller of a Surface V request."""
+async def v_caller(request: Request) -> Caller:
+    """The authenticated caller of a Surface V request (its key read on the event loop, as
+    Surface R's: `web.dependencies.caller`)."""
     refuse_declared_oversize(request)
     key = presented_key(request)
     if key is None:
         raise errors.not_authenticated()
-    found = authenticate(db, key)
+    found = await authenticate_on(reader(request), key)
     if found is None:
         raise errors.invalid_key()
     try:

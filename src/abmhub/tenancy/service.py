@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
+from sqlalchemy import Connection, ScalarSelect, Select, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from abmhub.db.engine import Database
@@ -16,6 +17,9 @@ from abmhub.errors import Conflict, NotFound
 from abmhub.ids import new_uuid7
 from abmhub.tenancy.keys import hash_api_key, new_api_key
 from abmhub.timefmt import now_us
+
+if TYPE_CHECKING:
+    from abmhub.db.readers import Reader
 
 DEFAULT_WORKSPACE = "default"
 DEFAULT_USER = "admin@localhost"
@@ -135,6 +139,9 @@ def revoke_key(db: Database, *, workspace: str, user_email: str) -> int:
         ).rowcount
 
 
+# The active key whose digest is bound as `digest`.
+_ACTIVE_KEY = (api_keys.c.key_hash == bindparam("digest"), api_keys.c.revoked_us.is_(None))
+
 _CALLER_LOOKUP = DriverQuery(
     select(
         api_keys.c.key_hash,
@@ -146,20 +153,53 @@ _CALLER_LOOKUP = DriverQuery(
     )
     .join(users, users.c.id == api_keys.c.user_id)
     .join(workspaces, workspaces.c.id == api_keys.c.workspace_id)
-    .where(api_keys.c.key_hash == bindparam("digest"), api_keys.c.revoked_us.is_(None))
+    .where(*_ACTIVE_KEY)
 )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLookup:
+    """The lookup of a presented API key: read by itself (`authenticate`), or in the snapshot
+    of a read that needs the key's workspace (`read`, `workspace_of_key`)."""
+
+    digest: str
+
+    @property
+    def read(self) -> tuple[DriverQuery, dict[str, Any]]:
+        return _CALLER_LOOKUP, {"digest": self.digest}
+
+    def caller(self, found: Sequence[tuple[Any, ...]]) -> Caller | None:
+        """The caller in the lookup's rows, None for an unknown or revoked key."""
+        row = found[0] if found else None
+        # The index lookup already matched; the constant-time compare keeps the check honest
+        # should the lookup ever become a prefix or range match.
+        if row is None or not hmac.compare_digest(row[0], self.digest):
+            return None
+        return Caller(workspace_id=row[1], workspace_name=row[2], user_id=row[3], user_uuid=row[4], user_email=row[5])
+
+
+def key_lookup(key: str) -> KeyLookup:
+    return KeyLookup(hash_api_key(key))
+
+
+def workspace_of_key() -> ScalarSelect[int]:
+    """The workspace of the active key whose digest is bound as `digest` (NULL for none): for
+    a statement read beside the key's own lookup, in the same snapshot, before the caller is
+    known (`KeyLookup`)."""
+    return select(api_keys.c.workspace_id).where(*_ACTIVE_KEY).scalar_subquery()
 
 
 def authenticate(db: Database, key: str) -> Caller | None:
     """The caller a key belongs to, or None for an unknown or revoked key (one lookup)."""
-    digest = hash_api_key(key)
-    found = _CALLER_LOOKUP.lookup(db.engine, {"digest": digest})
-    row = found[0] if found else None
-    # The index lookup already matched; the constant-time compare keeps the check honest
-    # should the lookup ever become a prefix or range match.
-    if row is None or not hmac.compare_digest(row[0], digest):
-        return None
-    return Caller(workspace_id=row[1], workspace_name=row[2], user_id=row[3], user_uuid=row[4], user_email=row[5])
+    lookup = key_lookup(key)
+    query, parameters = lookup.read
+    return lookup.caller(query.lookup(db.engine, parameters))
+
+
+async def authenticate_on(reader: Reader, key: str) -> Caller | None:
+    """`authenticate`, read by a request's reader (`db.readers`: on the event loop)."""
+    lookup = key_lookup(key)
+    return lookup.caller(await reader.one(*lookup.read))
 
 
 def bootstrap(db: Database) -> str | None:

@@ -14,13 +14,13 @@ from typing import Any, TypeVar
 import orjson
 from fastapi import Depends, Query
 from pydantic import BaseModel, ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from abmhub.db.engine import Database
+from abmhub.db.readers import Reader
 from abmhub.paging import PageRequest
 from abmhub.tenancy.keys import hash_api_key
-from abmhub.tenancy.service import Caller, authenticate
+from abmhub.tenancy.service import Caller, authenticate_on
 from abmhub.web.errors import ApiError, ValidationFailed, too_many_requests, unauthorized
 from abmhub.web.paging import page_request
 from abmhub.web.ratelimit import RateLimited
@@ -50,19 +50,37 @@ def refuse_declared_oversize(request: Request) -> None:
         raise _body_too_large(limit)
 
 
-async def caller(request: Request, db: Database = Depends(database)) -> Caller:
+def reader(request: Request) -> Reader:
+    """The app's reader of the hottest reads, on the event loop (`db.readers`). Called, not
+    a dependency: FastAPI hands a sync dependency to the threadpool."""
+    found: Reader = request.app.state.reader
+    return found
+
+
+async def caller(request: Request) -> Caller:
     """The authenticated caller of a Surface R request (X-Api-Key).
 
-    async: on SQLite the key's lookup (one index probe in a local file, a WAL reader that never
-    waits) runs on the event loop, cheaper than the hand-off of a sync dependency to the
-    threadpool (~0.1 ms a request, the largest fixed cost of a small page); PostgreSQL's is a
-    round trip to the server, so it goes to the threadpool.
+    async: the key's lookup is read on the event loop (`db.readers`), cheaper than the
+    hand-off of a sync dependency to the threadpool and back (the largest fixed cost of a
+    small page).
     """
+    key = presented_api_key(request)
+    return admit(request, key, await authenticate_on(reader(request), key))
+
+
+def presented_api_key(request: Request) -> str:
+    """The checks of `caller` before its lookup: the declared body size, then the key's presence."""
     refuse_declared_oversize(request)
     key = request.headers.get("x-api-key", "").strip()
     if not key:
         raise unauthorized("X-Api-Key header is required")
-    found = authenticate(db, key) if db.is_sqlite else await run_in_threadpool(authenticate, db, key)
+    return key
+
+
+def admit(request: Request, key: str, found: Caller | None) -> Caller:
+    """The checks of `caller` after its lookup, in the contract's order: an unknown key, the
+    rate limit, a NUL in the URL. For a route that looked the key up itself
+    (`accounts.router`, a later page)."""
     if found is None:
         raise unauthorized("Invalid API key")
     try:

@@ -1,0 +1,185 @@
+"""The readers of the hottest reads (db/readers.py): the API key of every request and a later
+page of accounts, awaited on the event loop.
+
+On PostgreSQL the app reads them with psycopg's async driver on a pool of its own while it
+runs (`PoolReader`), and with `DriverReader` on the SQLAlchemy pool otherwise (`SyncReader`,
+which SQLite always uses). The two must read the same rows, survive a server that dropped
+their connections, and the app must open and close its pool with its lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import bindparam, literal_column, select
+
+from abmhub.accounts import service as accounts_service
+from abmhub.accounts.schemas import AccountItem
+from abmhub.app import create_app
+from abmhub.config import Settings
+from abmhub.db.engine import Database
+from abmhub.db.migrate import upgrade
+from abmhub.db.queries import DriverQuery, DriverReader, Steps
+from abmhub.db.readers import PoolReader, SyncReader
+from abmhub.db.tables import accounts
+from abmhub.paging import PageRequest
+from abmhub.tenancy import service as tenancy
+from tests.support.postgres import drop_every_connection
+
+
+@pytest.fixture
+def postgres(new_database_url: Callable[[str], str]) -> Iterator[Database]:
+    db = Database(new_database_url("postgresql"))
+    upgrade(db)
+    yield db
+    db.dispose()
+
+
+def _accounts(db: Database, name: str, count: int) -> tuple[int, str]:
+    """A workspace with `count` accounts, and a key of it."""
+    workspace_id = tenancy.create_workspace(db, name=name)
+    key = tenancy.create_key(db, workspace=name, user_email=f"{name}@example.com")
+    items = [AccountItem(domain=f"{name}{i}.example.com", name=f"{name} {i}", tags=["t"]) for i in range(count)]
+    accounts_service.push_accounts(db, workspace_id=workspace_id, items=items)
+    return workspace_id, key
+
+
+def _second_page(db: Database, workspace_id: int, limit: int) -> PageRequest:
+    first, _ = accounts_service.list_accounts(db, workspace_id=workspace_id, page=PageRequest(limit=limit))
+    assert first.has_next, "the workspace should have more than one page"
+    return PageRequest(limit=limit, after=first.last_key, sync_us=first.sync_us)
+
+
+@pytest.mark.postgres
+def test_the_pool_reader_reads_what_the_driver_reader_reads(postgres: Database) -> None:
+    workspace_id, key = _accounts(postgres, "same", 7)
+    page = _second_page(postgres, workspace_id, 3)
+    with DriverReader(postgres.engine) as reader:
+        expected = reader.run(accounts_service.later_page("postgresql", workspace_id, page))
+
+    async def read() -> tuple[object, object]:
+        reader = PoolReader(postgres.engine)
+        await reader.open()
+        try:
+            found = await reader.run(accounts_service.later_page("postgresql", workspace_id, page))
+            return found, await tenancy.authenticate_on(reader, key)
+        finally:
+            await reader.close()
+
+    found, caller = asyncio.run(read())
+    assert found == expected, "the async driver's page differs from the engine's (rows, their types or extras)"
+    assert caller == tenancy.authenticate(postgres, key)
+
+
+def test_a_later_page_read_with_its_key_is_the_page_of_the_keys_workspace(database: Database) -> None:
+    """`later_page_of_key`: the key's lookup and its workspace's page in one snapshot. The
+    same page as `later_page` for the workspace; nothing for another workspace's accounts;
+    None for a revoked or unknown key."""
+    workspace_id, key = _accounts(database, "mine", 6)
+    _accounts(database, "theirs", 6)  # interleaved ids and rtp_aids in the same table
+    page = _second_page(database, workspace_id, 2)
+    dialect = database.engine.dialect.name
+    with DriverReader(database.engine) as reader:
+        expected = reader.run(accounts_service.later_page(dialect, workspace_id, page))
+        read = reader.run(accounts_service.later_page_of_key(dialect, tenancy.key_lookup(key), page))
+        assert read is not None
+        assert read == (tenancy.authenticate(database, key), expected)
+        assert reader.run(accounts_service.later_page_of_key(dialect, tenancy.key_lookup("x" * 64), page)) is None
+        tenancy.revoke_key(database, workspace="mine", user_email="mine@example.com")
+        assert reader.run(accounts_service.later_page_of_key(dialect, tenancy.key_lookup(key), page)) is None
+
+
+@pytest.mark.postgres
+def test_the_pool_reader_reads_again_after_the_server_dropped_its_connections(postgres: Database) -> None:
+    workspace_id, key = _accounts(postgres, "dropped", 5)
+    page = _second_page(postgres, workspace_id, 2)
+
+    async def read() -> None:
+        reader = PoolReader(postgres.engine)
+        await reader.open()
+        try:
+            # Three reads at once: three pooled connections, all of them to be dropped.
+            callers = await asyncio.gather(*(tenancy.authenticate_on(reader, key) for _ in range(3)))
+            assert all(caller is not None for caller in callers)
+            assert drop_every_connection(postgres) >= 3
+            caller = await tenancy.authenticate_on(reader, key)
+            assert caller is not None and caller.workspace_id == workspace_id, "the key lookup failed after a drop"
+            found, _ = await reader.run(accounts_service.later_page("postgresql", workspace_id, page))
+            assert len(found.items) == 2, "the later page failed after a drop"
+        finally:
+            await reader.close()
+
+    asyncio.run(read())
+
+
+@pytest.mark.postgres
+def test_a_read_that_fails_leaves_its_connection_fit_for_the_next(postgres: Database) -> None:
+    workspace_id, key = _accounts(postgres, "failed", 3)
+    page = _second_page(postgres, workspace_id, 2)
+    broken = DriverQuery(select(literal_column("1") / bindparam("zero")))
+
+    async def read() -> None:
+        reader = PoolReader(postgres.engine, size=1)  # the next read gets the same connection
+        await reader.open()
+        try:
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                await reader.run(_one_snapshot(broken, {"zero": 0}))
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                await reader.one(broken, {"zero": 0})
+            assert await tenancy.authenticate_on(reader, key) is not None
+            found, _ = await reader.run(accounts_service.later_page("postgresql", workspace_id, page))
+            assert len(found.items) == 1
+        finally:
+            await reader.close()
+
+    asyncio.run(read())
+
+
+def _one_snapshot(query: DriverQuery, parameters: dict[str, int]) -> Steps[object]:
+    (rows,) = yield [(query, parameters)]
+    return rows
+
+
+def test_the_app_reads_on_a_pool_of_its_own_while_it_runs(database: Database, tmp_path: Path) -> None:
+    workspace_id, key = _accounts(database, "app", 5)
+    app = create_app(Settings(database_url=database.url), database)
+    assert isinstance(app.state.reader, SyncReader), "before it starts, the app reads through SQLAlchemy's pool"
+    with TestClient(app, headers={"X-Api-Key": key}) as client:
+        running = app.state.reader
+        expected = PoolReader if database.backend == "postgresql" else SyncReader
+        assert isinstance(running, expected)
+        first = client.get("/api/v1/accounts", params={"limit": 2}).json()["data"]
+        later = client.get("/api/v1/accounts", params={"limit": 2, "cursor": first["nextCursor"]})
+        assert later.status_code == 200, later.text
+        seen = {record["domain"] for record in first["data"]}
+        assert [r["domain"] for r in later.json()["data"]["data"]] == sorted(
+            {f"app{i}.example.com" for i in range(5)} - seen, key=_order_in(database, workspace_id)
+        )[:2]
+        cursor = {"limit": 2, "cursor": first["nextCursor"]}
+        # The key is looked up with a later page; the errors come in the contract's order still.
+        unknown = client.get("/api/v1/accounts", params=cursor, headers={"X-Api-Key": "x" * 64})
+        assert (unknown.status_code, unknown.json()["customMessage"]) == (401, "Invalid API key"), unknown.text
+        both = client.get("/api/v1/accounts", params={**cursor, "limit": 0}, headers={"X-Api-Key": "x" * 64})
+        assert both.status_code == 401, f"an unknown key comes before a bad limit: {both.text}"
+        assert client.get("/api/v1/accounts", params={**cursor, "limit": 0}).status_code == 400
+        # A NUL anywhere in the URL (an unknown parameter here) is refused before any query.
+        nul = client.get("/api/v1/accounts", params={**cursor, "note": "a\x00"})
+        assert nul.status_code == 400 and "NUL" in nul.json()["customMessage"], nul.text
+    assert isinstance(app.state.reader, SyncReader), "after it stopped, the app reads through SQLAlchemy's pool"
+    if isinstance(running, PoolReader):
+        assert running.closed, "the app's pool outlived the app"
+
+
+def _order_in(db: Database, workspace_id: int) -> Callable[[str], str]:
+    """The scan's order of domains (by rtp_aid)."""
+    with db.read() as conn:
+        rows = conn.execute(
+            select(accounts.c.domain, accounts.c.rtp_aid).where(accounts.c.workspace_id == workspace_id)
+        )
+        rtp_aids: dict[str, str] = dict(rows.all())
+    return rtp_aids.__getitem__
