@@ -23,7 +23,7 @@ from abmhub.custom_fields import service as custom_fields_service
 from abmhub.custom_fields.service import active_fields
 from abmhub.db.engine import Database
 from abmhub.db.queries import DriverQuery, DriverReader
-from abmhub.db.readers import open_pool_reader, reader_for
+from abmhub.db.readers import SyncReader, open_pool_reader
 from abmhub.db.tables import accounts, segment_members, segments
 from abmhub.paging import PageRequest
 from abmhub.segments import service as segments_service
@@ -278,7 +278,7 @@ def test_the_app_reader_reads_later_pages_byte_for_byte(database: Database, work
 
     async def records(limit: int) -> list[dict[str, Any]]:
         async with open_pool_reader(database) as pool_reader:
-            reader = pool_reader or reader_for(database)
+            reader = pool_reader or SyncReader(database.engine)
             found, extras = accounts_service.list_accounts(
                 database, workspace_id=workspace_id, page=PageRequest(limit=limit)
             )

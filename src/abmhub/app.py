@@ -20,7 +20,7 @@ from abmhub.accounts.router import build_router as account_routes
 from abmhub.activities.router import build_router as activity_routes
 from abmhub.config import Settings
 from abmhub.db.engine import Database
-from abmhub.db.readers import open_pool_reader, reader_for
+from abmhub.db.readers import SyncReader, open_pool_reader
 from abmhub.deals.router import build_router as deal_routes
 from abmhub.history.router import build_router as history_routes
 from abmhub.predictions.router import build_router as prediction_routes
@@ -83,7 +83,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
                 try:
                     yield
                 finally:
-                    app.state.reader = reader_for(database)
+                    app.state.reader = SyncReader(database.engine)
         finally:
             collector.stop()
 
@@ -99,7 +99,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = database
-    app.state.reader = reader_for(database)  # PostgreSQL's pool reader while the app runs
+    app.state.reader = SyncReader(database.engine)  # PostgreSQL's PoolReader while the app runs
     app.state.rate_limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
     app.state.collector = collector
 

@@ -252,8 +252,6 @@ class DriverQuery:
 
 
 Reads = Sequence[tuple[DriverQuery, Mapping[str, Any]]]
-# What a PostgreSQL snapshot of several reads begins with (`DriverReader.snapshot`).
-BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 Rows = list[tuple[Any, ...]]
 Found = TypeVar("Found")
 Result = TypeVar("Result")
@@ -262,15 +260,8 @@ Result = TypeVar("Result")
 # (`DriverReader.run`, `db.readers`). It does no I/O of its own.
 Steps = Generator[Reads, list[Rows], Result]
 
-
-def run_steps(steps: Steps[Result], snapshot: Callable[[Reads], list[Rows]]) -> Result:
-    """Drive `steps`, reading each of its snapshots with `snapshot`."""
-    reads = next(steps)
-    while True:
-        try:
-            reads = steps.send(snapshot(reads))
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+# What a PostgreSQL snapshot of several reads begins with (`DriverReader.snapshot`).
+BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 
 class DriverReader:
@@ -311,7 +302,12 @@ class DriverReader:
 
     def run(self, steps: Steps[Result]) -> Result:
         """What `steps` make of their snapshots, each read by `snapshot`."""
-        return run_steps(steps, self.snapshot)
+        reads = next(steps)
+        while True:
+            try:
+                reads = steps.send(self.snapshot(reads))
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
 
     def one(self, query: DriverQuery, parameters: Mapping[str, Any]) -> Rows:
         """The rows of one statement, with no BEGIN or COMMIT: it is one snapshot by itself

@@ -11,8 +11,8 @@ in one snapshot per round trip):
   pool, on the event loop for SQLite (a WAL reader never waits for a writer, and handing it
   to a thread cost more than the read), in the threadpool for PostgreSQL.
 
-`reader_for(database)` picks the one a request starts with; the app's lifespan replaces it
-with a `PoolReader` on PostgreSQL (`open_pool_reader`).
+The app starts with a `SyncReader`; its lifespan puts a `PoolReader` in its place on
+PostgreSQL (`open_pool_reader`).
 """
 
 from __future__ import annotations
@@ -136,11 +136,6 @@ class PoolReader:
             return await cursor.fetchall()  # type: ignore[no-any-return]
         finally:
             await cursor.close()
-
-
-def reader_for(database: Database) -> Reader:
-    """The reader of a database before (or without) the app's lifespan."""
-    return SyncReader(database.engine)
 
 
 @contextlib.asynccontextmanager
