@@ -86,6 +86,16 @@ def database(backend: str, new_database_url: Callable[[str], str]) -> Iterator[D
     db.dispose()
 
 
+@pytest.fixture
+def postgres(new_database_url: Callable[[str], str]) -> Iterator[Database]:
+    """A fresh, migrated database on PostgreSQL only, for what SQLite has no counterpart of:
+    a server to lose, a pool to ping, an async driver."""
+    db = Database(new_database_url("postgresql"))
+    upgrade(db)
+    yield db
+    db.dispose()
+
+
 # --- a real server -----------------------------------------------------------------------
 
 

@@ -8,7 +8,6 @@ connection when theirs was dropped (db/queries.py, `DriverReader`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,21 +17,11 @@ from abmhub.accounts import service as accounts_service
 from abmhub.accounts.schemas import AccountItem
 from abmhub.db import engine as engine_module
 from abmhub.db.engine import PING_AFTER_IDLE_S, Database
-from abmhub.db.migrate import upgrade
 from abmhub.tenancy import service as tenancy
 from abmhub.web.paging import page_body, page_request
 from tests.support.postgres import drop_every_connection
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def postgres(new_database_url: Callable[[str], str]) -> Iterator[Database]:
-    """A fresh database on PostgreSQL only: SQLite has no server to lose and no pool to ping."""
-    db = Database(new_database_url("postgresql"))
-    upgrade(db)
-    yield db
-    db.dispose()
 
 
 def _counting_pings(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[int]:

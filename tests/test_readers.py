@@ -10,7 +10,7 @@ their connections, and the app must open and close its pool with its lifespan.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -23,21 +23,12 @@ from abmhub.accounts.schemas import AccountItem
 from abmhub.app import create_app
 from abmhub.config import Settings
 from abmhub.db.engine import Database
-from abmhub.db.migrate import upgrade
 from abmhub.db.queries import DriverQuery, DriverReader, Steps
 from abmhub.db.readers import PoolReader, SyncReader
 from abmhub.db.tables import accounts
 from abmhub.paging import PageRequest
 from abmhub.tenancy import service as tenancy
 from tests.support.postgres import drop_every_connection
-
-
-@pytest.fixture
-def postgres(new_database_url: Callable[[str], str]) -> Iterator[Database]:
-    db = Database(new_database_url("postgresql"))
-    upgrade(db)
-    yield db
-    db.dispose()
 
 
 def _accounts(db: Database, name: str, count: int) -> tuple[int, str]:
