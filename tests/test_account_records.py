@@ -269,12 +269,13 @@ def test_account_records_are_byte_identical_to_the_old_path(database: Database, 
 
 
 def test_the_app_reader_reads_later_pages_byte_for_byte(database: Database, workspace_id: int) -> None:
-    """The server reads a later page through the app's reader (db/readers.py), on PostgreSQL
-    with psycopg's async driver on connections of its own: they must read what the engine's
-    do (the JSON loader, the types), into the same bytes."""
+    """The server reads a later page with its key (`later_page_of_key`) through the app's
+    reader (db/readers.py), on PostgreSQL with psycopg's async driver on connections of its
+    own: they must read what the engine's do (the JSON loader, the types), into the same bytes."""
     _varied_accounts(database, workspace_id)
     expected = _dumps(_old_records(database, workspace_id))
     dialect = database.engine.dialect.name
+    key = tenancy.key_lookup(tenancy.create_key(database, workspace="records", user_email="reader@example.com"))
 
     async def records(limit: int) -> list[dict[str, Any]]:
         async with open_pool_reader(database) as pool_reader:
@@ -285,7 +286,9 @@ def test_the_app_reader_reads_later_pages_byte_for_byte(database: Database, work
             records = account_page_body(found, extras)["data"]
             while found.has_next:
                 page = PageRequest(limit=limit, after=found.last_key, sync_us=found.sync_us)
-                found, extras = await reader.run(accounts_service.later_page(dialect, workspace_id, page))
+                read = await reader.run(accounts_service.later_page_of_key(dialect, key, page))
+                assert read is not None, "the key was not found with its page"
+                found, extras = read[1]
                 records.extend(account_page_body(found, extras)["data"])
             return records
 
