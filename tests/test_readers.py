@@ -10,13 +10,14 @@ their connections, and the app must open and close its pool with its lifespan.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import bindparam, literal_column, select
+from sqlalchemy import bindparam, func, literal_column, select
 
 from abmhub.accounts import service as accounts_service
 from abmhub.accounts.schemas import AccountItem
@@ -55,7 +56,6 @@ def test_the_pool_reader_reads_what_the_driver_reader_reads(postgres: Database) 
 
     async def read() -> tuple[object, object]:
         reader = PoolReader(postgres.engine)
-        await reader.open()
         try:
             found = await reader.run(accounts_service.later_page("postgresql", workspace_id, page))
             return found, await tenancy.authenticate_on(reader, key)
@@ -92,7 +92,6 @@ def test_the_pool_reader_reads_again_after_the_server_dropped_its_connections(po
 
     async def read() -> None:
         reader = PoolReader(postgres.engine)
-        await reader.open()
         try:
             # Three reads at once: three pooled connections, all of them to be dropped.
             callers = await asyncio.gather(*(tenancy.authenticate_on(reader, key) for _ in range(3)))
@@ -116,7 +115,6 @@ def test_a_read_that_fails_leaves_its_connection_fit_for_the_next(postgres: Data
 
     async def read() -> None:
         reader = PoolReader(postgres.engine, size=1)  # the next read gets the same connection
-        await reader.open()
         try:
             with pytest.raises(psycopg.errors.DivisionByZero):
                 await reader.run(_one_snapshot(broken, {"zero": 0}))
@@ -125,6 +123,63 @@ def test_a_read_that_fails_leaves_its_connection_fit_for_the_next(postgres: Data
             assert await tenancy.authenticate_on(reader, key) is not None
             found, _ = await reader.run(accounts_service.later_page("postgresql", workspace_id, page))
             assert len(found.items) == 1
+        finally:
+            await reader.close()
+
+    asyncio.run(read())
+
+
+@pytest.mark.postgres
+def test_a_read_fails_at_once_while_the_database_refuses_connections_and_connects_after(postgres: Database) -> None:
+    """An outage: a read that cannot connect fails at once (it did not wait for a pool's
+    timeout), and the first read once the database takes connections again succeeds."""
+    workspace_id, key = _accounts(postgres, "outage", 3)
+    name = postgres.engine.url.database
+    maintenance = postgres.engine.url.set(drivername="postgresql", database="postgres")
+
+    def allow_connections(allowed: bool) -> None:
+        """Refusing, every session of the database also ends (from another database: this one
+        takes no connection)."""
+        with psycopg.connect(maintenance.render_as_string(hide_password=False), autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+            if not allowed:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+    async def read() -> None:
+        reader = PoolReader(postgres.engine)
+        try:
+            assert await tenancy.authenticate_on(reader, key) is not None
+            allow_connections(False)
+            started = time.monotonic()
+            with pytest.raises(psycopg.OperationalError):
+                await tenancy.authenticate_on(reader, key)
+            assert time.monotonic() - started < 5, "a read waited for a connection the database refuses"
+            allow_connections(True)
+            caller = await tenancy.authenticate_on(reader, key)
+            assert caller is not None and caller.workspace_id == workspace_id
+        finally:
+            allow_connections(True)
+            await reader.close()
+
+    asyncio.run(read())
+
+
+@pytest.mark.postgres
+def test_a_cancelled_read_does_not_hold_up_the_next(postgres: Database) -> None:
+    """A read cancelled mid-statement (a client gone, a timeout): the next read, even with
+    one connection allowed, neither fails nor waits for the cancelled statement."""
+    workspace_id, key = _accounts(postgres, "cancelled", 3)
+    slow = DriverQuery(select(func.pg_sleep(bindparam("seconds"))))
+
+    async def read() -> None:
+        reader = PoolReader(postgres.engine, size=1)
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(reader.one(slow, {"seconds": 2}), timeout=0.2)
+            started = time.monotonic()
+            caller = await tenancy.authenticate_on(reader, key)
+            assert caller is not None and caller.workspace_id == workspace_id
+            assert time.monotonic() - started < 1, "the next read waited for the cancelled statement"
         finally:
             await reader.close()
 
