@@ -36,6 +36,8 @@ POOL_SIZE = 10
 
 
 class Reader(Protocol):
+    """What a request's hottest reads are read with (`SyncReader`, `PoolReader`)."""
+
     async def one(self, query: DriverQuery, parameters: Mapping[str, Any]) -> Rows: ...
 
     async def run(self, steps: Steps[Result]) -> Result: ...
@@ -66,8 +68,8 @@ class SyncReader:
 class Connections:
     """psycopg's async connections to one database, made when a read needs one and kept for the
     next (at most `size` in use, waiting reads queue): what SQLAlchemy's pool does for the
-    engine. A connection that fails is closed, and so is one in a state other than idle
-    (a cancelled read), instead of being kept.
+    engine. A connection whose read raised (a failed statement, a cancelled read) is closed,
+    not kept, and so is a broken one or one left in a transaction.
 
     Not psycopg_pool: it makes connections in the background and does not tell the reads
     that wait for one why none comes. With PostgreSQL stopped, each read waited its whole
