@@ -367,16 +367,24 @@ def test_a_page_turns_sorting_off_for_its_own_statement_only(database: Database,
     assert setting == "on", f"after the page's statement, its transaction still has enable_sort = {setting}"
 
 
-def test_the_memberships_of_a_later_page_are_read_by_their_ids(
-    database: Database, workspace_id: int, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("spread", [1, 4], ids=["dense ids", "sparse ids"])
+def test_the_memberships_of_a_later_page_are_read_by_its_ids(
+    database: Database, workspace_id: int, monkeypatch: pytest.MonkeyPatch, spread: int
 ) -> None:
-    """The memberships query of a page: the accounts' ids (and their range, so that PostgreSQL
-    walks the (segment_id, account_id) key of each segment), with no sort: the pairs come
-    back in any order and each account's segment ids are sorted after."""
+    """The memberships query of a page: the range of the accounts' ids when they are dense
+    (a scan's pages mostly are), else the ids themselves (and their range, so that
+    PostgreSQL walks the (segment_id, account_id) key of each segment); no sort either way:
+    the pairs come back in any order and each account's segment ids are sorted after. With
+    `spread` 4, another workspace's accounts take three ids of every four."""
     from abmhub.web.paging import page_body, page_request
 
-    items = [AccountItem(domain=f"plain{i}.example.com", name=f"Plain {i}") for i in range(30)]
-    accounts_service.push_accounts(database, workspace_id=workspace_id, items=items)
+    other = tenancy.create_workspace(database, name="interleaved")
+    for i in range(30):
+        item = AccountItem(domain=f"plain{i}.example.com", name=f"Plain {i}")
+        accounts_service.push_accounts(database, workspace_id=workspace_id, items=[item])
+        neighbours = [AccountItem(domain=f"other{i}-{j}.example.com", name="Other") for j in range(spread - 1)]
+        if neighbours:
+            accounts_service.push_accounts(database, workspace_id=other, items=neighbours)
     made = [
         segments_service.create_segment(database, workspace_id=workspace_id, name=name, type="static", status="active")
         for name in ("A", "B", "C")
@@ -387,10 +395,13 @@ def test_the_memberships_of_a_later_page_are_read_by_their_ids(
                 select(accounts.c.rtp_aid).where(accounts.c.workspace_id == workspace_id).order_by(accounts.c.rtp_aid)
             ).scalars()
         )
-    for segment in made:
+    for segment in made[:2]:
         segments_service.add_members(
             database, workspace_id=workspace_id, segment_id=segment.segment_id, rtp_aids=rtp_aids
         )
+    segments_service.add_members(  # the third segment: every other account
+        database, workspace_id=workspace_id, segment_id=made[2].segment_id, rtp_aids=rtp_aids[::2]
+    )
     database.refresh_statistics()
     first, _ = accounts_service.list_accounts(database, workspace_id=workspace_id, page=page_request("10", None, None))
     reads = _recording_reads(monkeypatch)
@@ -398,10 +409,11 @@ def test_the_memberships_of_a_later_page_are_read_by_their_ids(
     later, extras = accounts_service.list_accounts(
         database, workspace_id=workspace_id, page=page_request("10", cursor, None)
     )
-    expected = sorted(segment.segment_id for segment in made)
-    assert [extras.segment_ids.get(row[0]) for row in later.items] == [expected] * 10
+    every, some = sorted(s.segment_id for s in made), sorted(s.segment_id for s in made[:2])
+    assert [extras.segment_ids.get(row[0]) for row in later.items] == [every, some] * 5
     memberships = [(query, parameters) for query, parameters in reads if "FROM segment_members" in str(query.statement)]
     assert len(memberships) == 1
+    assert ("low" in memberships[0][1]) == (spread == 1), f"dense ids read by range, sparse by the ids: {memberships}"
     if database.backend != "postgresql":
         return
     with database.read() as conn:
