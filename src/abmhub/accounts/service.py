@@ -803,7 +803,7 @@ def later_page(dialect: str, workspace_id: int, page: PageRequest) -> Steps[tupl
     after, changed = page.start_after(str) is not None, page.changed_after_us is not None
     (rows,) = yield [(_plain_page(dialect, after, changed), _page_parameters(page, ws=workspace_id))]
     extras = yield _extras_reads(dialect, workspace_id, rows, page)
-    return _later_page(dialect, page, rows, extras)
+    return _page_and_extras(dialect, page, rows, extras)
 
 
 def later_page_of_key(
@@ -820,10 +820,10 @@ def later_page_of_key(
     if caller is None:
         return None
     extras = yield _extras_reads(dialect, caller.workspace_id, rows, page)
-    return caller, _later_page(dialect, page, rows, extras)
+    return caller, _page_and_extras(dialect, page, rows, extras)
 
 
-def _later_page(
+def _page_and_extras(
     dialect: str, page: PageRequest, rows: Sequence[Any], extras: Sequence[Any]
 ) -> tuple[Page[Any], RecordExtras]:
     assert page.sync_us is not None
