@@ -229,3 +229,16 @@ def _order_in(db: Database, workspace_id: int) -> Callable[[str], str]:
         )
         rtp_aids: dict[str, str] = dict(rows.all())
     return rtp_aids.__getitem__
+
+
+def test_a_later_page_counts_against_the_rate_limit(database: Database) -> None:
+    """A later page admits its key after reading it with the page: it still takes a token,
+    and a key over its limit is answered 429 (§5.1), not its page."""
+    _, key = _accounts(database, "limited", 5)
+    app = create_app(Settings(database_url=database.url, rate_limit=2), database)  # a burst of 2
+    with TestClient(app, headers={"X-Api-Key": key}) as client:
+        first = client.get("/api/v1/accounts", params={"limit": 2}).json()["data"]
+        cursor = {"limit": 2, "cursor": first["nextCursor"]}
+        assert client.get("/api/v1/accounts", params=cursor).status_code == 200
+        limited = client.get("/api/v1/accounts", params=cursor)
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1, limited.text
