@@ -32,7 +32,16 @@ from abmhub.db.engine import Database
 from abmhub.paging import Page, PageRequest
 from abmhub.tenancy.service import Caller, key_lookup
 from abmhub.timefmt import format_us
-from abmhub.web.dependencies import admit, caller, database, json_body, presented_api_key, reader, url_holds_nul
+from abmhub.web.dependencies import (
+    admit,
+    admitted,
+    caller,
+    database,
+    json_body,
+    presented_api_key,
+    reader,
+    url_holds_nul,
+)
 from abmhub.web.errors import ValidationFailed
 from abmhub.web.paging import page_body, page_request, parse_limit
 from abmhub.web.responses import envelope
@@ -247,7 +256,7 @@ def build_router(*, crm: bool) -> APIRouter:
         try:
             page, filters = _list_parameters(request)
         except ValidationFailed:
-            await caller(request)  # an unknown key, the rate limit, a NUL: their errors come first
+            await admitted(request, key)  # an unknown key, the rate limit, a NUL: their errors come first
             raise
         if service.is_later_plain_page(page, filters) and not url_holds_nul(request):
             # The hottest read: the key and the page in one snapshot, on the event loop.
@@ -256,7 +265,7 @@ def build_router(*, crm: bool) -> APIRouter:
             admit(request, key, read[0] if read else None)
             assert read is not None  # admit refused an unknown key
             return envelope(request, account_page_body(*read[1]))
-        who = await caller(request)
+        who = await admitted(request, key)
 
         def body() -> dict[str, Any]:
             found, extras = service.list_accounts(db, workspace_id=who.workspace_id, page=page, filters=filters)

@@ -802,8 +802,7 @@ def later_page(dialect: str, workspace_id: int, page: PageRequest) -> Steps[tupl
     statement of a read-committed transaction was."""
     after, changed = page.start_after(str) is not None, page.changed_after_us is not None
     (rows,) = yield [(_plain_page(dialect, after, changed), _page_parameters(page, ws=workspace_id))]
-    extras = yield _extras_reads(dialect, workspace_id, rows, page)
-    return _page_and_extras(dialect, page, rows, extras)
+    return (yield from _with_extras(dialect, workspace_id, page, rows))
 
 
 def later_page_of_key(
@@ -819,13 +818,14 @@ def later_page_of_key(
     caller = key.caller(found)
     if caller is None:
         return None
-    extras = yield _extras_reads(dialect, caller.workspace_id, rows, page)
-    return caller, _page_and_extras(dialect, page, rows, extras)
+    return caller, (yield from _with_extras(dialect, caller.workspace_id, page, rows))
 
 
-def _page_and_extras(
-    dialect: str, page: PageRequest, rows: Sequence[Any], extras: Sequence[Any]
-) -> tuple[Page[Any], RecordExtras]:
+def _with_extras(
+    dialect: str, workspace_id: int, page: PageRequest, rows: Sequence[Any]
+) -> Steps[tuple[Page[Any], RecordExtras]]:
+    """A later page's second snapshot: its rows' memberships and the field keys."""
+    extras = yield _extras_reads(dialect, workspace_id, rows, page)
     assert page.sync_us is not None
     return _page(page, rows, page.sync_us), _extras(dialect, *extras)
 

@@ -195,6 +195,13 @@ class DriverQuery:
         given = {**defaults, **parameters}
         return sql, tuple(given[name] for name in positions) if positions else given
 
+    def alone(self) -> DriverQuery:
+        """This statement, checked fit to run by itself, with no transaction around it
+        (`DriverReader.one`, `db.readers`): where SET LOCAL would do nothing."""
+        if self._before:
+            raise ValueError("a statement by itself has no transaction, where SET LOCAL does nothing")
+        return self
+
     def explain(self, conn: Connection, parameters: Mapping[str, Any]) -> str:
         """PostgreSQL's plan for the statement under its settings, in the transaction of `conn`."""
         sql, arguments = self.compiled(conn.dialect, parameters)
@@ -313,9 +320,7 @@ class DriverReader:
         """The rows of one statement, with no BEGIN or COMMIT: it is one snapshot by itself
         (PostgreSQL's autocommit, SQLite's implicit transaction). No planner `settings`: they
         need a transaction."""
-        if query._before:
-            raise ValueError("a statement by itself has no transaction, where SET LOCAL does nothing")
-        return self._again_if_dropped(self._one, query, parameters)
+        return self._again_if_dropped(self._one, query.alone(), parameters)
 
     def _again_if_dropped(self, read: Callable[..., Found], *arguments: Any) -> Found:
         """`read(*arguments)`; on a connection the server dropped (a restart), again on a new

@@ -140,7 +140,7 @@ class PoolReader:
         return self._connections.closed
 
     async def one(self, query: DriverQuery, parameters: Mapping[str, Any]) -> Rows:
-        return await self._again_if_dropped(self._one, query, parameters)
+        return await self._again_if_dropped(self._one, query.alone(), parameters)
 
     async def run(self, steps: Steps[Result]) -> Result:
         reads = next(steps)

@@ -64,7 +64,11 @@ async def caller(request: Request) -> Caller:
     hand-off of a sync dependency to the threadpool and back (the largest fixed cost of a
     small page).
     """
-    key = presented_api_key(request)
+    return await admitted(request, presented_api_key(request))
+
+
+async def admitted(request: Request, key: str) -> Caller:
+    """The caller of a presented key, looked up and admitted (`admit`)."""
     return admit(request, key, await authenticate_on(reader(request), key))
 
 

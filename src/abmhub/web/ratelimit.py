@@ -47,7 +47,7 @@ class RateLimiter:
         self.burst = max(rate, 1.0)
         self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
-        self._lock = threading.Lock()  # sync dependencies run on a thread pool
+        self._lock = threading.Lock()  # cheap, and safe should a caller run in a worker thread
 
     def take(self, key_id: str) -> None:
         """Take one token of `key_id`'s bucket, or raise RateLimited."""
